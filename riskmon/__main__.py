@@ -1,0 +1,5 @@
+import sys
+
+from riskmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""The `riskmon` command line: demo, run, check, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from riskmon import __version__
+from riskmon.capture import CaptureError
+from riskmon.config import ConfigError, MonitorConfig, load_config
+
+
+def _load(path: str) -> MonitorConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    print(f"OK: {args.config} ({len(config.venues)} venues, {len(config.desks)} desks)")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from riskmon.replay import replay
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    try:
+        result = replay(args.capture, config)
+    except (OSError, CaptureError) as exc:
+        print(f"error: {args.capture}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_json(), sort_keys=False))
+        return 0
+    from riskmon.notify.console import format_transition
+
+    for transition in result.transitions:
+        print(format_transition(transition))
+    print()
+    for row in result.exposure():
+        notional = "-" if row["notional_usd"] is None else f"{row['notional_usd']:,.2f}"
+        print(f"{row['desk']:12} {row['venue']:10} {row['market']:10} {row['position']:>16} {notional:>16} USD")
+    print(" ".join(f"{k}={v}" for k, v in result.stats().items()))
+    return 0
+
+
+async def _run_until_signalled(config: MonitorConfig, record: Path | None) -> None:
+    from riskmon.runtime.monitor import Monitor
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Monitor(config, record=record).run(stop)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    try:
+        asyncio.run(_run_until_signalled(config, Path(args.record) if args.record else None))
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from riskmon.runtime.demo import run_demo
+
+    try:
+        return asyncio.run(run_demo(args.duration, args.port))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        hint = " (another process holds the metrics port: try --port 0)" if exc.errno == 98 else ""
+        print(f"error: {exc.strerror or exc}{hint}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskmon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"riskmon {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run simulators and the monitor on loopback with a scripted scenario")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument("--port", type=int, default=None, help="metrics port (0 = any free port)")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="monitor the configured venues")
+    run.add_argument("-c", "--config", required=True)
+    run.add_argument("--record", metavar="CAPTURE.jsonl", help="append every received frame to this capture file")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate a config file")
+    check.add_argument("-c", "--config", required=True)
+    check.set_defaults(func=cmd_check)
+
+    rep = sub.add_parser("replay", help="replay a capture on virtual time")
+    rep.add_argument("capture")
+    rep.add_argument("-c", "--config", required=True)
+    rep.add_argument("--json", action="store_true", help="print one JSON object")
+    rep.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = args.log_level
+    if args.command in ("demo", "replay") and level == "INFO":
+        level = "WARNING"  # keep the demo view and replay output readable
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

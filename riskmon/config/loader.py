@@ -1,0 +1,357 @@
+"""Load monitor.yaml: safe YAML, `${ENV_VAR}` interpolation, typed validation, located errors.
+
+Every error names the file, the line, the key path and what was expected. Validation runs per
+venue, per desk and per section so that one run reports every broken entry, not just the first.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import base58
+import msgspec
+import yaml
+
+from riskmon.config.schema import (
+    MangoV3FillsVenue,
+    MobulaPerpEventsVenue,
+    MonitorConfig,
+    PhoenixVenue,
+)
+from riskmon.config.types import decode_hook
+
+KeyPath = tuple[str | int, ...]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    path: KeyPath
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = format_path(self.path) or "(top level)"
+        return f"{where}: {key}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__("\n".join(str(issue) for issue in issues))
+        self.issues = issues
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> MonitorConfig:
+    """Read and validate a config file; raise ConfigError listing every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, (), f"cannot read file: {exc.strerror}")]) from None
+    return parse_config(text, str(path), os.environ if environ is None else environ)
+
+
+def parse_config(text: str, filename: str, environ: Mapping[str, str]) -> MonitorConfig:
+    issues: list[ConfigIssue] = []
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([ConfigIssue(filename, line, (), f"invalid YAML: {problem}")]) from None
+    lines: dict[KeyPath, int] = {}
+    if root is not None:
+        _index_lines(root, (), lines, issues, filename)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(filename, 1, (), "expected a mapping with `venues` and `desks`")])
+
+    data = _interpolate(data, (), environ, issues, filename, lines)
+    config = _validate(data, issues, filename, lines)
+    if config is not None:
+        issues.extend(_check_semantics(config, filename, lines))
+    if issues:
+        raise ConfigError(issues)
+    assert config is not None
+    return config
+
+
+def _index_lines(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], issues: list[ConfigIssue], filename: str
+) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                issues.append(ConfigIssue(filename, key_node.start_mark.line + 1, (*path, key), "duplicate key"))
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines, issues, filename)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, index), lines, issues, filename)
+
+
+def _line_for(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    # The closest enclosing key that the file spells out (a missing key has no line of its own).
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in lines:
+            return lines[path[:cut]]
+    return None
+
+
+def _interpolate(
+    value: Any,
+    path: KeyPath,
+    environ: Mapping[str, str],
+    issues: list[ConfigIssue],
+    filename: str,
+    lines: dict[KeyPath, int],
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, str(k)), environ, issues, filename, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), environ, issues, filename, lines) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            issues.append(
+                ConfigIssue(filename, _line_for(path, lines), path, f"environment variable {name} is not set")
+            )
+            return match.group(0)
+        return environ[name]
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def _validate(
+    data: dict[str, Any], issues: list[ConfigIssue], filename: str, lines: dict[KeyPath, int]
+) -> MonitorConfig | None:
+    hints = typing.get_type_hints(MonitorConfig)
+    fields = {f.encode_name: f for f in msgspec.structs.fields(MonitorConfig)}
+    ok = True
+    for key in data:
+        if key not in fields:
+            issues.append(
+                ConfigIssue(
+                    filename,
+                    _line_for((str(key),), lines),
+                    (str(key),),
+                    f"unknown section; expected one of {', '.join(sorted(fields))}",
+                )
+            )
+            ok = False
+    for name, field in fields.items():
+        if name not in data:
+            if field.required:
+                issues.append(ConfigIssue(filename, 1, (name,), "required section is missing"))
+                ok = False
+            continue
+        section_type = hints[field.name]
+        section = data[name]
+        if typing.get_origin(section_type) is dict and isinstance(section, dict):
+            if not section:
+                issues.append(ConfigIssue(filename, _line_for((name,), lines), (name,), "expected at least one entry"))
+                ok = False
+            value_type = typing.get_args(section_type)[1]
+            for entry_name, entry in section.items():
+                ok &= _check(entry, value_type, (name, str(entry_name)), issues, filename, lines)
+        else:
+            ok &= _check(section, section_type, (name,), issues, filename, lines)
+    if not ok:
+        return None
+    return msgspec.convert(data, MonitorConfig, dec_hook=decode_hook)
+
+
+def _check(
+    value: Any,
+    typ: Any,
+    prefix: KeyPath,
+    issues: list[ConfigIssue],
+    filename: str,
+    lines: dict[KeyPath, int],
+) -> bool:
+    try:
+        msgspec.convert(value, typ, dec_hook=decode_hook)
+    except msgspec.ValidationError as exc:
+        match = _MSGSPEC_PATH.match(str(exc))
+        assert match is not None
+        message, raw_path = match.group("message"), match.group("path") or ""
+        path = (*prefix, *_locate(value, typ, raw_path))
+        missing = _MISSING_FIELD.search(message)
+        unknown = _UNKNOWN_FIELD.search(message)
+        if unknown:
+            path = (*path, unknown.group(1))
+            message = "unknown key" + _expected_keys(value, typ, path[len(prefix) :])
+        elif missing:
+            message = f"missing required key `{missing.group(1)}`"
+        issues.append(ConfigIssue(filename, _line_for(path, lines), path, _plain(message)))
+        return False
+    return True
+
+
+def _plain(message: str) -> str:
+    return message[0].lower() + message[1:] if message else message
+
+
+def _struct_for(typ: Any, data: Any) -> Any:
+    """The concrete type a value decodes to, picking a tagged-union member by its tag."""
+    origin = typing.get_origin(typ)
+    if origin is dict or origin is list:
+        return typ
+    members = [t for t in typing.get_args(typ) if t is not type(None)] if origin else [typ]
+    structs = [t for t in members if _is_struct(t)]
+    if len(structs) == 1:
+        return structs[0]
+    for struct in structs:
+        config = struct.__struct_config__
+        if isinstance(data, dict) and data.get(config.tag_field) == config.tag:
+            return struct
+    return members[0] if members else typ
+
+
+def _is_struct(typ: Any) -> bool:
+    return isinstance(typ, type) and issubclass(typ, msgspec.Struct)
+
+
+def _descend(value: Any, typ: Any, part: str | int) -> tuple[Any, Any]:
+    """The value and declared type one key or index below (value, typ)."""
+    typ = _struct_for(typ, value)
+    args = typing.get_args(typ)
+    if isinstance(part, int):
+        child = value[part] if isinstance(value, list) and part < len(value) else None
+        return child, args[0] if args else Any
+    child = value.get(part) if isinstance(value, dict) else None
+    if _is_struct(typ):
+        by_encode = {f.encode_name: f for f in msgspec.structs.fields(typ)}
+        field = by_encode.get(part)
+        return child, typing.get_type_hints(typ)[field.name] if field is not None else Any
+    return child, args[1] if len(args) == 2 else Any
+
+
+def _locate(value: Any, typ: Any, raw_path: str) -> KeyPath:
+    """Turn msgspec's `$.a[...].b[0]` into concrete keys, finding which dict key `[...]` hides."""
+    path: list[str | int] = []
+    for match in _PATH_TOKEN.finditer(raw_path):
+        part: str | int
+        if match.group(1):
+            part = match.group(1)
+        elif match.group(2):
+            part = int(match.group(2))
+        else:
+            value_type = typing.get_args(_struct_for(typ, value))[1]
+            part = next((str(k) for k, v in (value or {}).items() if not _converts(v, value_type)), "")
+            if not part:
+                break
+        path.append(part)
+        value, typ = _descend(value, typ, part)
+    return tuple(path)
+
+
+def _converts(value: Any, typ: Any) -> bool:
+    try:
+        msgspec.convert(value, typ, dec_hook=decode_hook)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _expected_keys(value: Any, typ: Any, path: KeyPath) -> str:
+    for part in path[:-1]:
+        value, typ = _descend(value, typ, part)
+    typ = _struct_for(typ, value)
+    if not _is_struct(typ):
+        return ""
+    names = sorted(f.encode_name for f in msgspec.structs.fields(typ))
+    return f"; expected one of {', '.join(names)}"
+
+
+def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, int]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+
+    def issue(path: KeyPath, message: str) -> None:
+        issues.append(ConfigIssue(filename, _line_for(path, lines), path, message))
+
+    for name, venue in config.venues.items():
+        if isinstance(venue, MangoV3FillsVenue):
+            if not venue.urls:
+                issue(("venues", name, "urls"), "expected at least one websocket URL")
+            for index, url in enumerate(venue.urls):
+                if not url.startswith(("ws://", "wss://")):
+                    issue(("venues", name, "urls", index), "expected a ws:// or wss:// URL")
+            for market, lots in venue.markets.items():
+                for key in ("base_lot_size", "quote_lot_size"):
+                    if getattr(lots, key) <= 0:
+                        issue(("venues", name, "markets", market, key), "expected a positive integer")
+        if isinstance(venue, PhoenixVenue) and not 0 <= venue.trader_pda_index <= 255:
+            issue(("venues", name, "trader_pda_index"), "expected an integer from 0 to 255")
+        backoff = getattr(venue, "reconnect", None)
+        if backoff is not None and (backoff.initial <= 0 or backoff.max < backoff.initial):
+            issue(("venues", name, "reconnect"), "expected 0 < initial <= max")
+
+    owners: dict[tuple[str, str], str] = {}
+    for desk_name, desk in config.desks.items():
+        for venue_name, accounts in desk.accounts.items():
+            desk_venue = config.venues.get(venue_name)
+            path: KeyPath = ("desks", desk_name, "accounts", venue_name)
+            if desk_venue is None:
+                issue(path, f"no venue named `{venue_name}` under venues")
+                continue
+            for index, account in enumerate(accounts):
+                # Mobula sends trader addresses lowercase; the same wallet in two cases is one account.
+                normalized = account.lower() if isinstance(desk_venue, MobulaPerpEventsVenue) else account
+                if isinstance(desk_venue, MangoV3FillsVenue) and not _is_pubkey(account):
+                    issue((*path, index), "expected a base58 MangoAccount public key (32 bytes)")
+                owner = owners.setdefault((venue_name, normalized), desk_name)
+                if owner != desk_name:
+                    issue((*path, index), f"account already belongs to desk `{owner}`")
+        limits = desk.limits
+        limits_path: KeyPath = ("desks", desk_name, "limits")
+        if not 0 < limits.warn_at <= 1:
+            issue((*limits_path, "warn_at"), "expected a fraction in (0, 1]")
+        if not 0 < limits.clear_at < 1:
+            issue((*limits_path, "clear_at"), "expected a fraction in (0, 1)")
+        for index, limit in enumerate(limits.max_net_notional_usd):
+            if limit.max_usd <= 0:
+                issue((*limits_path, "max_net_notional_usd", index, "max_usd"), "expected a positive amount")
+            try:
+                fnmatch.translate(limit.market)
+            except re.error:  # pragma: no cover - fnmatch.translate accepts any string today
+                issue((*limits_path, "max_net_notional_usd", index, "market"), "invalid pattern")
+        if limits.max_gross_notional_usd is not None and limits.max_gross_notional_usd <= 0:
+            issue((*limits_path, "max_gross_notional_usd"), "expected a positive amount")
+    return issues
+
+
+def _is_pubkey(text: str) -> bool:
+    try:
+        return len(base58.b58decode(text)) == 32
+    except ValueError:
+        return False

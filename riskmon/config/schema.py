@@ -1,0 +1,136 @@
+"""The typed shape of monitor.yaml.
+
+Every struct forbids unknown fields, so a typo is an error that names the key rather than a
+setting silently ignored. Venue sections are a union tagged by `kind`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from riskmon.config.types import Duration, Secret
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 9860
+    # Write endpoints require `Authorization: Bearer <token>` when set.
+    token: Secret | None = None
+
+
+class StateConfig(_Section):
+    path: str = "riskmon.db"
+    # Fill dedupe keys kept per venue stream; older ones are forgotten oldest first.
+    fill_retention: int = 200_000
+
+
+class Backoff(_Section):
+    initial: Duration = Duration(0.5)
+    max: Duration = Duration(30.0)
+
+
+class MarketLots(_Section):
+    """Per-market lot sizes that turn Mango's lots into UI units (protocols.md §1.4)."""
+
+    base_lot_size: int
+    quote_lot_size: int
+    base_decimals: int
+    quote_decimals: int = 6
+
+
+class MangoV3FillsVenue(_Section, tag_field="kind", tag="mango_v3_fills", kw_only=True):
+    urls: list[str]
+    # Overrides and additions to the built-in mainnet lot sizes, by market name (e.g. SOL-PERP).
+    markets: dict[str, MarketLots] = {}
+    reconnect: Backoff = msgspec.field(default_factory=Backoff)
+    max_frame_bytes: int = 4 * 1024 * 1024
+    open_timeout: Duration = Duration(10.0)
+
+
+class MobulaPerpEventsVenue(_Section, tag_field="kind", tag="mobula_perp_events", kw_only=True):
+    url: str = "wss://stream-perps-prod-eu.mobula.io/"
+    api_key: Secret
+    chain_ids: list[str] = msgspec.field(default_factory=lambda: ["evm:42161", "evm:8453", "lighter:304"])
+    ping_interval: Duration = Duration(30.0)
+    reconnect: Backoff = msgspec.field(default_factory=Backoff)
+
+
+class ProphetXVenue(_Section, tag_field="kind", tag="prophetx", kw_only=True):
+    rest_url: str
+    access_key: Secret
+    secret_key: Secret
+    activation_timeout: Duration = Duration(10.0)
+    health_check_gap: Duration = Duration(30.0)
+    reconcile_interval: Duration = Duration(900.0)
+    reconnect: Backoff = msgspec.field(default_factory=Backoff)
+
+
+class TotalisRfqVenue(_Section, tag_field="kind", tag="totalis_rfq", kw_only=True):
+    ws_url: str = "wss://api.totalis.trade/ws"
+    rest_url: str = "https://api.totalis.trade"
+    api_key: Secret
+    rfq_ids: list[str] = []
+    ping_interval: Duration = Duration(30.0)
+    reconnect: Backoff = msgspec.field(default_factory=Backoff)
+
+
+class PhoenixVenue(_Section, tag_field="kind", tag="phoenix", kw_only=True):
+    url: str = "wss://perp-api.phoenix.trade/v1/ws"
+    authority: str
+    trader_pda_index: int = 0
+    symbols: list[str] = []
+    jwt: Secret | None = None
+    reconnect: Backoff = msgspec.field(default_factory=Backoff)
+
+
+VenueConfig = MangoV3FillsVenue | MobulaPerpEventsVenue | ProphetXVenue | TotalisRfqVenue | PhoenixVenue
+
+
+class NetNotionalLimit(_Section):
+    # fnmatch pattern on the market name; the first pattern that matches a market applies.
+    market: str
+    max_usd: Decimal
+
+
+class DeskLimits(_Section):
+    max_net_notional_usd: list[NetNotionalLimit] = []
+    max_gross_notional_usd: Decimal | None = None
+    # Utilisation at which a warning fires before the critical breach at 1.0.
+    warn_at: Decimal = Decimal("0.8")
+    # An active limit alert clears only below this fraction of its threshold, so a position
+    # sitting on the line does not flap.
+    clear_at: Decimal = Decimal("0.95")
+    pending_for: Duration = msgspec.field(default=Duration(0.0), name="for")
+
+
+class Desk(_Section):
+    # venue name -> the desk's account ids on that venue (Mango: MangoAccount pubkeys).
+    accounts: dict[str, list[str]]
+    limits: DeskLimits = msgspec.field(default_factory=DeskLimits)
+
+
+class ConsoleReceiver(_Section, tag_field="kind", tag="console", kw_only=True):
+    pass
+
+
+ReceiverConfig = ConsoleReceiver
+
+
+class AlertsConfig(_Section):
+    # How long a one-off alert (a fill revoke) stays firing before it resolves by itself.
+    event_resolve_after: Duration = Duration(300.0)
+
+
+class MonitorConfig(_Section):
+    venues: dict[str, VenueConfig]
+    desks: dict[str, Desk]
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    state: StateConfig = msgspec.field(default_factory=StateConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    receivers: dict[str, ReceiverConfig] = msgspec.field(default_factory=lambda: {"console": ConsoleReceiver()})

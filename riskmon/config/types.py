@@ -1,0 +1,60 @@
+"""Config value types that YAML has no word for: durations and secrets."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(float):
+    """Seconds, written in config as `250ms`, `10s`, `15m`, `1h` or a bare number of seconds."""
+
+    @classmethod
+    def parse(cls, value: object) -> Duration:
+        if isinstance(value, bool):
+            raise ValueError("expected a duration like 10s, 15m or 1h")
+        if isinstance(value, int | float):
+            if value < 0:
+                raise ValueError("expected a non-negative duration")
+            return cls(value)
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if match:
+                return cls(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        raise ValueError("expected a duration like 10s, 15m or 1h")
+
+
+class Secret:
+    """A credential. Its repr and str never show the value, so it cannot leak into a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def decode_hook(typ: type, value: Any) -> Any:
+    if typ is Duration:
+        return Duration.parse(value)
+    if typ is Secret:
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a non-empty string (use ${ENV_VAR})")
+        return Secret(value)
+    raise NotImplementedError

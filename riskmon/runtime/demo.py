@@ -1,0 +1,129 @@
+"""`riskmon demo`: simulator + monitor + scripted scenario on loopback, shown live.
+
+Needs no network, keys or files outside the package. On a terminal it draws a live exposure
+and alert view; otherwise (a pipe, CI) it prints alert lines and a final exposure table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from importlib import resources
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.clock import SystemClock
+from riskmon.config.loader import parse_config
+from riskmon.demo.scenario import MARKETS, DemoScenario
+from riskmon.engine.exposure import plain_decimal
+from riskmon.notify.console import format_transition
+from riskmon.runtime.monitor import Monitor
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
+
+log = logging.getLogger(__name__)
+
+
+class _RichReceiver:
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def deliver(self, transition: AlertTransition) -> None:
+        colour = (
+            "green" if transition.status == "resolved" else ("red" if transition.severity == "critical" else "yellow")
+        )
+        line = escape(format_transition(transition))
+        self._console.print(f"[{colour}]{line}[/{colour}]", highlight=False, soft_wrap=True)
+
+
+def render(monitor: Monitor) -> Group:
+    engine = monitor.engine
+    exposure = Table(title="Exposure", expand=True)
+    for column in ("desk", "venue", "market", "position", "notional USD", "limit use"):
+        exposure.add_column(column, justify="right" if column in ("position", "notional USD", "limit use") else "left")
+    for row in engine.book.rows():
+        ratio = engine.limits.utilisation.get((row.key.desk, "net_notional", row.key.market))
+        notional = "-" if row.notional_usd is None else f"{row.notional_usd:,.2f}"
+        use = "-" if ratio is None else f"{ratio:.0%}"
+        style = "red" if ratio is not None and ratio >= 1 else ("yellow" if ratio is not None and ratio >= 0.8 else "")
+        exposure.add_row(
+            row.key.desk, row.key.venue, row.key.market, plain_decimal(row.position), notional, use, style=style
+        )
+
+    alerts = Table(title="Alerts firing", expand=True)
+    for column in ("alert", "severity", "labels", "summary"):
+        alerts.add_column(column)
+    for alert in engine.alerts.active():
+        if alert.state == "firing":
+            labels = " ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity"))
+            alerts.add_row(alert.alertname, alert.severity, labels, alert.annotations.get("summary", ""))
+
+    feeds = Table(title="Feeds", expand=True)
+    for column in ("venue", "up", "frames", "fills", "duplicates", "revoked", "voided", "malformed", "reconnects"):
+        feeds.add_column(column)
+    for venue, s in sorted(engine.stats.items()):
+        feeds.add_row(
+            venue,
+            "yes" if s.feed_up else "NO",
+            *map(str, (s.frames, s.fills, s.duplicates, s.revoked, s.voided, s.malformed, s.reconnects)),
+        )
+    return Group(exposure, alerts, feeds)
+
+
+async def run_demo(duration: float | None, port: int | None, step: float = 0.5) -> int:
+    clock = SystemClock()
+    simulator = MangoV3FillsSimulator(MARKETS)
+    await simulator.start()
+    scenario = DemoScenario(simulator, now=clock.now, step=step)
+    await scenario.seed()
+    text = resources.files("riskmon.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
+    config = parse_config(text, "riskmon/demo/demo.yaml", {"RISKMON_DEMO_MANGO_URL": simulator.url})
+
+    interactive = sys.stdout.isatty()
+    console = Console()
+    monitor = Monitor(config, clock=clock, receivers=[_RichReceiver(console)], http_port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    runner = asyncio.create_task(monitor.run(stop))
+    player: asyncio.Task[None] | None = None
+    try:
+        connected = asyncio.create_task(simulator.wait_for_connections(1, timeout=30))
+        await asyncio.wait([runner, connected], return_when=asyncio.FIRST_COMPLETED)
+        if runner.done():
+            connected.cancel()
+            return await _finish(runner)
+        await connected
+        metrics = f"http://{config.server.host}:{monitor.http_port}/metrics"
+        console.print(f"riskmon demo: Mango simulator at {simulator.url}; metrics at {metrics}; Ctrl-C to stop")
+        player = asyncio.create_task(scenario.play())
+        deadline = None if duration is None else loop.time() + duration
+        live = Live(render(monitor), console=console, refresh_per_second=4) if interactive else None
+        with live if live is not None else contextlib.nullcontext():
+            while (deadline is None or loop.time() < deadline) and not runner.done() and not player.done():
+                await asyncio.sleep(0.25)
+                if live is not None:
+                    live.update(render(monitor))
+        if player.done() and not player.cancelled() and player.exception() is not None:
+            raise player.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        if player is not None:
+            player.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await player
+        await _finish(runner)
+        await simulator.stop()
+    if not interactive:
+        console.print(render(monitor))
+    return 0
+
+
+async def _finish(runner: asyncio.Task[None]) -> int:
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    return 0

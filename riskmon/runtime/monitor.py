@@ -1,0 +1,136 @@
+"""The runtime shell: venue sessions -> one engine task -> receivers, plus the HTTP server.
+
+Composition only: every decision is made by the pure engine. The engine runs in one task (the
+only writer of state) and its deadlines are served by one re-armed loop timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.capture import CaptureWriter
+from riskmon.clock import Clock, SystemClock
+from riskmon.config.schema import MonitorConfig
+from riskmon.engine.engine import Engine
+from riskmon.metrics import engine_registry
+from riskmon.notify.console import ConsoleReceiver
+from riskmon.runtime.http import HttpServer
+from riskmon.venues.base import Inbound
+from riskmon.venues.registry import AdapterUnavailable, VenueSession, build_codec, build_session
+
+log = logging.getLogger(__name__)
+
+
+class Receiver(Protocol):
+    def deliver(self, transition: AlertTransition) -> None: ...
+
+
+class Monitor:
+    def __init__(
+        self,
+        config: MonitorConfig,
+        *,
+        clock: Clock | None = None,
+        record: Path | None = None,
+        receivers: Sequence[Receiver] | None = None,
+        http: bool = True,
+        http_port: int | None = None,
+        inbound_capacity: int = 10_000,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.engine = Engine(config)
+        self.registry = engine_registry(self.engine)
+        self.recent_alerts: deque[AlertTransition] = deque(maxlen=100)
+        self._receivers = list(receivers) if receivers is not None else [ConsoleReceiver()]
+        self._recorder = CaptureWriter(record) if record is not None else None
+        # Bounded: a venue faster than the engine is slowed at its socket, never buffered without limit.
+        self._inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=inbound_capacity)
+        self._http = (
+            HttpServer(self.registry, config.server.host, config.server.port if http_port is None else http_port)
+            if http
+            else None
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
+        self.sessions: list[VenueSession] = []
+        for venue in config.venues:
+            try:
+                codec = build_codec(config, venue)
+                self.sessions.append(build_session(config, venue, codec, self._inbound.put, self.clock))
+            except AdapterUnavailable as exc:
+                log.warning("%s; it is not monitored", exc)
+
+    @property
+    def http_port(self) -> int | None:
+        return self._http.port if self._http is not None else None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then close everything in order."""
+        if self._http is not None:
+            await self._http.start()
+            log.info("serving /metrics on %s:%s", self.config.server.host, self._http.port)
+        tasks = [asyncio.create_task(session.run(), name=f"session:{session.venue}") for session in self.sessions]
+        tasks.append(asyncio.create_task(self._engine_loop(), name="engine"))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._http is not None:
+                await self._http.stop()
+            if self._recorder is not None:
+                self._recorder.close()
+
+    async def _engine_loop(self) -> None:
+        while True:
+            item = await self._inbound.get()
+            if self._recorder is not None and item.frame is not None:
+                self._recorder.write(item.received_at, item.venue, item.frame)
+            self._publish(
+                self.engine.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None)
+            )
+            self._rearm()
+
+    def _rearm(self) -> None:
+        due = self.engine.next_deadline()
+        if due == self._armed_for:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_for = due
+        if due is not None:
+            delay = max(0.0, due - self.clock.now())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_for = None
+        self._publish(self.engine.advance(self.clock.now()))
+        self._rearm()
+
+    def _publish(self, transitions: list[AlertTransition]) -> None:
+        for transition in transitions:
+            self.recent_alerts.append(transition)
+            for receiver in self._receivers:
+                try:
+                    receiver.deliver(transition)
+                except Exception:
+                    log.exception("receiver %s failed", type(receiver).__name__)

@@ -1,0 +1,47 @@
+"""What every venue adapter provides: a pure codec and an I/O session around it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from riskmon.events import Event
+
+
+class VenueCodec(Protocol):
+    """Sans-I/O protocol core: frames in, normalized events out, frames to send queued.
+
+    No sockets, clocks or tasks: the same codec serves the live session and replay.
+    """
+
+    venue: str
+
+    def receive_text(self, text: str) -> list[Event]: ...
+
+    def receive_bytes(self, data: bytes) -> list[Event]: ...
+
+    def data_to_send(self) -> list[str | bytes]: ...
+
+
+class Inbound:
+    """What a session hands the engine task: the raw frame (for capture) and its events."""
+
+    __slots__ = ("events", "frame", "received_at", "venue")
+
+    def __init__(self, venue: str, received_at: float, frame: str | bytes | None, events: list[Event]) -> None:
+        self.venue = venue
+        self.received_at = received_at
+        self.frame = frame
+        self.events = events
+
+
+InboundSink = Callable[[Inbound], Awaitable[None]]
+
+
+def redact_endpoint(url: str) -> str:
+    """scheme://host:port only: paths and queries can carry keys, and logs must never show them."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
