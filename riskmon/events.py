@@ -45,6 +45,8 @@ class FillReceived(msgspec.Struct, frozen=True, gc=False):
     liquidity: Liquidity
     fee_rate: Decimal
     venue_ts: float  # unix seconds, as the venue stamped it
+    # The venue's monotonic position of the write that carried the fill (Mango: Solana slot).
+    as_of: int | None = None
 
 
 class FillRevoked(msgspec.Struct, frozen=True, gc=False):
@@ -60,9 +62,10 @@ class FillRevoked(msgspec.Struct, frozen=True, gc=False):
 class FillSnapshot(msgspec.Struct, frozen=True, gc=False):
     """The venue's view of recent fills on one stream (Mango: a checkpoint).
 
-    A replay to merge, not new fills. `window_start` is the lowest sequence the venue still
-    holds for the stream, taken over all fills, ours or not; a fill we hold at or above it that
-    the snapshot lacks was voided while we were not listening. None when the window is empty.
+    A replay to merge, not new fills. `window_start`..`window_end` are the lowest and highest
+    sequences in it, over all fills, ours or not; a fill we hold inside that range that the
+    snapshot lacks was voided while we were not listening. Both None when the window is empty.
+    `as_of` is the venue's position of the snapshot (Mango: slot), when the venue sends one.
     """
 
     venue: str
@@ -70,6 +73,8 @@ class FillSnapshot(msgspec.Struct, frozen=True, gc=False):
     market: str
     fills: tuple[FillReceived, ...]
     window_start: int | None
+    window_end: int | None = None
+    as_of: int | None = None
 
 
 class MarkPrice(msgspec.Struct, frozen=True, gc=False):

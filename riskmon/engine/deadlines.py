@@ -41,15 +41,15 @@ class DeadlineHeap:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def pop_due(self, now: float) -> list[Hashable]:
-        """Keys due at or before `now`, earliest first; each is removed."""
-        out: list[Hashable] = []
+    def pop_due(self, now: float) -> list[tuple[float, Hashable]]:
+        """(due time, key) for every key due at or before `now`, earliest first; each is removed."""
+        out: list[tuple[float, Hashable]] = []
         while self._heap and self._heap[0][0] <= now:
-            _at, token, key = heapq.heappop(self._heap)
+            at, token, key = heapq.heappop(self._heap)
             current = self._due.get(key)
             if current is not None and current[1] == token:
                 del self._due[key]
-                out.append(key)
+                out.append((at, key))
         return out
 
     def _drop_stale(self) -> None:

@@ -97,10 +97,13 @@ class Engine:
         return out
 
     def advance(self, now: float) -> list[AlertTransition]:
-        """Fire every deadline due at or before `now`."""
+        """Fire every deadline due at or before `now`, each stamped with its own due time.
+
+        Stamping the due time (not `now`) keeps replay exact when frames are sparse.
+        """
         out: list[AlertTransition] = []
-        for key in self.deadlines.pop_due(now):
-            transition = self.alerts.on_deadline(key, now)
+        for due, key in self.deadlines.pop_due(now):
+            transition = self.alerts.on_deadline(key, due)
             if transition is not None:
                 out.append(transition)
         return out

@@ -48,8 +48,10 @@ class FillLedger:
     def merge_snapshot(self, snapshot: FillSnapshot) -> SnapshotMerge:
         """Merge a venue's replay of recent fills; nothing already held is counted again.
 
-        A held fill at or above the window start that the snapshot lacks was voided while we
+        A held fill inside the snapshot's window that the snapshot lacks was voided while we
         were not listening (a fork missed during a disconnect), so it is removed and returned.
+        Above the window's newest fill the snapshot speaks only if it is at least as recent as
+        the fill (by `as_of`): a lagging failover server has simply not seen newer fills yet.
         """
         result = SnapshotMerge()
         held = self._streams.setdefault((snapshot.venue, snapshot.stream), {})
@@ -62,8 +64,16 @@ class FillLedger:
                 result.duplicates += 1
         if snapshot.window_start is not None:
             missing = [
-                key for key, fill in held.items() if fill.sequence >= snapshot.window_start and key not in present
+                key
+                for key, fill in held.items()
+                if key not in present and fill.sequence >= snapshot.window_start and _covers(snapshot, fill)
             ]
             for key in missing:
                 result.voided.append(held.pop(key))
         return result
+
+
+def _covers(snapshot: FillSnapshot, fill: FillReceived) -> bool:
+    if snapshot.window_end is None or fill.sequence <= snapshot.window_end:
+        return True
+    return snapshot.as_of is not None and fill.as_of is not None and snapshot.as_of >= fill.as_of

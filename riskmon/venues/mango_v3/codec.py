@@ -128,11 +128,14 @@ class MangoV3FillsCodec:
                 return [fills]
             ours.extend(fills)
         window_start = min((fill.seq_num for _, fill in decoded), default=None)
+        window_end = max((fill.seq_num for _, fill in decoded), default=None)
         out: list[Event] = []
         if decoded and lots is not None:
             newest = max(decoded, key=lambda item: item[1].seq_num)[1]
             out.append(MarkPrice(self.venue, frame.market, lots.price(newest.price_lots), float(newest.timestamp)))
-        out.append(FillSnapshot(self.venue, frame.queue, frame.market, tuple(ours), window_start))
+        out.append(
+            FillSnapshot(self.venue, frame.queue, frame.market, tuple(ours), window_start, window_end, frame.slot)
+        )
         return out
 
     def _our_roles(self, fill: FillEvent) -> list[tuple[str, Liquidity]]:
@@ -171,6 +174,7 @@ class MangoV3FillsCodec:
                     liquidity=role,
                     fee_rate=fill.taker_fee if is_taker else fill.maker_fee,
                     venue_ts=float(fill.timestamp),
+                    as_of=frame.slot,
                 )
             )
         return out

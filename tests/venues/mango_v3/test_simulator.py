@@ -29,7 +29,7 @@ from riskmon.venues.mango_v3.simulator import (
     encode_fill_event,
 )
 
-DATA_FILE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "mango_v3_fills_real.json"
+DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "mango_v3_fills_real.json"
 SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
 BTC = SimMarket("BTC-PERP", "7t5Me8RieYKsFpfLEV8jnpqcqswNpyWD95ZqgUXuLV8Z")
 MARKETS = (SOL, BTC)
