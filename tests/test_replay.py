@@ -101,10 +101,13 @@ def test_real_checkpoint_gives_exact_positions(tmp_path: Path, checkpoint: str) 
         "gamma": as_plain(expected[GAMMA]),
     }
     alpha = next(row for row in result["exposure"] if row["desk"] == "alpha")
-    assert alpha["venue"] == "mango" and alpha["account"] == ALPHA and alpha["market"] == "SOL-PERP"
+    assert alpha["venue"] == "mango"
+    assert alpha["account"] == ALPHA
+    assert alpha["market"] == "SOL-PERP"
     assert alpha["notional_usd"] == pytest.approx(float(expected[ALPHA]) * 90.7)  # newest checkpoint price
     assert alpha["pending_usd"] == 0.0
-    assert result["stats"]["frames"] == 1 and result["stats"]["malformed"] == 0
+    assert result["stats"]["frames"] == 1
+    assert result["stats"]["malformed"] == 0
 
 
 def test_update_adds_1_98_sol_and_its_revoke_restores_the_exact_position(
@@ -146,7 +149,8 @@ def test_malformed_frames_are_counted_logged_without_content_and_change_nothing(
     with caplog.at_level(logging.WARNING):
         dirty = replay(write_capture(tmp_path / "2.jsonl", frames), config()).to_json()
     assert positions(dirty) == positions(clean)
-    assert dirty["stats"]["malformed"] == 3 and dirty["stats"]["frames"] == 5
+    assert dirty["stats"]["malformed"] == 3
+    assert dirty["stats"]["frames"] == 5
     assert sum("malformed frame" in r.getMessage() for r in caplog.records) == 3
     assert "SUPERSECRET" not in caplog.text
 
@@ -174,7 +178,14 @@ def _parties(encoded: str) -> set[str]:
 
 def _sim_frame(seq: int, qty_lots: int, price_lots: int, taker_side: str = "bid", status: str = "New") -> str:
     raw = encode_fill_event(
-        SimFill(maker=STREET, taker=ALPHA, taker_side=taker_side, price_lots=price_lots, quantity_lots=qty_lots, timestamp=1_700_000_000),  # type: ignore[arg-type]
+        SimFill(
+            maker=STREET,
+            taker=ALPHA,
+            taker_side=taker_side,
+            price_lots=price_lots,
+            quantity_lots=qty_lots,
+            timestamp=1_700_000_000,
+        ),  # type: ignore[arg-type]
         seq,
     )
     return json.dumps(
@@ -209,7 +220,8 @@ def test_limit_alerts_warn_then_breach_and_clear_with_hysteresis(tmp_path: Path)
         "alertname": "ExposureLimitBreach",
         "severity": "critical",
     }
-    assert "$1,100" in critical["annotations"]["summary"] and "$1,000" in critical["annotations"]["summary"]
+    assert "$1,100" in critical["annotations"]["summary"]
+    assert "$1,000" in critical["annotations"]["summary"]
 
 
 def test_for_duration_runs_on_virtual_time(tmp_path: Path) -> None:
@@ -229,7 +241,9 @@ def test_replay_is_deterministic(tmp_path: Path, checkpoint: str, update: str) -
     assert replay(path, config()).to_json() == replay(path, config()).to_json()
 
 
-def test_cli_replay_json_contract(tmp_path: Path, checkpoint: str, update: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_replay_json_contract(
+    tmp_path: Path, checkpoint: str, update: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text(CONFIG.replace("LIMIT_FOR", "0s"))
     capture = write_capture(tmp_path / "c.jsonl", [(100.0, checkpoint), (101.0, update), (102.0, revoke_of(update))])
@@ -262,7 +276,11 @@ def test_capture_round_trip_keeps_text_and_binary_frames(tmp_path: Path) -> None
     writer.close()
     lines = path.read_text().splitlines()
     assert json.loads(lines[0]) == {"ts": 1.5, "venue": "mango", "frame": '{"a": 1}'}
-    assert json.loads(lines[1]) == {"ts": 2.5, "venue": "phoenix", "frame_b64": base64.b64encode(b"\x00\xffbinary").decode()}
+    assert json.loads(lines[1]) == {
+        "ts": 2.5,
+        "venue": "phoenix",
+        "frame_b64": base64.b64encode(b"\x00\xffbinary").decode(),
+    }
     read = [line.payload() for _, line in read_capture(path)]
     assert read == ['{"a": 1}', b"\x00\xffbinary"]
     (tmp_path / "broken.jsonl").write_text('{"ts": 1, "frame_b64": "***"}\n')

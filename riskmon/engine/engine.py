@@ -150,9 +150,9 @@ class Engine:
         self.book.apply_fill(fill, reverse=True)
         out = self.limits.evaluate(fill.desk, (fill.market,), self.book, self.alerts, now)
         labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market, "account": fill.account}
-        qty = plain_decimal(fill.quantity)
+        trade = f"a {fill.side.value} of {plain_decimal(fill.quantity)} @ {plain_decimal(fill.price)}"
         annotations = {
-            "summary": f"{fill.venue} {fill.market}: a {fill.side.value} of {qty} @ {plain_decimal(fill.price)} was reversed",
+            "summary": f"{fill.venue} {fill.market}: {trade} was reversed",
             "description": f"Fill seq {fill.sequence} on desk {fill.desk} was reversed because {why}.",
         }
         transition = self.alerts.fire_event(

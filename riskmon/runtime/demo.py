@@ -85,7 +85,7 @@ async def run_demo(duration: float | None, port: int | None, step: float = 0.5) 
     config = parse_config(text, "riskmon/demo/demo.yaml", {"RISKMON_DEMO_MANGO_URL": simulator.url})
 
     interactive = sys.stdout.isatty()
-    console = Console()
+    console = Console(soft_wrap=True)
     monitor = Monitor(config, clock=clock, receivers=[_RichReceiver(console)], http_port=port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

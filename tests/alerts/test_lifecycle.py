@@ -26,12 +26,16 @@ def test_fires_at_once_without_for_and_resolves_below_the_clear_level() -> None:
     tracker = AlertTracker(DeadlineHeap())
     assert observe(tracker, 50, 1.0) is None
     fired = observe(tracker, 101, 2.0)
-    assert fired is not None and fired.status == "firing" and fired.ts == 2.0
+    assert fired is not None
+    assert fired.status == "firing"
+    assert fired.ts == 2.0
     assert fired.labels == {**LABELS, "alertname": "ExposureLimitBreach", "severity": "critical"}
     assert fired.fingerprint == fingerprint(fired.labels)
     resolved = observe(tracker, 90, 3.0)
-    assert resolved is not None and resolved.status == "resolved"
-    assert resolved.starts_at == 2.0 and resolved.annotations == {"summary": "value 90"}
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    assert resolved.starts_at == 2.0
+    assert resolved.annotations == {"summary": "value 90"}
     assert tracker.active() == []
 
 
@@ -40,7 +44,8 @@ def test_hysteresis_keeps_a_value_on_the_line_from_flapping() -> None:
     transitions = [observe(tracker, v, float(i)) for i, v in enumerate([100, 99, 100.5, 96, 99.9, 100, 95.5])]
     assert [t.status for t in transitions if t] == ["firing"]
     final = observe(tracker, 94.9, 10.0)
-    assert final is not None and final.status == "resolved"
+    assert final is not None
+    assert final.status == "resolved"
 
 
 def test_for_holds_the_alert_pending_until_its_deadline() -> None:
@@ -53,7 +58,9 @@ def test_for_holds_the_alert_pending_until_its_deadline() -> None:
     ((due, key),) = heap.pop_due(45.0)
     assert due == 30.0
     fired = tracker.on_deadline(key, due)
-    assert fired is not None and fired.status == "firing" and fired.starts_at == 30.0
+    assert fired is not None
+    assert fired.status == "firing"
+    assert fired.starts_at == 30.0
 
 
 def test_a_pending_alert_that_clears_never_fires_or_resolves() -> None:
@@ -69,13 +76,16 @@ def test_event_alerts_fire_once_refresh_and_expire() -> None:
     heap = DeadlineHeap()
     tracker = AlertTracker(heap)
     first = tracker.fire_event("FillRevoked", "warning", LABELS, {"summary": "one"}, resolve_after=60, now=0.0)
-    assert first is not None and first.status == "firing"
+    assert first is not None
+    assert first.status == "firing"
     again = tracker.fire_event("FillRevoked", "warning", LABELS, {"summary": "two"}, resolve_after=60, now=30.0)
     assert again is None  # refreshed, not fired twice
     assert heap.pop_due(60.0) == []  # the refresh moved the expiry to 90
     ((_, key),) = heap.pop_due(90.0)
     resolved = tracker.on_deadline(key, 90.0)
-    assert resolved is not None and resolved.status == "resolved" and resolved.annotations == {"summary": "two"}
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    assert resolved.annotations == {"summary": "two"}
 
 
 def test_on_deadline_ignores_keys_it_does_not_own() -> None:

@@ -11,7 +11,8 @@ def test_pops_due_keys_in_time_order_and_only_once() -> None:
     assert heap.next_due() == 10.0
     assert heap.pop_due(25.0) == [(10.0, "a"), (20.0, "b")]
     assert heap.pop_due(25.0) == []
-    assert len(heap) == 1 and "c" in heap
+    assert len(heap) == 1
+    assert "c" in heap
 
 
 def test_rescheduling_replaces_the_earlier_arming() -> None:
@@ -32,7 +33,8 @@ def test_cancel_is_lazy_but_invisible() -> None:
     heap.cancel("missing")
     assert heap.next_due() == 7.0
     assert heap.pop_due(100.0) == [(7.0, "y")]
-    assert heap.next_due() is None and len(heap) == 0
+    assert heap.next_due() is None
+    assert len(heap) == 0
 
 
 def test_equal_times_keep_scheduling_order() -> None:

@@ -9,7 +9,9 @@ from riskmon.engine.fills import FillLedger
 from riskmon.events import FillReceived, FillSnapshot, Liquidity, Side
 
 
-def fill(key: str, qty: str, side: Side = Side.BUY, seq: int = 1, desk: str = "alpha", market: str = "SOL-PERP") -> FillReceived:
+def fill(
+    key: str, qty: str, side: Side = Side.BUY, seq: int = 1, desk: str = "alpha", market: str = "SOL-PERP"
+) -> FillReceived:
     return FillReceived(
         venue="mango",
         desk=desk,
@@ -83,7 +85,9 @@ def test_snapshot_merge_adds_new_keeps_held_and_voids_what_the_window_lost() -> 
         ledger.record(f)
     new = fill("new", "1", seq=15)
     merge = ledger.merge_snapshot(FillSnapshot("mango", "queue", "SOL-PERP", (kept, new), window_start=10))
-    assert merge.new == [new] and merge.duplicates == 1 and merge.voided == [lost]
+    assert merge.new == [new]
+    assert merge.duplicates == 1
+    assert merge.voided == [lost]
     assert set(ledger.held("mango", "queue")) == {"old", "kept", "new"}
 
 
@@ -91,7 +95,8 @@ def test_an_empty_window_voids_nothing() -> None:
     ledger = FillLedger()
     ledger.record(fill("a", "1", seq=3))
     merge = ledger.merge_snapshot(FillSnapshot("mango", "queue", "SOL-PERP", (), window_start=None))
-    assert merge.voided == [] and len(ledger) == 1
+    assert merge.voided == []
+    assert len(ledger) == 1
 
 
 def test_above_its_newest_fill_only_a_recent_enough_snapshot_voids() -> None:

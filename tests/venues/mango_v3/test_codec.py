@@ -37,11 +37,14 @@ def test_every_real_checkpoint_event_decodes_to_a_well_formed_fill(mango_real: d
         assert fill.taker_side in (0, 1)
         assert 1_647_900_000 < fill.timestamp < 1_648_000_000  # March 2022, when the docs were written
         assert fill.maker_timestamp <= fill.timestamp
-        assert fill.price_lots > 0 and fill.quantity_lots > 0
+        assert fill.price_lots > 0
+        assert fill.quantity_lots > 0
         # SOL traded between $80 and $100 that week; fee rates are small fractions.
         assert Decimal(80) < sol.price(fill.price_lots) < Decimal(100)
-        assert abs(fill.maker_fee) < Decimal("0.001") and Decimal(0) < fill.taker_fee < Decimal("0.001")
-        assert len(fill.maker) in (43, 44) and len(fill.taker) in (43, 44)
+        assert abs(fill.maker_fee) < Decimal("0.001")
+        assert Decimal(0) < fill.taker_fee < Decimal("0.001")
+        assert len(fill.maker) in (43, 44)
+        assert len(fill.taker) in (43, 44)
         seqs.append(fill.seq_num)
     assert len(set(seqs)) == 113
     assert max(seqs) - min(seqs) < 256  # the checkpoint is one ring window
@@ -72,7 +75,8 @@ def test_update_becomes_a_fill_for_each_desk_side_and_a_mark(
     assert (taker.side, taker.liquidity) == (Side.BUY, Liquidity.TAKER)
     assert (maker.side, maker.liquidity) == (Side.SELL, Liquidity.MAKER)  # the maker sold to a buying taker
     for fill in (taker, maker):
-        assert fill.quantity == Decimal("1.98") and fill.price == Decimal("90.47")
+        assert fill.quantity == Decimal("1.98")
+        assert fill.price == Decimal("90.47")
         assert (fill.market, fill.stream, fill.sequence) == ("SOL-PERP", SOL_QUEUE, 1012918)
     assert taker.fill_key != maker.fill_key
 
@@ -88,7 +92,8 @@ def test_checkpoint_is_a_snapshot_with_the_window_over_all_fills(
 ) -> None:
     events = codec.receive_text(mango_real["checkpoint_frame"])
     mark, snapshot = events
-    assert isinstance(mark, MarkPrice) and isinstance(snapshot, FillSnapshot)
+    assert isinstance(mark, MarkPrice)
+    assert isinstance(snapshot, FillSnapshot)
     assert snapshot.window_start == 1012507  # lowest seq of all 113 fills, not only ours
     assert (snapshot.stream, snapshot.market) == (SOL_QUEUE, "SOL-PERP")
     alpha = [f for f in snapshot.fills if f.desk == "alpha"]
@@ -130,7 +135,8 @@ def test_malformed_frames_become_one_counted_drop(
     codec: MangoV3FillsCodec, mango_real: dict[str, Any], make: Any, reason: str
 ) -> None:
     events = codec.receive_text(make(mango_real["update_frame"]))
-    assert len(events) == 1 and isinstance(events[0], FrameMalformed)
+    assert len(events) == 1
+    assert isinstance(events[0], FrameMalformed)
     assert reason in events[0].reason
 
 
@@ -147,7 +153,8 @@ def test_one_bad_event_drops_the_whole_checkpoint(codec: MangoV3FillsCodec, mang
     frame = json.loads(mango_real["checkpoint_frame"])
     frame["events"][40] = frame["events"][40][:-8]
     (event,) = codec.receive_text(json.dumps(frame))
-    assert isinstance(event, FrameMalformed) and "checkpoint" in event.reason
+    assert isinstance(event, FrameMalformed)
+    assert "checkpoint" in event.reason
 
 
 def test_binary_frames_are_dropped(codec: MangoV3FillsCodec) -> None:
@@ -159,7 +166,8 @@ def test_binary_frames_are_dropped(codec: MangoV3FillsCodec) -> None:
 def test_desk_fill_on_a_market_without_lot_sizes_is_never_guessed(mango_real: dict[str, Any]) -> None:
     codec = MangoV3FillsCodec("mango", {ALPHA: "alpha"})
     (event,) = codec.receive_text(_corrupt(mango_real["update_frame"], market="LUNA-PERP"))
-    assert isinstance(event, FrameMalformed) and "LUNA-PERP" in event.reason
+    assert isinstance(event, FrameMalformed)
+    assert "LUNA-PERP" in event.reason
     other = MangoV3FillsCodec("mango", {"FE8o2cp5PmvTxwwk5JowWUXSFJusK7WoiZGhWT7mgXvT": "gamma"})
     assert other.receive_text(_corrupt(mango_real["update_frame"], market="LUNA-PERP")) == []
 
@@ -170,7 +178,8 @@ def test_configured_lot_sizes_override_the_builtin_ones(mango_real: dict[str, An
     lots = {"SOL-PERP": MarketLots(base_lot_size=100_000_000, quote_lot_size=100, base_decimals=9)}
     codec = MangoV3FillsCodec("mango", {ALPHA: "alpha"}, lots)
     fill = next(e for e in codec.receive_text(mango_real["update_frame"]) if isinstance(e, FillReceived))
-    assert fill.quantity == Decimal("19.8") and fill.price == Decimal("9.047")
+    assert fill.quantity == Decimal("19.8")
+    assert fill.price == Decimal("9.047")
 
 
 def test_unknown_keys_are_tolerated(codec: MangoV3FillsCodec, mango_real: dict[str, Any]) -> None:
