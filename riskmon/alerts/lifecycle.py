@@ -91,11 +91,14 @@ class AlertTracker:
                 self._deadlines.schedule((_PROMOTE, fp), now + pending_for)
                 return None
             return self._fire(alert, now)
+        if alert.state == "pending" and not breached:
+            # Hysteresis protects a firing alert from flapping; a pending one that is no longer
+            # breached simply never happened, as in Prometheus.
+            del self._alerts[fp]
+            self._deadlines.cancel((_PROMOTE, fp))
+            return None
         if cleared:
             del self._alerts[fp]
-            if alert.state == "pending":
-                self._deadlines.cancel((_PROMOTE, fp))
-                return None
             alert.value = value
             alert.annotations = dict(annotations)
             return self._transition(alert, "resolved", now)

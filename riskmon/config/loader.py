@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import base58
 import msgspec
@@ -31,6 +32,7 @@ KeyPath = tuple[str | int, ...]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_KEY_IN = re.compile(r"^.*? - at `key` in `\$(?P<path>[^`]*)`$", re.DOTALL)
 _PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
@@ -182,7 +184,12 @@ def _validate(
                 ok = False
             value_type = typing.get_args(section_type)[1]
             for entry_name, entry in section.items():
-                ok &= _check(entry, value_type, (name, str(entry_name)), issues, filename, lines)
+                path = (name, str(entry_name))
+                if not isinstance(entry_name, str):
+                    issues.append(ConfigIssue(filename, _line_for(path, lines), path, "expected a name; quote it"))
+                    ok = False
+                    continue
+                ok &= _check(entry, value_type, path, issues, filename, lines)
         else:
             ok &= _check(section, section_type, (name,), issues, filename, lines)
     if not ok:
@@ -204,6 +211,9 @@ def _check(
         match = _MSGSPEC_PATH.match(str(exc))
         assert match is not None
         message, raw_path = match.group("message"), match.group("path") or ""
+        key_in = _KEY_IN.match(str(exc))
+        if key_in:
+            message, raw_path = "expected a name; quote it", key_in.group("path")
         path = (*prefix, *_locate(value, typ, raw_path))
         missing = _MISSING_FIELD.search(message)
         unknown = _UNKNOWN_FIELD.search(message)
@@ -304,8 +314,8 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
             if not venue.urls:
                 issue(("venues", name, "urls"), "expected at least one websocket URL")
             for index, url in enumerate(venue.urls):
-                if not url.startswith(("ws://", "wss://")):
-                    issue(("venues", name, "urls", index), "expected a ws:// or wss:// URL")
+                if not _is_websocket_url(url):
+                    issue(("venues", name, "urls", index), "expected a ws:// or wss:// URL with a host")
             for market, lots in venue.markets.items():
                 for key in ("base_lot_size", "quote_lot_size"):
                     if getattr(lots, key) <= 0:
@@ -315,6 +325,10 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
         backoff = getattr(venue, "reconnect", None)
         if backoff is not None and (backoff.initial <= 0 or backoff.max < backoff.initial):
             issue(("venues", name, "reconnect"), "expected 0 < initial <= max")
+
+    if config.state.fill_retention < 1024:
+        # Far above any venue's replay window (Mango: 256), or a replayed fill could count twice.
+        issue(("state", "fill_retention"), "expected at least 1024")
 
     owners: dict[tuple[str, str], str] = {}
     for desk_name, desk in config.desks.items():
@@ -348,6 +362,15 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
         if limits.max_gross_notional_usd is not None and limits.max_gross_notional_usd <= 0:
             issue((*limits_path, "max_gross_notional_usd"), "expected a positive amount")
     return issues
+
+
+def _is_websocket_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("ws", "wss") and bool(parts.hostname)
 
 
 def _is_pubkey(text: str) -> bool:

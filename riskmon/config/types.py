@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -17,8 +18,8 @@ class Duration(float):
         if isinstance(value, bool):
             raise ValueError("expected a duration like 10s, 15m or 1h")
         if isinstance(value, int | float):
-            if value < 0:
-                raise ValueError("expected a non-negative duration")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError("expected a finite, non-negative duration")
             return cls(value)
         if isinstance(value, str):
             match = _DURATION.match(value)

@@ -58,6 +58,8 @@ class Monitor:
             if http
             else None
         )
+        # Set after each inbound item is applied, so callers can await progress instead of sleeping.
+        self.applied = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
         self.sessions: list[VenueSession] = []
@@ -107,6 +109,7 @@ class Monitor:
                 self.engine.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None)
             )
             self._rearm()
+            self.applied.set()
 
     def _rearm(self) -> None:
         due = self.engine.next_deadline()

@@ -39,9 +39,17 @@ class Inbound:
 InboundSink = Callable[[Inbound], Awaitable[None]]
 
 
+INVALID_URL = "(invalid URL)"
+
+
 def redact_endpoint(url: str) -> str:
     """scheme://host:port only: paths and queries can carry keys, and logs must never show them."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return INVALID_URL
     host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets, or the port is ambiguous
     return f"{parts.scheme}://{host}{port}"

@@ -99,3 +99,12 @@ def test_fingerprint_depends_on_every_label_but_not_order() -> None:
     assert a == fingerprint({"y": "2", "x": "1"})
     assert a != fingerprint({"x": "1", "y": "3"})
     assert a != fingerprint({"x": "1"})
+
+
+def test_a_pending_alert_back_under_its_threshold_is_dropped_not_held_by_hysteresis() -> None:
+    heap = DeadlineHeap()
+    tracker = AlertTracker(heap)
+    observe(tracker, 120, 0.0, pending_for=30.0)
+    assert observe(tracker, 97, 5.0, pending_for=30.0) is None  # under 100, above the 95 clear level
+    assert tracker.active() == []
+    assert heap.pop_due(60.0) == []

@@ -19,9 +19,12 @@ from riskmon.clock import Clock
 from riskmon.config.schema import MangoV3FillsVenue
 from riskmon.events import FeedDown, FeedUp, FrameMalformed
 from riskmon.venues.backoff import ReconnectBackoff
-from riskmon.venues.base import Inbound, InboundSink, VenueCodec, redact_endpoint
+from riskmon.venues.base import INVALID_URL, Inbound, InboundSink, VenueCodec, redact_endpoint
 
 log = logging.getLogger(__name__)
+# websockets logs request lines (paths, queries: possibly tokens) at DEBUG; never let them out.
+_wire_log = logging.getLogger(f"{__name__}.wire")
+_wire_log.setLevel(logging.INFO)
 
 _MESSAGE_TOO_BIG = 1009
 
@@ -50,7 +53,7 @@ class MangoV3FillsSession:
         """Stream until cancelled, moving to the next URL after every failure."""
         for url in itertools.cycle(self._config.urls):
             endpoint = redact_endpoint(url)
-            reason = await self._stream(url, endpoint)
+            reason = await self._stream(url, endpoint) if endpoint != INVALID_URL else "invalid URL"
             await self._report(FeedDown(self.venue, endpoint, reason))
             delay = self._backoff.next_delay()
             log.info("%s: reconnecting in %.2fs", self.venue, delay)
@@ -64,6 +67,7 @@ class MangoV3FillsSession:
                 open_timeout=self._config.open_timeout,
                 ping_interval=None,  # the server never answers, so a ping timeout would kill a live feed
                 compression=None,
+                logger=_wire_log,
             ) as ws:
                 await self._report(FeedUp(self.venue, endpoint))
                 first = True
