@@ -210,7 +210,7 @@ def test_valid_config_with_all_five_venue_kinds() -> None:
     assert isinstance(prophetx, ProphetXVenue)
     assert prophetx.access_key.reveal() == SECRETS["PX_ACCESS_KEY"]
     assert prophetx.secret_key.reveal() == SECRETS["PX_SECRET_KEY"]
-    assert (prophetx.activation_timeout, prophetx.health_check_gap, prophetx.reconcile_interval) == (10, 30, 900)
+    assert (prophetx.activation_timeout, prophetx.health_check_gap, prophetx.reconcile_interval) == (10.0, 30.0, 900.0)
 
     totalis = config.venues["totalis"]
     assert isinstance(totalis, TotalisRfqVenue)
