@@ -153,6 +153,8 @@ def _interpolate(
     return _ENV_REF.sub(substitute, value)
 
 
+# strict=False lets a number arrive as a string, which is all `${ENV_VAR}` can produce
+# (`port: ${PORT}`); the types still decide what is accepted.
 def _validate(
     data: dict[str, Any], issues: list[ConfigIssue], filename: str, lines: dict[KeyPath, int]
 ) -> MonitorConfig | None:
@@ -194,7 +196,7 @@ def _validate(
             ok &= _check(section, section_type, (name,), issues, filename, lines)
     if not ok:
         return None
-    return msgspec.convert(data, MonitorConfig, dec_hook=decode_hook)
+    return msgspec.convert(data, MonitorConfig, dec_hook=decode_hook, strict=False)
 
 
 def _check(
@@ -206,7 +208,7 @@ def _check(
     lines: dict[KeyPath, int],
 ) -> bool:
     try:
-        msgspec.convert(value, typ, dec_hook=decode_hook)
+        msgspec.convert(value, typ, dec_hook=decode_hook, strict=False)
     except msgspec.ValidationError as exc:
         match = _MSGSPEC_PATH.match(str(exc))
         assert match is not None
@@ -287,7 +289,7 @@ def _locate(value: Any, typ: Any, raw_path: str) -> KeyPath:
 
 def _converts(value: Any, typ: Any) -> bool:
     try:
-        msgspec.convert(value, typ, dec_hook=decode_hook)
+        msgspec.convert(value, typ, dec_hook=decode_hook, strict=False)
     except msgspec.ValidationError:
         return False
     return True

@@ -191,5 +191,5 @@ class Engine:
         if stats.feed_up:
             stats.reconnects += 1
         stats.feed_up = False
-        log.warning("%s: disconnected from %s: %s", event.venue, event.endpoint, event.reason)
+        log.warning("%s: feed down at %s: %s", event.venue, event.endpoint, event.reason)
         return []
