@@ -77,11 +77,18 @@ class FillSnapshot(msgspec.Struct, frozen=True, gc=False):
     as_of: int | None = None
 
 
+class MarkKind(StrEnum):
+    TRADE = "trade"  # the price of the latest trade: a fallback, it can sit stale in a quiet market
+    MARK = "mark"  # the venue's own mark price
+    MID = "mid"  # the venue's order-book mid
+
+
 class MarkPrice(msgspec.Struct, frozen=True, gc=False):
     venue: str
     market: str
     price: Decimal  # USD per base unit
     venue_ts: float
+    kind: MarkKind = MarkKind.TRADE
 
 
 class FrameMalformed(msgspec.Struct, frozen=True, gc=False):
@@ -102,4 +109,226 @@ class FeedDown(msgspec.Struct, frozen=True, gc=False):
     reason: str
 
 
-Event = FillReceived | FillRevoked | FillSnapshot | MarkPrice | FrameMalformed | FeedUp | FeedDown
+class Liquidation(msgspec.Struct, frozen=True, gc=False):
+    """The venue liquidated one of our positions. The size it closed, when the frame says, also
+    arrives as a FillReceived; this event is the alert-worthy fact itself."""
+
+    venue: str
+    desk: str
+    account: str
+    market: str
+    side: Side  # the side of the liquidating trade: SELL closes a long
+    quantity: Decimal | None
+    price: Decimal | None
+    key: str  # the venue's identity of the liquidation, for dedupe
+    venue_ts: float
+
+
+class PositionAmended(msgspec.Struct, frozen=True, gc=False):
+    """A change to a position that is not a fill: TP/SL moved, size or leverage changed, a trade
+    stored. Tracked for the record; exposure moves only through fills and position reports."""
+
+    venue: str
+    desk: str
+    account: str
+    market: str
+    change: str  # the venue's event type, e.g. UPDATE_TP, LEVERAGE_UPDATE_EXECUTED
+    key: str
+    details: tuple[tuple[str, str], ...] = ()
+    venue_ts: float | None = None
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # placed, activation not yet confirmed by the venue
+    OPEN = "open"
+    REJECTED = "rejected"  # activation failed (ProphetX `invalid`)
+    CANCELED = "canceled"
+    VOID = "void"  # voided or wiped by the venue: stakes returned
+    SETTLED = "settled"  # the market resolved: nothing at risk any more
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
+    """The venue's latest view of one of our orders. Absolute, not a delta: applying the newest
+    update for an order gives its state, so a replayed update cannot double count."""
+
+    venue: str
+    desk: str
+    account: str
+    order_id: str
+    market: str
+    status: OrderStatus
+    venue_status: str  # the venue's own word, kept for alerts and the API
+    sequence: int | None  # the venue's per-order sequence: older ones are dropped
+    venue_ts: float
+    reason: str | None = None  # why it was rejected or canceled, as the venue says
+    external_id: str | None = None
+    price: Decimal | None = None  # ProphetX: American odds
+    quantity: Decimal | None = None  # ProphetX: stake in USD
+    filled_quantity: Decimal | None = None  # cumulative
+    fill_price: Decimal | None = None
+    # Worst-case loss in USD that the matched part of the order carries (bet venues).
+    worst_case_loss_usd: Decimal | None = None
+
+
+class QuoteStatus(StrEnum):
+    ACCEPTED = "accepted"  # reserved: pending exposure until confirmed or released
+    CONFIRMED = "confirmed"
+    EXECUTED = "executed"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class QuoteLeg(msgspec.Struct, frozen=True, gc=False):
+    venue: str
+    market: str
+    side: str
+    exposure_usd: Decimal | None = None
+
+
+class QuoteUpdate(msgspec.Struct, frozen=True, gc=False):
+    """An RFQ quote of ours moved in its lifecycle (Totalis). Fields a frame lacks are None, and
+    the engine keeps what an earlier frame for the same quote said."""
+
+    venue: str
+    desk: str
+    account: str  # the market maker id
+    quote_id: str
+    rfq_id: str | None
+    status: QuoteStatus
+    venue_ts: float | None = None
+    worst_case_loss_usd: Decimal | None = None  # mm_cost: what we pay out if every leg hits
+    confirmation_deadline: float | None = None  # unix seconds
+    reason: str | None = None
+    execution_id: str | None = None
+    legs: tuple[QuoteLeg, ...] = ()
+
+
+class RfqPositionStatus(StrEnum):
+    CREATED = "created"
+    SETTLED = "settled"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class RfqPositionUpdate(msgspec.Struct, frozen=True, gc=False):
+    venue: str
+    desk: str
+    account: str
+    rfq_id: str
+    status: RfqPositionStatus
+    venue_ts: float | None = None
+    position_pda: str | None = None
+    detail: str | None = None  # settled: outcome; cancelled: reason; error: the error
+
+
+class ReportedPosition(msgspec.Struct, frozen=True, gc=False):
+    market: str
+    quantity: Decimal  # signed base units: < 0 is short
+    entry_price: Decimal | None = None
+
+
+class PositionsReported(msgspec.Struct, frozen=True, gc=False):
+    """The venue's own statement of positions (Phoenix traderState). Absolute: `complete` means
+    every market not listed is flat (a snapshot); otherwise only the listed markets changed."""
+
+    venue: str
+    desk: str
+    account: str
+    positions: tuple[ReportedPosition, ...]
+    complete: bool
+    sequence: int | None = None
+    venue_ts: float | None = None
+
+
+class SequenceGap(msgspec.Struct, frozen=True, gc=False):
+    """A sequenced stream skipped numbers; the session resubscribes for a fresh snapshot."""
+
+    venue: str
+    stream: str
+    expected: int
+    received: int
+
+
+class MarketStatusChanged(msgspec.Struct, frozen=True, gc=False):
+    venue: str
+    market: str
+    status: str  # the venue's word, e.g. active, paused, closed, tombstoned
+    tradable: bool
+    final_price: Decimal | None = None
+
+
+class Subscribed(msgspec.Struct, frozen=True, gc=False):
+    venue: str
+    subscription: str  # what was subscribed, never a credential
+
+
+class SubscriptionFailed(msgspec.Struct, frozen=True, gc=False):
+    """A subscription or login the venue refused: the desk is blind on it until fixed."""
+
+    venue: str
+    subscription: str
+    reason: str
+    misconfigured: bool = False  # retrying will not help: the config must change
+
+
+class Heartbeat(msgspec.Struct, frozen=True, gc=False):
+    """A venue liveness signal (ProphetX health_check), per connection."""
+
+    venue: str
+    connection: str
+    venue_ts: float | None = None
+
+
+class BookLevel(msgspec.Struct, frozen=True, gc=False):
+    price: Decimal  # ProphetX: American odds
+    size: Decimal  # ProphetX: stake in USD
+
+
+class BookSide(msgspec.Struct, frozen=True, gc=False):
+    selection: str  # ProphetX: outcome id; a two-sided book: "bid" / "ask"
+    levels: tuple[BookLevel, ...]
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """Top levels of one market's book, replacing the previous ones."""
+
+    venue: str
+    market: str
+    sides: tuple[BookSide, ...]
+    sequence: int | None = None
+
+
+class TradeExecuted(msgspec.Struct, frozen=True, gc=False):
+    """A public trade on the venue (anyone's): recorded for the market's activity, not exposure."""
+
+    venue: str
+    market: str
+    price: Decimal
+    quantity: Decimal
+    sequence: int | None = None
+    venue_ts: float | None = None
+
+
+Event = (
+    FillReceived
+    | FillRevoked
+    | FillSnapshot
+    | MarkPrice
+    | FrameMalformed
+    | FeedUp
+    | FeedDown
+    | Liquidation
+    | PositionAmended
+    | OrderUpdate
+    | QuoteUpdate
+    | RfqPositionUpdate
+    | PositionsReported
+    | SequenceGap
+    | MarketStatusChanged
+    | Subscribed
+    | SubscriptionFailed
+    | Heartbeat
+    | BookSnapshot
+    | TradeExecuted
+)

@@ -56,37 +56,82 @@ class MangoV3FillsVenue(_Section, tag_field="kind", tag="mango_v3_fills", kw_onl
 class MobulaPerpEventsVenue(_Section, tag_field="kind", tag="mobula_perp_events", kw_only=True):
     url: str = "wss://stream-perps-prod-eu.mobula.io/"
     api_key: Secret
+    # Lighter is `lighter:304` on this stream (`lighter:301` belongs to the positions stream).
     chain_ids: list[str] = msgspec.field(default_factory=lambda: ["evm:42161", "evm:8453", "lighter:304"])
+    # payload.name of the subscribe envelope: how the venue names this subscription.
+    subscription_name: str = "riskmon-perp-events"
     ping_interval: Duration = Duration(30.0)
+    # A ping not answered within this long means the socket is dead.
+    pong_timeout: Duration = Duration(10.0)
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
+    max_frame_bytes: int = 1024 * 1024
+    open_timeout: Duration = Duration(10.0)
+
+
+class ProphetXSubscription(_Section):
+    type: str  # tournament | event | event_subtype
+    ids: list[str] = []
 
 
 class ProphetXVenue(_Section, tag_field="kind", tag="prophetx", kw_only=True):
-    rest_url: str
+    rest_url: str  # e.g. https://cash.api.prophetx.co/partner
     access_key: Secret
     secret_key: Secret
+    # What the channel registration asks for (the v4 declarative subscription set).
+    subscriptions: list[ProphetXSubscription] = []
     activation_timeout: Duration = Duration(10.0)
     health_check_gap: Duration = Duration(30.0)
     reconcile_interval: Duration = Duration(900.0)
+    # The access token lives ~20 minutes; refresh well before.
+    token_refresh: Duration = Duration(480.0)
+    # Re-read the connection config this often; a change means reconnect (Talaria cutover).
+    config_refresh: Duration = Duration(1800.0)
+    # Client pusher:ping after this much silence when the server does not say (Pusher default).
+    activity_timeout: Duration = Duration(120.0)
+    pong_timeout: Duration = Duration(30.0)
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
+    max_frame_bytes: int = 4 * 1024 * 1024
+    open_timeout: Duration = Duration(10.0)
+    rest_timeout: Duration = Duration(10.0)
 
 
 class TotalisRfqVenue(_Section, tag_field="kind", tag="totalis_rfq", kw_only=True):
     ws_url: str = "wss://api.totalis.trade/ws"
     rest_url: str = "https://api.totalis.trade"
     api_key: Secret
+    # RFQs to follow from the start (`rfq:{id}`); every RFQ of a quote accepted later is
+    # followed without listing it here.
     rfq_ids: list[str] = []
     ping_interval: Duration = Duration(30.0)
+    pong_timeout: Duration = Duration(10.0)
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
+    max_frame_bytes: int = 1024 * 1024
+    open_timeout: Duration = Duration(10.0)
+    rest_timeout: Duration = Duration(10.0)
+
+
+class PhoenixMarketUnits(_Section):
+    """Lot and tick sizes (protocols.md §5.5); normally read from the exchange channel."""
+
+    base_lots_decimals: int
+    tick_size: int  # tickSizeInQuoteLotsPerBaseLot
 
 
 class PhoenixVenue(_Section, tag_field="kind", tag="phoenix", kw_only=True):
     url: str = "wss://perp-api.phoenix.trade/v1/ws"
     authority: str
     trader_pda_index: int = 0
+    # Symbols whose `market` channel (mark prices) is subscribed; allMids covers the rest.
     symbols: list[str] = []
+    # Overrides for the units the exchange channel reports, by symbol.
+    markets: dict[str, PhoenixMarketUnits] = {}
     jwt: Secret | None = None
+    # Transport pings: a pong missing for ping_interval + ping_timeout means a dead socket.
+    ping_interval: Duration = Duration(20.0)
+    ping_timeout: Duration = Duration(20.0)
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
+    max_frame_bytes: int = 4 * 1024 * 1024
+    open_timeout: Duration = Duration(10.0)
 
 
 VenueConfig = MangoV3FillsVenue | MobulaPerpEventsVenue | ProphetXVenue | TotalisRfqVenue | PhoenixVenue
@@ -134,3 +179,6 @@ class MonitorConfig(_Section):
     state: StateConfig = msgspec.field(default_factory=StateConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     receivers: dict[str, ReceiverConfig] = msgspec.field(default_factory=lambda: {"console": ConsoleReceiver()})
+    # underlying -> {venue name: that venue's market}: SOL-PERP on Mango, SOL on Phoenix and
+    # lighter-sol-usd on Mobula are one exposure, priced by the best mark any of them has.
+    underlyings: dict[str, dict[str, str]] = {}

@@ -17,23 +17,54 @@ class VenueCodec(Protocol):
 
     venue: str
 
+    def connection_opened(self) -> None:
+        """A new connection is open: reset per-connection state and queue the handshake frames."""
+
     def receive_text(self, text: str) -> list[Event]: ...
 
     def receive_bytes(self, data: bytes) -> list[Event]: ...
 
+    def receive_rest(self, source: str, body: str) -> list[Event]:
+        """A REST response the session fetched (`source` names the call, e.g. "get_order").
+
+        REST answers go through the codec like frames, so a capture of them replays the same way.
+        """
+        ...
+
     def data_to_send(self) -> list[str | bytes]: ...
 
 
+class PingingCodec(VenueCodec, Protocol):
+    """A venue with an application-level ping: the session decides when, the codec says what."""
+
+    def send_ping(self) -> None:
+        """Queue a ping frame; `pong_outstanding` stays True until the venue answers."""
+
+    @property
+    def pong_outstanding(self) -> bool: ...
+
+
 class Inbound:
-    """What a session hands the engine task: the raw frame (for capture) and its events."""
+    """What a session hands the engine task: the raw frame (for capture) and its events.
 
-    __slots__ = ("events", "frame", "received_at", "venue")
+    `rest` names the REST call when `frame` is a REST response body rather than a stream frame.
+    """
 
-    def __init__(self, venue: str, received_at: float, frame: str | bytes | None, events: list[Event]) -> None:
+    __slots__ = ("events", "frame", "received_at", "rest", "venue")
+
+    def __init__(
+        self,
+        venue: str,
+        received_at: float,
+        frame: str | bytes | None,
+        events: list[Event],
+        rest: str | None = None,
+    ) -> None:
         self.venue = venue
         self.received_at = received_at
         self.frame = frame
         self.events = events
+        self.rest = rest
 
 
 InboundSink = Callable[[Inbound], Awaitable[None]]

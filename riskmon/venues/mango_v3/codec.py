@@ -55,8 +55,14 @@ class MangoV3FillsCodec:
         self._owners = dict(accounts)
         self._markets = market_converters(markets or {})
 
+    def connection_opened(self) -> None:
+        pass  # the legacy feed sends checkpoints unasked: nothing to reset or send
+
     def receive_bytes(self, data: bytes) -> list[Event]:
         return [FrameMalformed(self.venue, "binary frame on a text-only feed")]
+
+    def receive_rest(self, source: str, body: str) -> list[Event]:
+        return [FrameMalformed(self.venue, f"the Mango fills feed has no REST call {source!r}")]
 
     def data_to_send(self) -> list[str | bytes]:
         return []  # the legacy feed has no subscribe, auth or heartbeat
