@@ -322,8 +322,28 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
                 for key in ("base_lot_size", "quote_lot_size"):
                     if getattr(lots, key) <= 0:
                         issue(("venues", name, "markets", market, key), "expected a positive integer")
-        if isinstance(venue, PhoenixVenue) and not 0 <= venue.trader_pda_index <= 255:
-            issue(("venues", name, "trader_pda_index"), "expected an integer from 0 to 255")
+        if isinstance(venue, PhoenixVenue):
+            if not 0 <= venue.trader_pda_index <= 255:
+                issue(("venues", name, "trader_pda_index"), "expected an integer from 0 to 255")
+            if not _is_pubkey(venue.authority):
+                issue(("venues", name, "authority"), "expected a base58 wallet public key (32 bytes)")
+        if isinstance(venue, MobulaPerpEventsVenue):
+            for index, chain in enumerate(venue.chain_ids):
+                if chain == "lighter:301":
+                    issue(
+                        ("venues", name, "chain_ids", index),
+                        "lighter:301 is the Perp Positions stream's id; this perp events stream uses lighter:304 "
+                        "and silently drops 301, so no Lighter event would ever arrive",
+                    )
+            if not venue.chain_ids:
+                issue(("venues", name, "chain_ids"), "expected at least one chain id")
+        for key in ("url", "ws_url"):
+            stream_url = getattr(venue, key, None)
+            if isinstance(stream_url, str) and not _is_websocket_url(stream_url):
+                issue(("venues", name, key), "expected a ws:// or wss:// URL with a host")
+        rest_url = getattr(venue, "rest_url", None)
+        if isinstance(rest_url, str) and not _is_http_url(rest_url):
+            issue(("venues", name, "rest_url"), "expected an http:// or https:// URL with a host")
         backoff = getattr(venue, "reconnect", None)
         if backoff is not None and (backoff.initial <= 0 or backoff.max < backoff.initial):
             issue(("venues", name, "reconnect"), "expected 0 < initial <= max")
@@ -345,6 +365,10 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
                 normalized = account.lower() if isinstance(desk_venue, MobulaPerpEventsVenue) else account
                 if isinstance(desk_venue, MangoV3FillsVenue) and not _is_pubkey(account):
                     issue((*path, index), "expected a base58 MangoAccount public key (32 bytes)")
+                if isinstance(desk_venue, MobulaPerpEventsVenue) and not _EVM_ADDRESS.fullmatch(account):
+                    issue((*path, index), "expected a wallet address: 0x and 40 hex digits")
+                if isinstance(desk_venue, PhoenixVenue) and account != desk_venue.authority:
+                    issue((*path, index), f"expected the venue's authority {desk_venue.authority}")
                 owner = owners.setdefault((venue_name, normalized), desk_name)
                 if owner != desk_name:
                     issue((*path, index), f"account already belongs to desk `{owner}`")
@@ -363,7 +387,23 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
                 issue((*limits_path, "max_net_notional_usd", index, "market"), "invalid pattern")
         if limits.max_gross_notional_usd is not None and limits.max_gross_notional_usd <= 0:
             issue((*limits_path, "max_gross_notional_usd"), "expected a positive amount")
+    for underlying, markets in config.underlyings.items():
+        for venue_name in markets:
+            if venue_name not in config.venues:
+                issue(("underlyings", underlying, venue_name), f"no venue named `{venue_name}` under venues")
     return issues
+
+
+_EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _is_websocket_url(url: str) -> bool:

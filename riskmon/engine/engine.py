@@ -10,14 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine.deadlines import DeadlineHeap
-from riskmon.engine.exposure import ExposureBook, plain_decimal
+from riskmon.engine.exposure import ExposureBook, PositionKey, plain_decimal
 from riskmon.engine.fills import FillLedger
+from riskmon.engine.markets import VenueMarkets
+from riskmon.engine.trading import OrderBook, QuoteBook
+from riskmon.engine.venue_alerts import market_closed_alerts, subscription_alert
 from riskmon.events import (
+    BookSnapshot,
     Event,
     FeedDown,
     FeedUp,
@@ -25,13 +30,33 @@ from riskmon.events import (
     FillRevoked,
     FillSnapshot,
     FrameMalformed,
+    Heartbeat,
+    Liquidation,
+    MarketStatusChanged,
     MarkPrice,
+    OrderStatus,
+    OrderUpdate,
+    PositionAmended,
+    PositionsReported,
+    QuoteUpdate,
+    RfqPositionStatus,
+    RfqPositionUpdate,
+    SequenceGap,
+    Subscribed,
+    SubscriptionFailed,
+    TradeExecuted,
 )
 from riskmon.rules.limits import LimitEvaluator
 
 log = logging.getLogger(__name__)
 
 FILL_REVOKED = "FillRevoked"
+LIQUIDATION = "Liquidation"
+ORDER_ACTIVATION_FAILED = "OrderActivationFailed"
+RFQ_POSITION_ERROR = "RfqPositionError"
+SEQUENCE_GAP = "SequenceGap"
+# Event-type keys the engine remembers to drop repeats of, per venue (fills have their ledger).
+_SEEN_KEYS_KEPT = 10_000
 
 
 @dataclass(slots=True)
@@ -50,6 +75,19 @@ class VenueStats:
     engine_errors: int = 0
     feed_up: bool = False
     last_frame_at: float | None = None
+    liquidations: int = 0
+    amendments: int = 0
+    order_updates: int = 0
+    stale_updates: int = 0
+    quote_updates: int = 0
+    rfq_position_updates: int = 0
+    position_reports: int = 0
+    sequence_gaps: int = 0
+    subscription_errors: int = 0
+    heartbeats: int = 0
+    last_heartbeat_at: float | None = None
+    book_updates: int = 0
+    trades: int = 0
 
 
 class Engine:
@@ -57,10 +95,14 @@ class Engine:
         self.config = config
         self.deadlines = DeadlineHeap()
         self.alerts = AlertTracker(self.deadlines)
-        self.book = ExposureBook()
+        self.book = ExposureBook(config.underlyings)
         self.ledger = FillLedger(config.state.fill_retention)
         self.limits = LimitEvaluator(config.desks)
+        self.orders = OrderBook(config.state.fill_retention)
+        self.quotes = QuoteBook(config.state.fill_retention)
+        self.markets = VenueMarkets()
         self.stats: dict[str, VenueStats] = {name: VenueStats() for name in config.venues}
+        self._seen: dict[str, dict[str, None]] = {}
         self._handlers: dict[type[Any], Callable[[Any, float], list[AlertTransition]]] = {
             FillReceived: self._on_fill,
             FillRevoked: self._on_revoke,
@@ -69,6 +111,19 @@ class Engine:
             FrameMalformed: self._on_malformed,
             FeedUp: self._on_feed_up,
             FeedDown: self._on_feed_down,
+            Liquidation: self._on_liquidation,
+            PositionAmended: self._on_amended,
+            OrderUpdate: self._on_order,
+            QuoteUpdate: self._on_quote,
+            RfqPositionUpdate: self._on_rfq_position,
+            PositionsReported: self._on_positions,
+            SequenceGap: self._on_sequence_gap,
+            MarketStatusChanged: self._on_market_status,
+            Subscribed: self._on_subscribed,
+            SubscriptionFailed: self._on_subscription_failed,
+            Heartbeat: self._on_heartbeat,
+            BookSnapshot: self._on_book,
+            TradeExecuted: self._on_trade,
         }
 
     def venue_stats(self, venue: str) -> VenueStats:
@@ -118,7 +173,8 @@ class Engine:
             return []
         stats.fills += 1
         self.book.apply_fill(fill)
-        return self.limits.evaluate(fill.desk, (fill.market,), self.book, self.alerts, now)
+        instrument = self.book.instrument(fill.venue, fill.market)
+        return self.limits.evaluate(fill.desk, (instrument,), self.book, self.alerts, now)
 
     def _on_revoke(self, revoke: FillRevoked, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(revoke.venue)
@@ -138,7 +194,7 @@ class Engine:
         touched: dict[str, set[str]] = {}
         for fill in merge.new:
             self.book.apply_fill(fill)
-            touched.setdefault(fill.desk, set()).add(fill.market)
+            touched.setdefault(fill.desk, set()).add(self.book.instrument(fill.venue, fill.market))
         for desk, markets in touched.items():
             out.extend(self.limits.evaluate(desk, markets, self.book, self.alerts, now))
         for fill in merge.voided:
@@ -148,31 +204,52 @@ class Engine:
 
     def _reverse(self, fill: FillReceived, why: str, now: float) -> list[AlertTransition]:
         self.book.apply_fill(fill, reverse=True)
-        out = self.limits.evaluate(fill.desk, (fill.market,), self.book, self.alerts, now)
+        instrument = self.book.instrument(fill.venue, fill.market)
+        out = self.limits.evaluate(fill.desk, (instrument,), self.book, self.alerts, now)
         labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market, "account": fill.account}
         trade = f"a {fill.side.value} of {plain_decimal(fill.quantity)} @ {plain_decimal(fill.price)}"
         annotations = {
             "summary": f"{fill.venue} {fill.market}: {trade} was reversed",
             "description": f"Fill seq {fill.sequence} on desk {fill.desk} was reversed because {why}.",
         }
+        out.extend(self._event_alert(FILL_REVOKED, "warning", labels, annotations, now, float(fill.quantity)))
+        return out
+
+    def _event_alert(
+        self,
+        alertname: str,
+        severity: str,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        now: float,
+        value: float = 1.0,
+    ) -> list[AlertTransition]:
         transition = self.alerts.fire_event(
-            FILL_REVOKED,
-            "warning",
+            alertname,
+            severity,
             labels,
             annotations,
             resolve_after=self.config.alerts.event_resolve_after,
             now=now,
-            value=float(fill.quantity),
+            value=value,
         )
-        if transition is not None:
-            out.append(transition)
-        return out
+        return [] if transition is None else [transition]
+
+    def _first_sighting(self, venue: str, key: str) -> bool:
+        """False for a key already seen on this venue (a venue repeat after a reconnect)."""
+        seen = self._seen.setdefault(venue, {})
+        if key in seen:
+            return False
+        seen[key] = None
+        if len(seen) > _SEEN_KEYS_KEPT:
+            del seen[next(iter(seen))]
+        return True
 
     def _on_mark(self, mark: MarkPrice, now: float) -> list[AlertTransition]:
-        self.book.set_mark(mark.venue, mark.market, mark.price)
+        instrument = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
         out: list[AlertTransition] = []
-        for desk in self.book.desks_holding(mark.venue, mark.market):
-            out.extend(self.limits.evaluate(desk, (mark.market,), self.book, self.alerts, now))
+        for desk in self.book.desks_holding(instrument):
+            out.extend(self.limits.evaluate(desk, (instrument,), self.book, self.alerts, now))
         return out
 
     def _on_malformed(self, event: FrameMalformed, now: float) -> list[AlertTransition]:
@@ -193,3 +270,137 @@ class Engine:
         stats.feed_up = False
         log.warning("%s: feed down at %s: %s", event.venue, event.endpoint, event.reason)
         return []
+
+    def _on_liquidation(self, event: Liquidation, now: float) -> list[AlertTransition]:
+        if not self._first_sighting(event.venue, f"liquidation:{event.key}"):
+            self.venue_stats(event.venue).duplicates += 1
+            return []
+        self.venue_stats(event.venue).liquidations += 1
+        labels = {"desk": event.desk, "venue": event.venue, "market": event.market, "account": event.account}
+        size = "" if event.quantity is None else f" {plain_decimal(event.quantity)}"
+        price = "" if event.price is None else f" @ {plain_decimal(event.price)}"
+        annotations = {
+            "summary": f"{event.venue} liquidated desk {event.desk} on {event.market}",
+            "description": f"Account {event.account}: a liquidating {event.side.value}{size}{price}.",
+        }
+        return self._event_alert(LIQUIDATION, "critical", labels, annotations, now)
+
+    def _on_amended(self, event: PositionAmended, now: float) -> list[AlertTransition]:
+        stats = self.venue_stats(event.venue)
+        if self._first_sighting(event.venue, f"amend:{event.key}"):
+            stats.amendments += 1
+            log.info("%s: %s on %s for desk %s", event.venue, event.change, event.market, event.desk)
+        else:
+            stats.duplicates += 1
+        return []
+
+    def _on_order(self, update: OrderUpdate, now: float) -> list[AlertTransition]:
+        stats = self.venue_stats(update.venue)
+        applied, held = self.orders.apply(update)
+        if not applied:
+            stats.stale_updates += 1
+            return []
+        stats.order_updates += 1
+        if update.filled_quantity is not None and update.filled_quantity > _filled(held):
+            stats.fills += 1
+        if update.worst_case_loss_usd is not None:
+            key = PositionKey(update.desk, update.venue, update.account, update.market)
+            self.book.set_risk(key, update.order_id, update.worst_case_loss_usd)
+        if update.status is OrderStatus.REJECTED and (held is None or held.status is not OrderStatus.REJECTED):
+            labels = {"desk": update.desk, "venue": update.venue, "market": update.market}
+            reason = update.reason or update.venue_status
+            annotations = {
+                "summary": f"{update.venue} rejected order {update.order_id}: {reason}",
+                "description": f"Order {update.order_id} of desk {update.desk} on {update.market} failed to "
+                f"activate ({update.venue_status}): {reason}.",
+                "order_id": update.order_id,
+                "reason": reason,
+            }
+            return self._event_alert(ORDER_ACTIVATION_FAILED, "warning", labels, annotations, now)
+        return []
+
+    def _on_quote(self, update: QuoteUpdate, now: float) -> list[AlertTransition]:
+        self.venue_stats(update.venue).quote_updates += 1
+        quote, _moved = self.quotes.apply(update, now)
+        if quote.rfq_id is not None:
+            key = PositionKey(quote.desk, quote.venue, quote.account, f"rfq:{quote.rfq_id}")
+            self.book.set_risk(key, quote.quote_id, quote.at_risk_usd, pending=quote.pending)
+        return []
+
+    def _on_rfq_position(self, update: RfqPositionUpdate, now: float) -> list[AlertTransition]:
+        self.venue_stats(update.venue).rfq_position_updates += 1
+        if update.status in (RfqPositionStatus.SETTLED, RfqPositionStatus.CANCELLED):
+            for quote in self.quotes.close_rfq(update.venue, update.rfq_id):
+                key = PositionKey(quote.desk, quote.venue, quote.account, f"rfq:{update.rfq_id}")
+                self.book.set_risk(key, quote.quote_id, quote.at_risk_usd)
+            return []
+        if update.status is RfqPositionStatus.ERROR:
+            labels = {"desk": update.desk, "venue": update.venue, "market": f"rfq:{update.rfq_id}"}
+            annotations = {
+                "summary": f"{update.venue} RFQ {update.rfq_id}: position error",
+                "description": f"The venue reported an error on the position of RFQ {update.rfq_id}: "
+                f"{update.detail or 'no detail given'}.",
+            }
+            return self._event_alert(RFQ_POSITION_ERROR, "critical", labels, annotations, now)
+        return []
+
+    def _on_positions(self, report: PositionsReported, now: float) -> list[AlertTransition]:
+        self.venue_stats(report.venue).position_reports += 1
+        positions = {row.market: row.quantity for row in report.positions}
+        changed = self.book.report_positions(report.desk, report.venue, report.account, positions, report.complete)
+        out = self.limits.evaluate(report.desk, changed, self.book, self.alerts, now) if changed else []
+        for market in positions:
+            status = self.markets.statuses.get((report.venue, market))
+            if status is not None:
+                out.extend(self._check_market_closed(status, now))
+        return out
+
+    def _on_sequence_gap(self, gap: SequenceGap, now: float) -> list[AlertTransition]:
+        self.venue_stats(gap.venue).sequence_gaps += 1
+        labels = {"venue": gap.venue, "stream": gap.stream}
+        annotations = {
+            "summary": f"{gap.venue} {gap.stream}: sequence gap, resubscribing",
+            "description": f"Expected {gap.expected}, received {gap.received}; "
+            f"{gap.received - gap.expected} update(s) missed. State is rebuilt from a fresh snapshot.",
+        }
+        return self._event_alert(SEQUENCE_GAP, "warning", labels, annotations, now, float(gap.received - gap.expected))
+
+    def _on_market_status(self, change: MarketStatusChanged, now: float) -> list[AlertTransition]:
+        self.markets.set_status(change)
+        return self._check_market_closed(change, now)
+
+    def _check_market_closed(self, status: MarketStatusChanged, now: float) -> list[AlertTransition]:
+        return market_closed_alerts(self.alerts, self.book, status, now)
+
+    def _on_subscribed(self, event: Subscribed, now: float) -> list[AlertTransition]:
+        log.info("%s: subscribed to %s", event.venue, event.subscription)
+        return subscription_alert(self.alerts, event.venue, event.subscription, None, now)
+
+    def _on_subscription_failed(self, event: SubscriptionFailed, now: float) -> list[AlertTransition]:
+        self.venue_stats(event.venue).subscription_errors += 1
+        log.error("%s: subscription %s refused: %s", event.venue, event.subscription, event.reason)
+        return subscription_alert(self.alerts, event.venue, event.subscription, event, now)
+
+    def _on_heartbeat(self, event: Heartbeat, now: float) -> list[AlertTransition]:
+        stats = self.venue_stats(event.venue)
+        stats.heartbeats += 1
+        stats.last_heartbeat_at = now
+        return []
+
+    def _on_book(self, book: BookSnapshot, now: float) -> list[AlertTransition]:
+        if self.markets.apply_book(book):
+            self.venue_stats(book.venue).book_updates += 1
+        else:
+            self.venue_stats(book.venue).stale_updates += 1
+        return []
+
+    def _on_trade(self, trade: TradeExecuted, now: float) -> list[AlertTransition]:
+        self.venue_stats(trade.venue).trades += 1
+        self.markets.record_trade(trade)
+        return []
+
+
+def _filled(order: OrderUpdate | None) -> Decimal:
+    if order is None or order.filled_quantity is None:
+        return Decimal(0)
+    return order.filled_quantity

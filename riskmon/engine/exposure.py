@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import decimal
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
-from riskmon.events import FillReceived
+from riskmon.events import FillReceived, MarkKind
 
 # Mobula amounts carry 18 decimals; 60 digits keeps sums of them exact.
 EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
@@ -40,12 +40,45 @@ class PositionRow(NamedTuple):
     notional_usd: Decimal | None  # None while the market has no mark
 
 
+class RiskRow(NamedTuple):
+    """Worst-case loss in USD of bet and RFQ positions, which have no mark to price them."""
+
+    key: PositionKey
+    worst_case_loss_usd: Decimal  # matched or confirmed
+    pending_usd: Decimal  # accepted RFQ quotes not yet confirmed
+
+
 class ExposureBook:
-    def __init__(self) -> None:
+    """Exact positions per (desk, venue, account, market), rolled up per instrument.
+
+    An instrument is the configured underlying a market belongs to (SOL-PERP on Mango and SOL on
+    Phoenix are both `SOL`) or the market itself. A market is priced by its underlying's latest
+    venue mark (mark or mid) when one exists, because a last-trade price can sit stale for hours
+    in a quiet market; otherwise by its own latest price.
+    """
+
+    def __init__(self, underlyings: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self._positions: dict[PositionKey, Decimal] = {}
         self._marks: dict[tuple[str, str], Decimal] = {}
+        self._reference_marks: dict[str, Decimal] = {}
+        self._underlying_of: dict[tuple[str, str], str] = {
+            (venue, market): name for name, markets in (underlyings or {}).items() for venue, market in markets.items()
+        }
         self._by_desk: dict[str, set[PositionKey]] = defaultdict(set)
-        self._desks_by_market: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._by_instrument: dict[tuple[str, str], set[PositionKey]] = defaultdict(set)
+        self._desks_by_instrument: dict[str, set[str]] = defaultdict(set)
+        # key -> source id (order, quote) -> USD at risk; pending kept apart from confirmed.
+        self._risk: dict[PositionKey, dict[str, Decimal]] = defaultdict(dict)
+        self._pending: dict[PositionKey, dict[str, Decimal]] = defaultdict(dict)
+
+    def instrument(self, venue: str, market: str) -> str:
+        return self._underlying_of.get((venue, market), market)
+
+    def _track(self, key: PositionKey) -> None:
+        self._by_desk[key.desk].add(key)
+        instrument = self.instrument(key.venue, key.market)
+        self._by_instrument[(key.desk, instrument)].add(key)
+        self._desks_by_instrument[instrument].add(key.desk)
 
     def apply_fill(self, fill: FillReceived, reverse: bool = False) -> PositionKey:
         key = PositionKey(fill.desk, fill.venue, fill.account, fill.market)
@@ -53,33 +86,72 @@ class ExposureBook:
         if reverse:
             signed = -signed
         self._positions[key] = EXACT.add(self._positions.get(key, ZERO), signed)
-        self._by_desk[fill.desk].add(key)
-        self._desks_by_market[(fill.venue, fill.market)].add(fill.desk)
+        self._track(key)
         return key
 
-    def set_mark(self, venue: str, market: str, price: Decimal) -> None:
+    def set_position(self, key: PositionKey, quantity: Decimal) -> bool:
+        """Set a position the venue reports in absolute terms; True when it changed."""
+        if key not in self._positions and quantity == 0:
+            return False
+        changed = self._positions.get(key) != quantity
+        self._positions[key] = quantity
+        self._track(key)
+        return changed
+
+    def report_positions(
+        self, desk: str, venue: str, account: str, positions: Mapping[str, Decimal], complete: bool
+    ) -> set[str]:
+        """Apply a venue's statement of positions; returns the instruments that changed.
+
+        `complete`: a market the statement does not list is flat (a snapshot replaces everything).
+        """
+        changed: set[str] = set()
+        if complete:
+            for key in list(self._by_desk.get(desk, ())):
+                flat = key.venue == venue and key.account == account and key.market not in positions
+                if flat and self.set_position(key, ZERO):
+                    changed.add(self.instrument(venue, key.market))
+        for market, quantity in positions.items():
+            if self.set_position(PositionKey(desk, venue, account, market), quantity):
+                changed.add(self.instrument(venue, market))
+        return changed
+
+    def set_mark(self, venue: str, market: str, price: Decimal, kind: MarkKind = MarkKind.TRADE) -> str:
+        """Record a price; returns the instrument whose valuation it may change."""
         self._marks[(venue, market)] = price
+        underlying = self._underlying_of.get((venue, market))
+        if underlying is not None and kind is not MarkKind.TRADE:
+            self._reference_marks[underlying] = price
+        return self.instrument(venue, market)
 
     def mark(self, venue: str, market: str) -> Decimal | None:
+        underlying = self._underlying_of.get((venue, market))
+        if underlying is not None:
+            reference = self._reference_marks.get(underlying)
+            if reference is not None:
+                return reference
         return self._marks.get((venue, market))
 
     def position(self, key: PositionKey) -> Decimal:
         return self._positions.get(key, ZERO)
 
-    def desks_holding(self, venue: str, market: str) -> set[str]:
-        return self._desks_by_market.get((venue, market), set())
+    def desks_holding(self, instrument: str) -> set[str]:
+        return self._desks_by_instrument.get(instrument, set())
 
     def notional(self, key: PositionKey) -> Decimal | None:
-        mark = self._marks.get((key.venue, key.market))
+        mark = self.mark(key.venue, key.market)
         if mark is None:
             return None
         return self._positions.get(key, ZERO) * mark
 
-    def desk_market_net(self, desk: str, market: str) -> Decimal | None:
-        """Net USD notional of a desk in one market across its venues and accounts."""
+    def desk_market_net(self, desk: str, instrument: str) -> Decimal | None:
+        """Net USD notional of a desk in one instrument across its venues and accounts.
+
+        None while any of its positions there has no price: a partial sum would understate it.
+        """
         total = ZERO
-        for key in self._by_desk.get(desk, ()):
-            if key.market != market:
+        for key in self._by_instrument.get((desk, instrument), ()):
+            if self._positions.get(key, ZERO) == 0:
                 continue
             notional = self.notional(key)
             if notional is None:
@@ -88,18 +160,18 @@ class ExposureBook:
         return total
 
     def desk_markets(self, desk: str) -> set[str]:
-        return {key.market for key in self._by_desk.get(desk, ())}
+        return {instrument for (owner, instrument) in self._by_instrument if owner == desk}
 
     def desk_gross(self, desk: str) -> Decimal:
-        """Gross USD notional of a desk: sum of |notional| over its (venue, market) nets.
+        """Gross USD notional of a desk: sum of |net notional| over its instruments.
 
         Positions without a mark count as zero here; a missing mark is its own problem.
         """
-        nets: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        nets: dict[str, Decimal] = defaultdict(Decimal)
         for key in self._by_desk.get(desk, ()):
             notional = self.notional(key)
             if notional is not None:
-                nets[(key.venue, key.market)] += notional
+                nets[self.instrument(key.venue, key.market)] += notional
         return sum((abs(v) for v in nets.values()), ZERO)
 
     def firm_gross(self) -> Decimal:
@@ -108,3 +180,47 @@ class ExposureBook:
     def rows(self) -> Iterator[PositionRow]:
         for key in sorted(self._positions):
             yield PositionRow(key, self._positions[key], self.notional(key))
+
+    def instrument_rows(self) -> Iterator[tuple[str, str, Decimal, Decimal | None]]:
+        """(desk, instrument, net base units, net USD notional or None): the cross-venue view."""
+        for desk, instrument in sorted(self._by_instrument):
+            keys = self._by_instrument[(desk, instrument)]
+            quantity = sum((self._positions.get(key, ZERO) for key in keys), ZERO)
+            yield desk, instrument, quantity, self.desk_market_net(desk, instrument)
+
+    # Bets and RFQs: USD at risk per source (order or quote), no mark involved.
+
+    def set_risk(self, key: PositionKey, source: str, amount: Decimal, *, pending: bool = False) -> None:
+        """Set the USD at risk of one order or quote; 0 removes it. A source is either pending or not."""
+        target, other = (self._pending, self._risk) if pending else (self._risk, self._pending)
+        other.get(key, {}).pop(source, None)
+        if amount:
+            target[key][source] = amount
+        else:
+            target.get(key, {}).pop(source, None)
+        self._by_desk[key.desk].add(key)
+
+    def risk_of(self, key: PositionKey, source: str) -> tuple[Decimal, bool] | None:
+        if source in self._pending.get(key, {}):
+            return self._pending[key][source], True
+        if source in self._risk.get(key, {}):
+            return self._risk[key][source], False
+        return None
+
+    def desk_worst_case_loss(self, desk: str) -> Decimal:
+        return sum(
+            (sum(self._risk[key].values(), ZERO) for key in self._by_desk.get(desk, ()) if key in self._risk), ZERO
+        )
+
+    def desk_pending(self, desk: str) -> Decimal:
+        return sum(
+            (sum(self._pending[key].values(), ZERO) for key in self._by_desk.get(desk, ()) if key in self._pending),
+            ZERO,
+        )
+
+    def risk_rows(self) -> Iterator[RiskRow]:
+        for key in sorted(set(self._risk) | set(self._pending)):
+            confirmed = sum(self._risk.get(key, {}).values(), ZERO)
+            pending = sum(self._pending.get(key, {}).values(), ZERO)
+            if confirmed or pending:
+                yield RiskRow(key, confirmed, pending)

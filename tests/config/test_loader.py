@@ -678,6 +678,7 @@ def test_semantic_errors_are_all_reported_with_paths_and_lines() -> None:
           mobula:
             kind: mobula_perp_events
             api_key: k
+            chain_ids: ["evm:42161", "lighter:301"]
           phoenix:
             kind: phoenix
             authority: auth
@@ -686,7 +687,7 @@ def test_semantic_errors_are_all_reported_with_paths_and_lines() -> None:
           desk-a:
             accounts:
               mango: [{ACCOUNT_A}, {ACCOUNT_A[:-4]}, 0OIl{ACCOUNT_A[4:]}]
-              mobula: ["0xAbC1"]
+              mobula: ["0xAbC1000000000000000000000000000000000001", "0xAbC1"]
               kraken: [k-1]
             limits:
               warn_at: 1.5
@@ -698,7 +699,7 @@ def test_semantic_errors_are_all_reported_with_paths_and_lines() -> None:
           desk-b:
             accounts:
               mango: [{ACCOUNT_B}, {ACCOUNT_A}]
-              mobula: ["0xabc1"]
+              mobula: ["0xabc1000000000000000000000000000000000001"]
             limits:
               warn_at: 0
         """
@@ -711,6 +712,9 @@ def test_semantic_errors_are_all_reported_with_paths_and_lines() -> None:
         (("venues", "mango", "markets", "XYZ-PERP", "base_lot_size"), line_of(text, "XYZ-PERP")): "positive",
         (("venues", "mango", "reconnect"), line_of(text, "reconnect:")): "initial <= max",
         (("venues", "phoenix", "trader_pda_index"), line_of(text, "trader_pda_index")): "0 to 255",
+        (("venues", "phoenix", "authority"), line_of(text, "authority: auth")): "base58 wallet",
+        (("venues", "mobula", "chain_ids", 1), line_of(text, "chain_ids:")): "uses lighter:304",
+        (("desks", "desk-a", "accounts", "mobula", 1), line_of(text, "mobula: [")): "0x and 40 hex digits",
         (("desks", "desk-a", "accounts", "mango", 1), line_of(text, "mango: [")): "base58 MangoAccount",
         (("desks", "desk-a", "accounts", "mango", 2), line_of(text, "mango: [")): "base58 MangoAccount",
         (("desks", "desk-a", "accounts", "kraken"), line_of(text, "kraken:")): "no venue named `kraken`",

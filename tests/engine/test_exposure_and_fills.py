@@ -53,7 +53,7 @@ def test_notional_needs_a_mark_and_rolls_up_by_desk_and_market() -> None:
     assert book.desk_market_net("alpha", "SOL-PERP") == Decimal("1000")
     assert book.desk_market_net("alpha", "ETH-PERP") == Decimal("-8000")
     assert book.desk_gross("alpha") == Decimal("9000")  # |1000| + |-8000|
-    assert book.desks_holding("mango", "SOL-PERP") == {"alpha"}
+    assert book.desks_holding("SOL-PERP") == {"alpha"}
     book.apply_fill(fill("3", "1", desk="beta"))
     assert book.firm_gross() == Decimal("9100")
 

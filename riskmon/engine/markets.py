@@ -1,0 +1,44 @@
+"""Per-venue market state that is not exposure: books, public trades, market status.
+
+Kept for reconciliation (books against REST), the API and metrics; bounded by the number of
+markets a venue lists, not by traffic.
+"""
+
+from __future__ import annotations
+
+from riskmon.events import BookSnapshot, MarketStatusChanged, TradeExecuted
+
+
+class VenueMarkets:
+    def __init__(self) -> None:
+        self.books: dict[tuple[str, str], BookSnapshot] = {}
+        self.last_trades: dict[tuple[str, str], TradeExecuted] = {}
+        self.statuses: dict[tuple[str, str], MarketStatusChanged] = {}
+
+    def apply_book(self, book: BookSnapshot) -> bool:
+        """Replace the market's levels unless the venue's sequence says this one is older."""
+        key = (book.venue, book.market)
+        held = self.books.get(key)
+        if (
+            held is not None
+            and held.sequence is not None
+            and book.sequence is not None
+            and book.sequence < held.sequence
+        ):
+            return False
+        self.books[key] = book
+        return True
+
+    def record_trade(self, trade: TradeExecuted) -> None:
+        self.last_trades[(trade.venue, trade.market)] = trade
+
+    def set_status(self, change: MarketStatusChanged) -> MarketStatusChanged | None:
+        """Record a status; returns the previous one."""
+        key = (change.venue, change.market)
+        previous = self.statuses.get(key)
+        self.statuses[key] = change
+        return previous
+
+    def tradable(self, venue: str, market: str) -> bool:
+        status = self.statuses.get((venue, market))
+        return status is None or status.tradable

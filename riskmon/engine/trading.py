@@ -1,0 +1,163 @@
+"""Order and RFQ-quote state: the latest word of the venue on each, applied idempotently.
+
+Both books keep absolute state (not deltas), so a replayed or duplicated update changes nothing,
+and both forget finished objects oldest first beyond a retention bound.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from riskmon.events import OrderStatus, OrderUpdate, QuoteLeg, QuoteStatus, QuoteUpdate
+
+ORDER_DONE = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.VOID, OrderStatus.SETTLED})
+
+
+class OrderBook:
+    """Our orders by (venue, order id). An update with a sequence not newer than the held one is
+    stale and dropped: the venue's sequence numbers are monotonic per order."""
+
+    def __init__(self, retention: int) -> None:
+        self._retention = retention
+        self._orders: OrderedDict[tuple[str, str], OrderUpdate] = OrderedDict()
+
+    def apply(self, update: OrderUpdate) -> tuple[bool, OrderUpdate | None]:
+        """(applied, the update held before). Not applied means stale or a duplicate."""
+        key = (update.venue, update.order_id)
+        held = self._orders.get(key)
+        stale = held is not None and held.sequence is not None and update.sequence is not None
+        if stale and update.sequence <= held.sequence:  # type: ignore[operator,union-attr]
+            return False, held
+        self._orders[key] = update
+        self._orders.move_to_end(key)
+        self._prune()
+        return True, held
+
+    def get(self, venue: str, order_id: str) -> OrderUpdate | None:
+        return self._orders.get((venue, order_id))
+
+    def orders(self) -> list[OrderUpdate]:
+        return list(self._orders.values())
+
+    def _prune(self) -> None:
+        if len(self._orders) <= self._retention:
+            return
+        for key in [k for k, order in self._orders.items() if order.status in ORDER_DONE]:
+            del self._orders[key]
+            if len(self._orders) <= self._retention:
+                return
+
+
+# A quote only moves forward: an accepted quote can be confirmed, then executed, or released;
+# a late or reordered frame saying an earlier stage never undoes a later one.
+_STAGE = {
+    QuoteStatus.ACCEPTED: 0,
+    QuoteStatus.CONFIRMED: 1,
+    QuoteStatus.EXECUTED: 2,
+    QuoteStatus.EXPIRED: 3,
+    QuoteStatus.REJECTED: 3,
+    QuoteStatus.WITHDRAWN: 3,
+}
+QUOTE_RELEASED = frozenset({QuoteStatus.EXPIRED, QuoteStatus.REJECTED, QuoteStatus.WITHDRAWN})
+
+
+@dataclass(slots=True)
+class Quote:
+    venue: str
+    desk: str
+    account: str
+    quote_id: str
+    rfq_id: str | None
+    status: QuoteStatus
+    worst_case_loss_usd: Decimal | None = None
+    confirmation_deadline: float | None = None
+    accepted_at: float | None = None
+    reason: str | None = None
+    execution_id: str | None = None
+    legs: tuple[QuoteLeg, ...] = ()
+    closed: bool = False  # the RFQ position settled or was cancelled: nothing at risk
+    sightings: int = 0
+    history: list[QuoteStatus] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return self.status is QuoteStatus.ACCEPTED
+
+    @property
+    def at_risk_usd(self) -> Decimal:
+        if self.closed or self.status in QUOTE_RELEASED or self.worst_case_loss_usd is None:
+            return Decimal(0)
+        return self.worst_case_loss_usd
+
+
+class QuoteBook:
+    def __init__(self, retention: int) -> None:
+        self._retention = retention
+        self._quotes: OrderedDict[tuple[str, str], Quote] = OrderedDict()
+        self._by_rfq: dict[tuple[str, str], set[str]] = {}
+
+    def apply(self, update: QuoteUpdate, now: float) -> tuple[Quote, bool]:
+        """Merge an update; returns the quote and whether its status moved.
+
+        Two accepted frames for one quote (`quote:accepted` and `mm_quote:accepted`, in either
+        order) merge into one reservation: each fills in what the other lacked.
+        """
+        key = (update.venue, update.quote_id)
+        quote = self._quotes.get(key)
+        moved = False
+        if quote is None:
+            quote = Quote(update.venue, update.desk, update.account, update.quote_id, update.rfq_id, update.status)
+            quote.accepted_at = now if update.status is QuoteStatus.ACCEPTED else None
+            quote.history.append(update.status)
+            self._quotes[key] = quote
+            moved = True
+        elif _STAGE[update.status] > _STAGE[quote.status]:
+            quote.status = update.status
+            quote.history.append(update.status)
+            moved = True
+        quote.sightings += 1
+        if quote.rfq_id is None and update.rfq_id is not None:
+            quote.rfq_id = update.rfq_id
+        if update.worst_case_loss_usd is not None:
+            quote.worst_case_loss_usd = update.worst_case_loss_usd
+        if update.confirmation_deadline is not None and quote.confirmation_deadline is None:
+            quote.confirmation_deadline = update.confirmation_deadline
+        if update.legs and not quote.legs:
+            quote.legs = update.legs
+        if update.reason is not None and moved:
+            quote.reason = update.reason
+        if update.execution_id is not None:
+            quote.execution_id = update.execution_id
+        if quote.rfq_id is not None:
+            self._by_rfq.setdefault((quote.venue, quote.rfq_id), set()).add(quote.quote_id)
+        self._quotes.move_to_end(key)
+        self._prune()
+        return quote, moved
+
+    def close_rfq(self, venue: str, rfq_id: str) -> list[Quote]:
+        """The RFQ's position settled or was cancelled: its quotes carry no risk any more."""
+        closed = []
+        for quote_id in self._by_rfq.get((venue, rfq_id), ()):
+            quote = self._quotes.get((venue, quote_id))
+            if quote is not None and not quote.closed:
+                quote.closed = True
+                closed.append(quote)
+        return closed
+
+    def get(self, venue: str, quote_id: str) -> Quote | None:
+        return self._quotes.get((venue, quote_id))
+
+    def quotes(self) -> list[Quote]:
+        return list(self._quotes.values())
+
+    def _prune(self) -> None:
+        if len(self._quotes) <= self._retention:
+            return
+        for key in [k for k, q in self._quotes.items() if q.closed or q.status in QUOTE_RELEASED]:
+            quote = self._quotes.pop(key)
+            if quote.rfq_id is not None:
+                self._by_rfq.get((quote.venue, quote.rfq_id), set()).discard(quote.quote_id)
+            if len(self._quotes) <= self._retention:
+                return
