@@ -1,7 +1,9 @@
 """Capture files: one received frame a line, the contract replay and other tools rely on.
 
 `{"ts": <unix seconds>, "venue": "<venue name>", "frame": "<text frame>"}`; a binary frame
-carries `"frame_b64"` instead of `"frame"`.
+carries `"frame_b64"` instead of `"frame"`. A REST response the session fetched (ProphetX channel
+registration, Totalis quote reconciliation) is a line with `"rest": "<call>"` and its body as
+`"frame"`, so replay feeds it to the codec the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class CaptureLine(msgspec.Struct, frozen=True):
     venue: str | None = None
     frame: str | None = None
     frame_b64: str | None = None
+    rest: str | None = None
     # Later line kinds (order intake) carry their own keys; readers skip what they do not know.
     intake: dict[str, Any] | None = None
 
@@ -63,11 +66,11 @@ class CaptureWriter:
         self._flush_every = flush_every
         self._pending = 0
 
-    def write(self, ts: float, venue: str, frame: str | bytes) -> None:
+    def write(self, ts: float, venue: str, frame: str | bytes, rest: str | None = None) -> None:
         if isinstance(frame, bytes):
-            record = CaptureLine(ts=ts, venue=venue, frame_b64=base64.b64encode(frame).decode("ascii"))
+            record = CaptureLine(ts=ts, venue=venue, frame_b64=base64.b64encode(frame).decode("ascii"), rest=rest)
         else:
-            record = CaptureLine(ts=ts, venue=venue, frame=frame)
+            record = CaptureLine(ts=ts, venue=venue, frame=frame, rest=rest)
         self._handle.write(_encoder.encode(_omit_none(record)) + b"\n")
         self._pending += 1
         if self._pending >= self._flush_every:

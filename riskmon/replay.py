@@ -39,7 +39,8 @@ class ReplayResult:
         }
 
     def exposure(self) -> list[dict[str, Any]]:
-        return [
+        book = self.engine.book
+        rows: list[dict[str, Any]] = [
             {
                 "desk": row.key.desk,
                 "venue": row.key.venue,
@@ -47,9 +48,36 @@ class ReplayResult:
                 "market": row.key.market,
                 "position": plain_decimal(row.position),
                 "notional_usd": None if row.notional_usd is None else float(row.notional_usd),
+                "worst_case_loss_usd": None,
                 "pending_usd": 0.0,
             }
-            for row in self.engine.book.rows()
+            for row in book.rows()
+        ]
+        rows.extend(
+            {
+                "desk": row.key.desk,
+                "venue": row.key.venue,
+                "account": row.key.account,
+                "market": row.key.market,
+                "position": None,
+                "notional_usd": None,
+                "worst_case_loss_usd": float(row.worst_case_loss_usd),
+                "pending_usd": float(row.pending_usd),
+            }
+            for row in book.risk_rows()
+        )
+        return rows
+
+    def instruments(self) -> list[dict[str, Any]]:
+        """The cross-venue view: each desk's net position per underlying."""
+        return [
+            {
+                "desk": desk,
+                "instrument": instrument,
+                "position": plain_decimal(quantity),
+                "net_notional_usd": None if notional is None else float(notional),
+            }
+            for desk, instrument, quantity, notional in self.engine.book.instrument_rows()
         ]
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -66,7 +94,12 @@ class ReplayResult:
         ]
 
     def to_json(self) -> dict[str, Any]:
-        return {"alerts": self.alerts(), "exposure": self.exposure(), "stats": self.stats()}
+        return {
+            "alerts": self.alerts(),
+            "exposure": self.exposure(),
+            "instruments": self.instruments(),
+            "stats": self.stats(),
+        }
 
 
 def replay(path: str | Path, config: MonitorConfig) -> ReplayResult:
@@ -86,8 +119,14 @@ def replay(path: str | Path, config: MonitorConfig) -> ReplayResult:
             result.skipped_lines += 1
             continue
         clock.set(line.ts)
-        events = codec.receive_text(payload) if isinstance(payload, str) else codec.receive_bytes(payload)
-        result.transitions.extend(engine.ingest(line.venue, events, clock.now()))
+        if line.rest is not None:
+            body = payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
+            events = codec.receive_rest(line.rest, body)
+        elif isinstance(payload, str):
+            events = codec.receive_text(payload)
+        else:
+            events = codec.receive_bytes(payload)
+        result.transitions.extend(engine.ingest(line.venue, events, clock.now(), is_frame=line.rest is None))
     return result
 
 

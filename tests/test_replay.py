@@ -249,12 +249,21 @@ def test_cli_replay_json_contract(
     capture = write_capture(tmp_path / "c.jsonl", [(100.0, checkpoint), (101.0, update), (102.0, revoke_of(update))])
     assert main(["replay", str(capture), "-c", str(cfg), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"alerts", "exposure", "stats"}
+    assert set(out) == {"alerts", "exposure", "instruments", "stats"}
     assert set(out["stats"]) == {"frames", "events", "malformed", "duplicates", "revoked"}
     for alert in out["alerts"]:
         assert set(alert) == {"ts", "status", "alertname", "severity", "labels", "annotations"}
     for row in out["exposure"]:
-        assert set(row) == {"desk", "venue", "account", "market", "position", "notional_usd", "pending_usd"}
+        assert set(row) == {
+            "desk",
+            "venue",
+            "account",
+            "market",
+            "position",
+            "notional_usd",
+            "worst_case_loss_usd",
+            "pending_usd",
+        }
         assert isinstance(row["position"], str)
         Decimal(row["position"])
 

@@ -104,10 +104,9 @@ class Monitor:
         while True:
             item = await self._inbound.get()
             if self._recorder is not None and item.frame is not None:
-                self._recorder.write(item.received_at, item.venue, item.frame)
-            self._publish(
-                self.engine.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None)
-            )
+                self._recorder.write(item.received_at, item.venue, item.frame, item.rest)
+            is_frame = item.frame is not None and item.rest is None
+            self._publish(self.engine.ingest(item.venue, item.events, item.received_at, is_frame=is_frame))
             self._rearm()
             self.applied.set()
 

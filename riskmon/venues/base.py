@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from riskmon.events import Event
@@ -34,6 +34,7 @@ class VenueCodec(Protocol):
     def data_to_send(self) -> list[str | bytes]: ...
 
 
+@runtime_checkable
 class PingingCodec(VenueCodec, Protocol):
     """A venue with an application-level ping: the session decides when, the codec says what."""
 

@@ -1,0 +1,248 @@
+"""StreamSession: the I/O half every websocket venue shares.
+
+One connection at a time: prepare (REST login, endpoint choice), connect, let the codec
+hand-shake, read frames into the codec, send what it queues, ping when the venue wants
+application pings, and on any failure report the feed down, back off (capped, jittered) and
+start over. Venue sessions subclass it and override the hooks; every decision about bytes is the
+codec's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.typing import Subprotocol
+
+from riskmon.clock import Clock
+from riskmon.config.schema import Backoff
+from riskmon.events import Event, FeedDown, FeedUp, FrameMalformed
+from riskmon.venues.backoff import ReconnectBackoff
+from riskmon.venues.base import INVALID_URL, Inbound, InboundSink, PingingCodec, VenueCodec, redact_endpoint
+
+log = logging.getLogger(__name__)
+# websockets logs request lines (paths, queries: possibly tokens) at DEBUG; never let them out.
+_wire_log = logging.getLogger("riskmon.venues.wire")
+_wire_log.setLevel(logging.INFO)
+
+_MESSAGE_TOO_BIG = 1009
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class VenueUnavailable(Exception):
+    """The session cannot reach a usable endpoint (REST login failed, no config...).
+
+    The message is safe to log: it never carries a credential or a URL path.
+    """
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    subprotocols: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    reconnect: Backoff
+    max_frame_bytes: int
+    open_timeout: float
+    # Application-level ping (JSON ping/pong) every `ping_interval`; None: the venue has none.
+    ping_interval: float | None = None
+    pong_timeout: float = 10.0
+    # Transport (RFC 6455) pings, answered by the server's websocket stack; None: off.
+    transport_ping_interval: float | None = None
+    transport_ping_timeout: float | None = None
+
+
+class StreamSession:
+    # False when the session must finish a resync (REST reconcile) before the feed counts as up.
+    up_on_open = True
+
+    def __init__(
+        self,
+        venue: str,
+        codec: VenueCodec,
+        sink: InboundSink,
+        clock: Clock,
+        settings: StreamSettings,
+        *,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        heartbeat_sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.venue = venue
+        self._codec = codec
+        self._sink = sink
+        self._clock = clock
+        self._settings = settings
+        self._backoff = ReconnectBackoff(settings.reconnect.initial, settings.reconnect.max, rng)
+        self._sleep = sleep
+        self._heartbeat_sleep = heartbeat_sleep
+        self._ws: ClientConnection | None = None
+        self._endpoint = ""
+        self._drop_reason: str | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # Hooks -----------------------------------------------------------------------------------
+
+    async def prepare(self) -> StreamTarget:
+        """Where to connect next; raise VenueUnavailable when there is nowhere usable."""
+        raise NotImplementedError
+
+    async def after_frame(self, events: list[Event]) -> None:
+        """Called after each received frame was handed on (REST follow-ups go here)."""
+
+    def background(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        """Extra per-connection chores (token refresh...), cancelled when the connection ends."""
+        return []
+
+    def on_close(self, code: int, reason: str) -> list[Event]:
+        """Events a close code means for this venue (a 4001 misconfiguration...)."""
+        return []
+
+    async def on_disconnected(self) -> None:
+        """Per-connection cleanup after the socket is gone."""
+
+    # Shared machinery ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stream until cancelled, starting over after every failure."""
+        while True:
+            reason = await self._connect_once()
+            await self.report(FeedDown(self.venue, self._endpoint or "?", reason))
+            delay = self._backoff.next_delay()
+            log.info("%s: reconnecting in %.2fs", self.venue, delay)
+            await self._sleep(delay)
+
+    async def report(self, *events: Event) -> None:
+        """Hand session-made events (not from a frame) to the engine."""
+        await self._sink(Inbound(self.venue, self._clock.now(), None, list(events)))
+
+    async def deliver_rest(self, source: str, body: str) -> list[Event]:
+        """Run a REST body through the codec, hand it on (captured like a frame), send what it queues."""
+        events = self._codec.receive_rest(source, body)
+        await self._sink(Inbound(self.venue, self._clock.now(), body, events, rest=source))
+        await self.flush()
+        return events
+
+    async def report_up(self) -> None:
+        await self.report(FeedUp(self.venue, self._endpoint))
+
+    async def flush(self) -> None:
+        ws = self._ws
+        for frame in self._codec.data_to_send():
+            if ws is None:
+                return
+            await ws.send(frame)
+
+    def drop_connection(self, reason: str) -> None:
+        """Close the current connection on purpose; `reason` becomes the FeedDown reason."""
+        self._drop_reason = reason
+        ws = self._ws
+        if ws is not None:
+            task = asyncio.get_running_loop().create_task(ws.close(1000, "client reconnect"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _connect_once(self) -> str:
+        self._drop_reason = None
+        try:
+            target = await self.prepare()
+        except VenueUnavailable as exc:
+            return str(exc)
+        self._endpoint = redact_endpoint(target.url)
+        if self._endpoint == INVALID_URL:
+            return "invalid URL"
+        settings = self._settings
+        try:
+            async with connect(
+                target.url,
+                additional_headers=target.headers or None,
+                subprotocols=[Subprotocol(p) for p in target.subprotocols] or None,
+                max_size=settings.max_frame_bytes,
+                open_timeout=settings.open_timeout,
+                ping_interval=settings.transport_ping_interval,
+                ping_timeout=settings.transport_ping_timeout,
+                compression=None,
+                logger=_wire_log,
+            ) as ws:
+                self._ws = ws
+                try:
+                    return await self._stream(ws)
+                finally:
+                    self._ws = None
+                    await self.on_disconnected()
+        except ConnectionClosed as exc:
+            return await self._closed(exc)
+        except InvalidURI:
+            return "invalid URL"
+        except InvalidStatus as exc:
+            return f"handshake refused (HTTP {exc.response.status_code})"
+        except InvalidHandshake as exc:
+            return f"handshake failed ({type(exc).__name__})"
+        except (OSError, TimeoutError) as exc:
+            return f"cannot connect ({type(exc).__name__})"
+
+    async def _stream(self, ws: ClientConnection) -> str:
+        self._codec.connection_opened()
+        await self.flush()
+        if self.up_on_open:
+            await self.report_up()
+        chores = [asyncio.create_task(chore()) for chore in self.background()]
+        if self._settings.ping_interval is not None and isinstance(self._codec, PingingCodec):
+            chores.append(asyncio.create_task(self._keepalive(self._codec, self._settings.ping_interval)))
+        try:
+            first = True
+            async for message in ws:
+                now = self._clock.now()
+                if isinstance(message, str):
+                    events = self._codec.receive_text(message)
+                else:
+                    events = self._codec.receive_bytes(message)
+                if first:
+                    self._backoff.reset()  # a frame arrived: the link works, start backoff afresh
+                    first = False
+                await self.flush()
+                await self._sink(Inbound(self.venue, now, message, events))
+                await self.after_frame(events)
+        finally:
+            for chore in chores:
+                chore.cancel()
+            for chore in chores:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
+        return self._drop_reason or "server closed the connection"
+
+    async def _keepalive(self, codec: PingingCodec, interval: float) -> None:
+        """Ping every `interval`; a ping unanswered after `pong_timeout` means a dead socket."""
+        while True:
+            await self._heartbeat_sleep(interval)
+            codec.send_ping()
+            await self.flush()
+            await self._heartbeat_sleep(self._settings.pong_timeout)
+            if codec.pong_outstanding:
+                self.drop_connection(f"no pong within {self._settings.pong_timeout:g}s")
+                return
+
+    async def _closed(self, exc: ConnectionClosed) -> str:
+        if self._drop_reason is not None:
+            return self._drop_reason
+        frame = exc.rcvd if exc.rcvd is not None else exc.sent
+        code = frame.code if frame is not None else 1006
+        reason = frame.reason if frame is not None else ""
+        if code == _MESSAGE_TOO_BIG:
+            await self.report(FrameMalformed(self.venue, "frame larger than max_frame_bytes"))
+        events = self.on_close(code, reason)
+        if events:
+            await self.report(*events)
+        return f"connection closed (code {code})"
