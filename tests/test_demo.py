@@ -24,7 +24,7 @@ URL = re.compile(r"metrics at (http://127\.0\.0\.1:\d+/metrics)")
 def demo() -> Iterator[Demo]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "riskmon", "demo", "--duration", "12", "--port", "0"],
+        [sys.executable, "-m", "riskmon", "demo", "--duration", "16", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -54,7 +54,7 @@ def demo() -> Iterator[Demo]:
     proc.stdout.close()
 
 
-def test_demo_fires_a_mango_limit_alert_serves_metrics_and_exits_cleanly(
+def test_demo_shows_all_five_venues_alerts_metrics_and_exits_cleanly(
     demo: Demo,
 ) -> None:
     proc, lines, url_seen, first_alert = demo
@@ -63,18 +63,29 @@ def test_demo_fires_a_mango_limit_alert_serves_metrics_and_exits_cleanly(
     # The first alert means fills were applied; the demo must show one within 30 s.
     assert first_alert.wait(timeout=30), "".join(lines)
     body = httpx.get(url, timeout=5).text
-    assert 'riskmon_feed_up{venue="mango"} 1.0' in body
+    for venue in ("mango", "mobula", "prophetx", "totalis", "phoenix"):
+        assert f'riskmon_feed_up{{venue="{venue}"}} 1.0' in body, body
     assert re.search(r'riskmon_fills_total\{venue="mango"\} [1-9]', body), body
     assert "riskmon_build_info" in body
 
     assert proc.wait(timeout=60) == 0
     output = "".join(lines)
-    assert re.search(
-        r"FIRING\s+ExposureLimitBreach \[critical\] desk=sol-desk limit=net_notional market=SOL-PERP", output
-    )
+    # The SOL limit is on the cross-venue net (Mango fills + the Phoenix position).
+    assert re.search(r"FIRING\s+ExposureLimitBreach \[critical\] desk=sol-desk limit=net_notional market=SOL ", output)
     assert re.search(r"FIRING\s+FillRevoked \[warning\] account=\S+ desk=sol-desk", output)
     assert re.search(r"RESOLVED\s+ExposureLimitBreach \[critical\] desk=sol-desk", output)
     assert "dropped a malformed frame" in output
+    # One alert from each of the other venues' scripts.
+    assert re.search(r"FIRING\s+Liquidation \[critical\] .*venue=mobula", output)
+    assert re.search(r"FIRING\s+OrderActivationFailed \[warning\] .*venue=prophetx", output)
+    assert re.search(r"FIRING\s+RfqPositionError \[critical\] .*venue=totalis", output)
+    assert re.search(r"FIRING\s+SequenceGap \[warning\] stream=exchange venue=phoenix", output)
+    assert re.search(r"FIRING\s+MarketClosedWithExposure \[critical\] .*market=ETH venue=phoenix", output)
+    assert re.search(r"RESOLVED\s+MarketClosedWithExposure \[critical\] .*market=ETH venue=phoenix", output)
+    # The final tables show the cross-venue SOL net, bet and RFQ risk.
+    assert "Exposure by underlying" in output
+    assert re.search(r"sol-desk\s+│ SOL\s+│", output), output
+    assert "10078829/219/4" in output
     assert "Traceback" not in output
 
 

@@ -1,8 +1,16 @@
-"""The demo's scripted scenario, played on the Mango simulator.
+"""The demo's scripted scenario: one script per venue, played at once on the five simulators.
 
-A desk builds a SOL position through its warning and critical limits, a fork revokes two of its
-fills, a malformed frame arrives, the connection drops while a fork voids another fill (caught
-by the checkpoint merge on reconnect), a checkpoint is replayed twice, then prices drift.
+- Mango: sol-desk lifts SOL through its warning and critical limits; a fork revokes two fills;
+  a malformed frame; the feed drops while a fork voids an eth-desk fill (caught by the
+  checkpoint merge); a checkpoint replayed twice.
+- Phoenix: sol-desk also holds SOL there, so the SOL limit is on the cross-venue net; Phoenix
+  marks price SOL on every venue; an exchange sequence gap; ETH paused with a position held.
+- Mobula: TRADE_STORED and MARKET_BUY of one transaction (one fill, not two), a venue repeat,
+  then a Lighter liquidation of sol-desk.
+- ProphetX: an order activates and is matched (worst-case loss), one fails activation for lack
+  of balance, one activation message is lost; books and health checks flow.
+- Totalis: an accepted quote reserves pending exposure and is confirmed then settled; another
+  expires; a third ends in a position error.
 """
 
 from __future__ import annotations
@@ -10,37 +18,48 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
-
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-ETH = SimMarket("ETH-PERP", "9vDfKNPJkCvQv9bzR4JNTGciQC2RVHPVNMMHiVDgT1mw")
-MARKETS = (SOL, ETH)
+from riskmon.demo.venues import ETH, PHOENIX_AUTHORITY, SOL, DemoVenues
+from riskmon.venues.mango_v3.simulator import SimFill
+from riskmon.venues.mobula.sim_frames import LIGHTER_CHAIN_ID, gains_trade, lighter_liquidation, raw_amount
+from riskmon.venues.mobula.sim_frames import trade_stored as mobula_trade_stored
+from riskmon.venues.prophetx.sim_frames import selection_level
 
 SOL_DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
 MM_DESK = "FSDQFx8F1a29b2CNMXGf3HxyLxxrPg1VY2o477kBvSuu"
 ETH_DESK = "8w5hAPpu1XvsC2K84zgUELWfiqnTa8LQwDVvmBAQVMNg"
 STREET_1 = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 STREET_2 = "HzBQ2NpiAfRZRrmjQDkTsFywmf2nf9V2RPXaPGWkBc4N"
+SOL_WALLET = "0x5011de5c0000000000000000000000000000a11c"
+ETH_WALLET = "0xe7ade5c000000000000000000000000000000b0b"
 
-# SOL-PERP: 100 price lots = $1, 100 base lots = 1 SOL. ETH-PERP: 10 price lots = $1, 1000 base lots = 1 ETH.
+# Mango SOL-PERP: 100 price lots = $1, 100 base lots = 1 SOL. ETH-PERP: 10 price lots = $1,
+# 1000 base lots = 1 ETH.
 SOL_150 = 15_000
 ETH_3000 = 30_000
+# Phoenix: a SOL tick is $0.01 and 100 lots are 1 SOL; an ETH tick is $0.1, 1000 lots 1 ETH.
+PHOENIX_SOL_150 = 15_000
+PHOENIX_ETH_3000 = 30_000
+PROPHETX_EVENT = 10078829
 
 
 class DemoScenario:
     def __init__(
         self,
-        simulator: MangoV3FillsSimulator,
+        venues: DemoVenues,
         now: Callable[[], float],
         step: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._sim = simulator
+        self._venues = venues
         self._now = now
         self._step = step
         self._sleep = sleep
         self._rng = random.Random(7)  # noqa: S311 - a repeatable price walk, not cryptography
+
+    async def _steps(self, n: float) -> None:
+        await self._sleep(self._step * n)
 
     def _fill(self, maker: str, taker: str, side: str, price: int, qty: int) -> SimFill:
         return SimFill(
@@ -54,41 +73,192 @@ class DemoScenario:
 
     async def seed(self) -> None:
         """Street trades before the monitor connects, so its first checkpoint carries marks."""
+        mango = self._venues.mango
         for _ in range(3):
-            await self._sim.push_fill(SOL.name, self._fill(STREET_1, STREET_2, "bid", SOL_150, 500))
-            await self._sim.push_out(SOL.name)
-            await self._sim.push_fill(ETH.name, self._fill(STREET_2, STREET_1, "ask", ETH_3000, 1_000))
+            await mango.push_fill(SOL.name, self._fill(STREET_1, STREET_2, "bid", SOL_150, 500))
+            await mango.push_out(SOL.name)
+            await mango.push_fill(ETH.name, self._fill(STREET_2, STREET_1, "ask", ETH_3000, 1_000))
 
     async def play(self) -> None:
-        sim = self._sim
-        # 1. sol-desk lifts 20 SOL a step: warning at $20k (7th fill), critical at $25k (9th).
+        await asyncio.gather(self._mango(), self._phoenix(), self._mobula(), self._prophetx(), self._totalis())
+
+    async def _mango(self) -> None:
+        sim = self._venues.mango
+        # sol-desk lifts 20 SOL a step; with its 30 SOL on Phoenix the SOL net crosses the $24k
+        # warning at the 7th fill and the $30k limit at the 9th.
         for _ in range(9):
             await sim.push_fill(SOL.name, self._fill(STREET_1, SOL_DESK, "bid", SOL_150, 2_000))
             await sim.push_fill(ETH.name, self._fill(MM_DESK, STREET_2, "ask", ETH_3000, 500))
-            await self._sleep(self._step)
-        # 2. A fork drops the last two fills: Revokes take the desk back under its critical limit.
+            await self._steps(1)
+        # A fork drops the last two fills: Revokes take the desk back under its critical limit.
         await sim.rollback(SOL.name, 2)
-        await self._sleep(self._step * 2)
-        # 3. A frame the monitor cannot read: counted and logged, nothing changes.
+        await self._steps(2)
         await sim.send_malformed("bad_base64")
-        await self._sleep(self._step * 2)
-        # 4. eth-desk buys, and while the feed is down a fork voids its last fill.
+        await self._steps(2)
+        # eth-desk buys, and while the feed is down a fork voids its last fill.
         for _ in range(3):
             await sim.push_fill(ETH.name, self._fill(STREET_1, ETH_DESK, "bid", ETH_3000, 4_000))
-            await self._sleep(self._step)
+            await self._steps(1)
         await sim.disconnect_all()
         await sim.rollback(ETH.name, 1)
         await sim.push_fill(ETH.name, self._fill(STREET_1, STREET_2, "bid", ETH_3000, 100))
         await sim.wait_for_connections(1, timeout=30)
-        await self._sleep(self._step * 2)
-        # 5. The server replays its checkpoints: every fill in them is already held.
-        await sim.send_checkpoints()
-        await self._sleep(self._step * 2)
-        # 6. Prices drift; SOL rallies, pushing sol-desk over its limit again.
-        sol, eth = SOL_150, ETH_3000
+        await self._steps(2)
+        await sim.send_checkpoints()  # a replay: every fill in it is already held
+        while True:  # street flow keeps the Mango feed busy
+            await sim.push_fill(SOL.name, self._fill(STREET_2, STREET_1, "bid", SOL_150, 300))
+            await self._steps(1)
+
+    async def _phoenix(self) -> None:
+        sim = self._venues.phoenix
+        await sim.push_market("SOL", 150.0)
+        await sim.push_market("ETH", 3000.0)
+        await sim.set_position(PHOENIX_AUTHORITY, "SOL", 3_000, PHOENIX_SOL_150)
+        await self._steps(14)
+        # A skipped exchange sequence number: the monitor resubscribes for a fresh snapshot.
+        await sim.skip_exchange_sequence(2)
+        await sim.set_market_status("ETH", "active")
+        await self._steps(4)
+        # sol-desk holds 2 ETH on Phoenix when the venue pauses ETH, then reopens it.
+        await sim.set_position(PHOENIX_AUTHORITY, "ETH", 2_000, PHOENIX_ETH_3000)
+        await self._steps(1)
+        await sim.set_market_status("ETH", "paused")
+        await self._steps(6)
+        await sim.set_market_status("ETH", "active")
+        # Marks drift; SOL rallies, pushing sol-desk's cross-venue SOL net over its limit again.
+        sol, eth = 150.0, 3000.0
         while True:
-            sol += self._rng.randint(-60, 150)
-            eth += self._rng.randint(-400, 400)
-            await sim.push_fill(SOL.name, self._fill(STREET_2, STREET_1, "bid", sol, 300))
-            await sim.push_fill(ETH.name, self._fill(STREET_1, STREET_2, "ask", eth, 200))
-            await self._sleep(self._step)
+            sol = round(sol + self._rng.uniform(-0.6, 1.5), 2)
+            eth = round(eth + self._rng.uniform(-4.0, 4.0), 1)
+            await sim.push_market("SOL", sol)
+            await sim.push_market("ETH", eth)
+            await self._steps(1)
+
+    async def _mobula(self) -> None:
+        sim = self._venues.mobula
+        await self._steps(3)
+        # Gains emits TRADE_STORED and MARKET_BUY for one transaction: one 5 ETH fill, not two.
+        tx = "0x" + "e7" * 32
+        await sim.push(
+            mobula_trade_stored(
+                ETH_WALLET,
+                trade_id="9001",
+                tx_hash=tx,
+                long=True,
+                collateral=raw_amount(1500),
+                leverage=10,
+                open_price=3000.0,
+                tp=3300.0,
+                sl=2850.0,
+                market="gains-eth-usd-usdc",
+            )
+        )
+        await sim.push(
+            gains_trade(
+                "MARKET_BUY",
+                ETH_WALLET,
+                market="gains-eth-usd-usdc",
+                trade_id="9001",
+                tx_hash=tx,
+                base_amount_raw=raw_amount(5),
+                price_usd=3000.0,
+                long=True,
+            )
+        )
+        await self._steps(2)
+        await sim.repeat_last(1)  # the venue repeats a frame: counted as a duplicate
+        # sol-desk opens 10 SOL on Lighter, later liquidated.
+        await sim.push(
+            gains_trade(
+                "MARKET_BUY",
+                SOL_WALLET,
+                market="lighter-sol-usd",
+                chain_id=LIGHTER_CHAIN_ID,
+                trade_id="77",
+                tx_hash="0x" + "50" * 32,
+                base_amount_raw=raw_amount(10),
+                price_usd=150.0,
+                long=True,
+            )
+        )
+        await self._steps(16)
+        await sim.push(
+            lighter_liquidation(
+                "LIQUIDATION_LONG",
+                SOL_WALLET,
+                market="lighter-sol-usd",
+                size="10",
+                price=141.5,
+                tx_hash="0x" + "1d" * 32,
+                trade_id="78",
+            )
+        )
+
+    async def _prophetx(self) -> None:
+        sim = self._venues.prophetx
+        levels = [
+            [
+                selection_level(outcome_id=4, odds=-110, stake=5_000.0),
+                selection_level(outcome_id=4, odds=-115, stake=9_000.0),
+            ],
+            [selection_level(outcome_id=5, odds=105, stake=4_000.0)],
+        ]
+        await sim.push_market_selections(PROPHETX_EVENT, 219, levels, sequence_number=1)
+        await self._steps(2)
+        backed = sim.place_order(event_id=PROPHETX_EVENT, market_id=219, outcome_id=4, odds=-110, stake=2_200.0)
+        await sim.activate(backed)
+        await self._steps(2)
+        await sim.match(backed, 1_100.0)  # $1,100 at risk on outcome 4
+        await self._steps(2)
+        broke = sim.place_order(event_id=PROPHETX_EVENT, market_id=219, outcome_id=5, odds=105, stake=50_000.0)
+        await sim.reject(broke, "insufficient_balance")
+        await self._steps(2)
+        # The activation message is lost: REST says open, the stream never did.
+        sim.drop_next_activation()
+        lost = sim.place_order(event_id=PROPHETX_EVENT, market_id=219, outcome_id=5, odds=110, stake=500.0)
+        await sim.activate(lost)
+        sequence = 2
+        while True:
+            await self._steps(4)
+            await sim.push_market_selections(PROPHETX_EVENT, 219, levels, sequence_number=sequence)
+            sequence += 1
+
+    async def _totalis(self) -> None:
+        sim = self._venues.totalis
+        legs = [
+            {"venue": "kalshi", "market_ticker": "KXBTC-26JUN01-T72500", "side": "yes"},
+            {"venue": "polymarket", "market_ticker": "0x" + "ab" * 32, "side": "no"},
+        ]
+
+        def deadline() -> datetime:
+            return datetime.fromtimestamp(self._now(), UTC) + timedelta(seconds=30)
+
+        await self._steps(2)
+        # $25 at 4.25: pending $81.25 until confirmed, then a position until settled.
+        await sim.accept_quote(
+            quote_id="q-1", rfq_id="rfq-1", user_cost=25, payout_odds=4.25, legs=legs, confirmation_deadline=deadline()
+        )
+        await self._steps(3)
+        await sim.confirm("q-1")
+        await sim.position_created("rfq-1", "Fq1p1s5gVgM4QS4i5Wn3d3FPgBcWRN9EjtUFLLTa2eaN")
+        # $100 at 10.0 accepted (mm detail first): $900 pending, then the user lets it expire.
+        await sim.accept_quote(
+            quote_id="q-2",
+            rfq_id="rfq-2",
+            user_cost=100,
+            payout_odds=10.0,
+            legs=legs,
+            confirmation_deadline=deadline(),
+            order="mm_first",
+        )
+        await self._steps(4)
+        await sim.expire("q-2")
+        await self._steps(2)
+        await sim.accept_quote(
+            quote_id="q-3", rfq_id="rfq-3", user_cost=40, payout_odds=3.0, legs=legs, confirmation_deadline=deadline()
+        )
+        await sim.confirm("q-3")
+        await self._steps(3)
+        await sim.position_error("rfq-3", "settlement transaction failed")
+        await self._steps(6)
+        await sim.position_settled("rfq-1", "user_lost", "5" * 64)

@@ -19,7 +19,7 @@ from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.exposure import ExposureBook, PositionKey, plain_decimal
 from riskmon.engine.fills import FillLedger
 from riskmon.engine.markets import VenueMarkets
-from riskmon.engine.trading import OrderBook, QuoteBook
+from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, QuoteBook
 from riskmon.engine.venue_alerts import market_closed_alerts, subscription_alert
 from riskmon.events import (
     BookSnapshot,
@@ -206,7 +206,13 @@ class Engine:
         self.book.apply_fill(fill, reverse=True)
         instrument = self.book.instrument(fill.venue, fill.market)
         out = self.limits.evaluate(fill.desk, (instrument,), self.book, self.alerts, now)
-        labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market, "account": fill.account}
+        labels = {
+            "desk": fill.desk,
+            "venue": fill.venue,
+            "market": fill.market,
+            "account": fill.account,
+            "sequence": str(fill.sequence),
+        }
         trade = f"a {fill.side.value} of {plain_decimal(fill.quantity)} @ {plain_decimal(fill.price)}"
         annotations = {
             "summary": f"{fill.venue} {fill.market}: {trade} was reversed",
@@ -276,7 +282,14 @@ class Engine:
             self.venue_stats(event.venue).duplicates += 1
             return []
         self.venue_stats(event.venue).liquidations += 1
-        labels = {"desk": event.desk, "venue": event.venue, "market": event.market, "account": event.account}
+        labels = {
+            "desk": event.desk,
+            "venue": event.venue,
+            "market": event.market,
+            "account": event.account,
+            # Each liquidation is its own alert: a second one within the resolve time must notify.
+            "liquidation": event.key,
+        }
         size = "" if event.quantity is None else f" {plain_decimal(event.quantity)}"
         price = "" if event.price is None else f" @ {plain_decimal(event.price)}"
         annotations = {
@@ -296,18 +309,20 @@ class Engine:
 
     def _on_order(self, update: OrderUpdate, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(update.venue)
-        applied, held = self.orders.apply(update)
+        applied, held, filled_before = self.orders.apply(update)
         if not applied:
             stats.stale_updates += 1
             return []
         stats.order_updates += 1
-        if update.filled_quantity is not None and update.filled_quantity > _filled(held):
+        if update.filled_quantity is not None and update.filled_quantity > filled_before:
             stats.fills += 1
-        if update.worst_case_loss_usd is not None:
+        loss = Decimal(0) if update.status in NOTHING_AT_RISK else update.worst_case_loss_usd
+        if loss is not None:
             key = PositionKey(update.desk, update.venue, update.account, update.market)
-            self.book.set_risk(key, update.order_id, update.worst_case_loss_usd)
+            self.book.set_risk(key, update.order_id, loss)
         if update.status is OrderStatus.REJECTED and (held is None or held.status is not OrderStatus.REJECTED):
-            labels = {"desk": update.desk, "venue": update.venue, "market": update.market}
+            # One alert per order: a second rejection on the market must reach someone too.
+            labels = {"desk": update.desk, "venue": update.venue, "market": update.market, "order_id": update.order_id}
             reason = update.reason or update.venue_status
             annotations = {
                 "summary": f"{update.venue} rejected order {update.order_id}: {reason}",
@@ -349,9 +364,9 @@ class Engine:
         positions = {row.market: row.quantity for row in report.positions}
         changed = self.book.report_positions(report.desk, report.venue, report.account, positions, report.complete)
         out = self.limits.evaluate(report.desk, changed, self.book, self.alerts, now) if changed else []
-        for market in positions:
-            status = self.markets.statuses.get((report.venue, market))
-            if status is not None:
+        # Every non-trading market of the venue: a snapshot that leaves one out has flattened it.
+        for (venue, _market), status in list(self.markets.statuses.items()):
+            if venue == report.venue and not status.tradable:
                 out.extend(self._check_market_closed(status, now))
         return out
 
@@ -398,9 +413,3 @@ class Engine:
         self.venue_stats(trade.venue).trades += 1
         self.markets.record_trade(trade)
         return []
-
-
-def _filled(order: OrderUpdate | None) -> Decimal:
-    if order is None or order.filled_quantity is None:
-        return Decimal(0)
-    return order.filled_quantity

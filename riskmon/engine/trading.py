@@ -13,6 +13,8 @@ from decimal import Decimal
 from riskmon.events import OrderStatus, OrderUpdate, QuoteLeg, QuoteStatus, QuoteUpdate
 
 ORDER_DONE = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.VOID, OrderStatus.SETTLED})
+# Nothing stays at risk on an order in these states, whatever amount an update states.
+NOTHING_AT_RISK = frozenset({OrderStatus.REJECTED, OrderStatus.VOID, OrderStatus.SETTLED})
 
 
 class OrderBook:
@@ -22,18 +24,30 @@ class OrderBook:
     def __init__(self, retention: int) -> None:
         self._retention = retention
         self._orders: OrderedDict[tuple[str, str], OrderUpdate] = OrderedDict()
+        # Per order, kept apart from the held update: an unsequenced update (a REST read, a
+        # cancel) must not make the order forget the newest sequence or fill it has seen.
+        self._newest_sequence: dict[tuple[str, str], int] = {}
+        self._filled: dict[tuple[str, str], Decimal] = {}
 
-    def apply(self, update: OrderUpdate) -> tuple[bool, OrderUpdate | None]:
-        """(applied, the update held before). Not applied means stale or a duplicate."""
+    def apply(self, update: OrderUpdate) -> tuple[bool, OrderUpdate | None, Decimal]:
+        """(applied, the update held before, the filled quantity known before).
+
+        Not applied means stale or a duplicate: its sequence is not newer than one already seen.
+        """
         key = (update.venue, update.order_id)
         held = self._orders.get(key)
-        stale = held is not None and held.sequence is not None and update.sequence is not None
-        if stale and update.sequence <= held.sequence:  # type: ignore[operator,union-attr]
-            return False, held
+        filled_before = self._filled.get(key, Decimal(0))
+        newest = self._newest_sequence.get(key)
+        if newest is not None and update.sequence is not None and update.sequence <= newest:
+            return False, held, filled_before
+        if update.sequence is not None:
+            self._newest_sequence[key] = update.sequence
+        if update.filled_quantity is not None:
+            self._filled[key] = max(filled_before, update.filled_quantity)
         self._orders[key] = update
         self._orders.move_to_end(key)
         self._prune()
-        return True, held
+        return True, held, filled_before
 
     def get(self, venue: str, order_id: str) -> OrderUpdate | None:
         return self._orders.get((venue, order_id))
@@ -46,6 +60,8 @@ class OrderBook:
             return
         for key in [k for k, order in self._orders.items() if order.status in ORDER_DONE]:
             del self._orders[key]
+            self._newest_sequence.pop(key, None)
+            self._filled.pop(key, None)
             if len(self._orders) <= self._retention:
                 return
 

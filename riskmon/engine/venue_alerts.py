@@ -16,7 +16,10 @@ def subscription_alert(
     tracker: AlertTracker, venue: str, subscription: str, failure: SubscriptionFailed | None, now: float
 ) -> list[AlertTransition]:
     """Fire while the venue refuses `subscription`; resolve when it is granted."""
-    annotations: dict[str, str] = {}
+    annotations = {
+        "summary": f"{venue} granted {subscription}",
+        "description": f"The venue accepted {subscription}; riskmon receives it again.",
+    }
     if failure is not None:
         fix = "fix the configuration" if failure.misconfigured else "the session retries"
         annotations = {

@@ -1,4 +1,4 @@
-"""`riskmon demo`: simulator + monitor + scripted scenario on loopback, shown live.
+"""`riskmon demo`: five venue simulators + monitor + scripted scenario on loopback, shown live.
 
 Needs no network, keys or files outside the package. On a terminal it draws a live exposure
 and alert view; otherwise (a pipe, CI) it prints alert lines and a final exposure table.
@@ -20,11 +20,11 @@ from rich.table import Table
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.clock import SystemClock
 from riskmon.config.loader import parse_config
-from riskmon.demo.scenario import MARKETS, DemoScenario
+from riskmon.demo.scenario import DemoScenario
+from riskmon.demo.venues import DemoVenues
 from riskmon.engine.exposure import plain_decimal
 from riskmon.notify.console import format_transition
 from riskmon.runtime.monitor import Monitor
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,36 @@ class _RichReceiver:
         self._console.print(f"[{colour}]{line}[/{colour}]", highlight=False, soft_wrap=True)
 
 
+def _usd(amount: object) -> str:
+    return "-" if amount is None else f"{amount:,.2f}"
+
+
 def render(monitor: Monitor) -> Group:
     engine = monitor.engine
-    exposure = Table(title="Exposure", expand=True)
-    for column in ("desk", "venue", "market", "position", "notional USD", "limit use"):
-        exposure.add_column(column, justify="right" if column in ("position", "notional USD", "limit use") else "left")
-    for row in engine.book.rows():
-        ratio = engine.limits.utilisation.get((row.key.desk, "net_notional", row.key.market))
-        notional = "-" if row.notional_usd is None else f"{row.notional_usd:,.2f}"
+    book = engine.book
+    underlyings = Table(title="Exposure by underlying (all venues)", expand=True)
+    for column in ("desk", "underlying", "net position", "net notional USD", "limit use"):
+        underlyings.add_column(column, justify="left" if column in ("desk", "underlying") else "right")
+    for desk, instrument, quantity, notional in book.instrument_rows():
+        ratio = engine.limits.utilisation.get((desk, "net_notional", instrument))
         use = "-" if ratio is None else f"{ratio:.0%}"
         style = "red" if ratio is not None and ratio >= 1 else ("yellow" if ratio is not None and ratio >= 0.8 else "")
+        underlyings.add_row(desk, instrument, plain_decimal(quantity), _usd(notional), use, style=style)
+
+    exposure = Table(title="Positions by venue", expand=True)
+    for column in ("desk", "venue", "market", "position", "notional USD"):
+        exposure.add_column(column, justify="right" if column in ("position", "notional USD") else "left")
+    for row in book.rows():
         exposure.add_row(
-            row.key.desk, row.key.venue, row.key.market, plain_decimal(row.position), notional, use, style=style
+            row.key.desk, row.key.venue, row.key.market, plain_decimal(row.position), _usd(row.notional_usd)
         )
+
+    risk = Table(title="Bets and RFQs: worst-case loss", expand=True)
+    for column in ("desk", "venue", "market", "at risk USD", "pending USD"):
+        risk.add_column(column, justify="right" if "USD" in column else "left")
+    for risk_row in book.risk_rows():
+        key = risk_row.key
+        risk.add_row(key.desk, key.venue, key.market, _usd(risk_row.worst_case_loss_usd), _usd(risk_row.pending_usd))
 
     alerts = Table(title="Alerts firing", expand=True)
     for column in ("alert", "severity", "labels", "summary"):
@@ -64,25 +81,39 @@ def render(monitor: Monitor) -> Group:
             alerts.add_row(alert.alertname, alert.severity, labels, alert.annotations.get("summary", ""))
 
     feeds = Table(title="Feeds", expand=True)
-    for column in ("venue", "up", "frames", "fills", "duplicates", "revoked", "voided", "malformed", "reconnects"):
+    columns = ("venue", "up", "frames", "fills", "orders", "dupes/stale", "revoked", "gaps", "malformed", "reconnects")
+    for column in columns:
         feeds.add_column(column)
     for venue, s in sorted(engine.stats.items()):
-        feeds.add_row(
-            venue,
-            "yes" if s.feed_up else "NO",
-            *map(str, (s.frames, s.fills, s.duplicates, s.revoked, s.voided, s.malformed, s.reconnects)),
+        counts = (
+            s.frames,
+            s.fills,
+            s.order_updates + s.quote_updates,
+            s.duplicates + s.stale_updates,
+            s.revoked + s.voided,
+            s.sequence_gaps,
+            s.malformed,
+            s.reconnects,
         )
-    return Group(exposure, alerts, feeds)
+        feeds.add_row(venue, "yes" if s.feed_up else "NO", *map(str, counts))
+    return Group(underlyings, exposure, risk, alerts, feeds)
 
 
 async def run_demo(duration: float | None, port: int | None, step: float = 0.5) -> int:
     clock = SystemClock()
-    simulator = MangoV3FillsSimulator(MARKETS)
-    await simulator.start()
-    scenario = DemoScenario(simulator, now=clock.now, step=step)
+    venues = DemoVenues()
+    await venues.start()
+    try:
+        return await _run(venues, clock, duration, port, step)
+    finally:
+        await venues.stop()
+
+
+async def _run(venues: DemoVenues, clock: SystemClock, duration: float | None, port: int | None, step: float) -> int:
+    scenario = DemoScenario(venues, now=clock.now, step=step)
     await scenario.seed()
     text = resources.files("riskmon.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
-    config = parse_config(text, "riskmon/demo/demo.yaml", {"RISKMON_DEMO_MANGO_URL": simulator.url})
+    config = parse_config(text, "riskmon/demo/demo.yaml", venues.environ())
 
     interactive = sys.stdout.isatty()
     console = Console(soft_wrap=True)
@@ -92,14 +123,16 @@ async def run_demo(duration: float | None, port: int | None, step: float = 0.5) 
     runner = asyncio.create_task(monitor.run(stop))
     player: asyncio.Task[None] | None = None
     try:
-        connected = asyncio.create_task(simulator.wait_for_connections(1, timeout=30))
+        connected = asyncio.create_task(venues.wait_connected(timeout=30))
         await asyncio.wait([runner, connected], return_when=asyncio.FIRST_COMPLETED)
         if runner.done():
             connected.cancel()
             return await _finish(runner)
         await connected
         metrics = f"http://{config.server.host}:{monitor.http_port}/metrics"
-        console.print(f"riskmon demo: Mango simulator at {simulator.url}; metrics at {metrics}; Ctrl-C to stop")
+        console.print(f"riskmon demo: five venue simulators on loopback; metrics at {metrics}; Ctrl-C to stop")
+        for venue, url in venues.endpoints().items():
+            console.print(f"  {venue}: {url}", highlight=False)
         player = asyncio.create_task(scenario.play())
         deadline = None if duration is None else loop.time() + duration
         live = Live(render(monitor), console=console, refresh_per_second=4) if interactive else None
@@ -117,7 +150,6 @@ async def run_demo(duration: float | None, port: int | None, step: float = 0.5) 
             with contextlib.suppress(asyncio.CancelledError):
                 await player
         await _finish(runner)
-        await simulator.stop()
     if not interactive:
         console.print(render(monitor))
     return 0

@@ -5,10 +5,25 @@ from __future__ import annotations
 from typing import Protocol
 
 from riskmon.clock import Clock
-from riskmon.config.schema import MangoV3FillsVenue, MonitorConfig, VenueConfig
+from riskmon.config.schema import (
+    MangoV3FillsVenue,
+    MobulaPerpEventsVenue,
+    MonitorConfig,
+    PhoenixVenue,
+    ProphetXVenue,
+    TotalisRfqVenue,
+)
 from riskmon.venues.base import InboundSink, VenueCodec
 from riskmon.venues.mango_v3.codec import MangoV3FillsCodec
 from riskmon.venues.mango_v3.session import MangoV3FillsSession
+from riskmon.venues.mobula.codec import MobulaPerpEventsCodec
+from riskmon.venues.mobula.session import MobulaPerpEventsSession
+from riskmon.venues.phoenix.codec import PhoenixCodec
+from riskmon.venues.phoenix.session import PhoenixSession
+from riskmon.venues.prophetx.codec import ProphetXCodec
+from riskmon.venues.prophetx.session import ProphetXSession
+from riskmon.venues.totalis.codec import TotalisRfqCodec
+from riskmon.venues.totalis.session import TotalisRfqSession
 
 
 class VenueSession(Protocol):
@@ -18,7 +33,7 @@ class VenueSession(Protocol):
 
 
 class AdapterUnavailable(Exception):
-    """The config names a venue kind whose adapter this build does not have yet."""
+    """The config names a venue kind whose adapter this build does not have."""
 
 
 def desk_accounts(config: MonitorConfig, venue: str) -> dict[str, str]:
@@ -26,11 +41,30 @@ def desk_accounts(config: MonitorConfig, venue: str) -> dict[str, str]:
     return {account: desk_name for desk_name, desk in config.desks.items() for account in desk.accounts.get(venue, ())}
 
 
+def sole_desk(config: MonitorConfig, venue: str) -> str | None:
+    """The desk a venue's private stream belongs to when exactly one desk lists the venue.
+
+    Private channels (ProphetX orders, Totalis quotes) only carry our own login's objects, so
+    with one desk on the venue an id the config does not list is still that desk's.
+    """
+    desks = [name for name, desk in config.desks.items() if venue in desk.accounts]
+    return desks[0] if len(desks) == 1 else None
+
+
 def build_codec(config: MonitorConfig, venue: str) -> VenueCodec:
-    venue_config: VenueConfig = config.venues[venue]
+    venue_config = config.venues[venue]
+    accounts = desk_accounts(config, venue)
     if isinstance(venue_config, MangoV3FillsVenue):
-        return MangoV3FillsCodec(venue, desk_accounts(config, venue), venue_config.markets)
-    raise AdapterUnavailable(f"venue {venue}: kind {venue_config.__struct_config__.tag} has no adapter yet")
+        return MangoV3FillsCodec(venue, accounts, venue_config.markets)
+    if isinstance(venue_config, MobulaPerpEventsVenue):
+        return MobulaPerpEventsCodec(venue, accounts, venue_config)
+    if isinstance(venue_config, ProphetXVenue):
+        return ProphetXCodec(venue, accounts, sole_desk(config, venue))
+    if isinstance(venue_config, TotalisRfqVenue):
+        return TotalisRfqCodec(venue, accounts, sole_desk(config, venue), venue_config)
+    if isinstance(venue_config, PhoenixVenue):
+        return PhoenixCodec(venue, accounts, venue_config)
+    raise AdapterUnavailable(f"venue {venue}: kind {venue_config.__struct_config__.tag} has no adapter")
 
 
 def build_session(
@@ -39,4 +73,12 @@ def build_session(
     venue_config = config.venues[venue]
     if isinstance(venue_config, MangoV3FillsVenue):
         return MangoV3FillsSession(venue, venue_config, codec, sink, clock)
-    raise AdapterUnavailable(f"venue {venue}: kind {venue_config.__struct_config__.tag} has no adapter yet")
+    if isinstance(venue_config, MobulaPerpEventsVenue):
+        return MobulaPerpEventsSession(venue, venue_config, codec, sink, clock)
+    if isinstance(venue_config, ProphetXVenue) and isinstance(codec, ProphetXCodec):
+        return ProphetXSession(venue, venue_config, codec, sink, clock)
+    if isinstance(venue_config, TotalisRfqVenue) and isinstance(codec, TotalisRfqCodec):
+        return TotalisRfqSession(venue, venue_config, codec, sink, clock)
+    if isinstance(venue_config, PhoenixVenue):
+        return PhoenixSession(venue, venue_config, codec, sink, clock)
+    raise AdapterUnavailable(f"venue {venue}: kind {venue_config.__struct_config__.tag} has no adapter")

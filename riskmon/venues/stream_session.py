@@ -14,8 +14,8 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -40,8 +40,13 @@ Sleep = Callable[[float], Awaitable[None]]
 class VenueUnavailable(Exception):
     """The session cannot reach a usable endpoint (REST login failed, no config...).
 
-    The message is safe to log: it never carries a credential or a URL path.
+    The message is safe to log: it never carries a credential or a query string. `status` is
+    the HTTP status when the venue answered with one.
     """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ class StreamSession:
 
     def on_close(self, code: int, reason: str) -> list[Event]:
         """Events a close code means for this venue (a 4001 misconfiguration...)."""
+        return []
+
+    def on_refused(self, status: int) -> list[Event]:
+        """Events an HTTP status refusing the websocket handshake means (401: bad credentials...)."""
         return []
 
     async def on_disconnected(self) -> None:
@@ -187,7 +196,11 @@ class StreamSession:
         except InvalidURI:
             return "invalid URL"
         except InvalidStatus as exc:
-            return f"handshake refused (HTTP {exc.response.status_code})"
+            status = exc.response.status_code
+            events = self.on_refused(status)
+            if events:
+                await self.report(*events)
+            return f"handshake refused (HTTP {status})"
         except InvalidHandshake as exc:
             return f"handshake failed ({type(exc).__name__})"
         except (OSError, TimeoutError) as exc:

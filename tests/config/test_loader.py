@@ -848,8 +848,15 @@ def check_with_dummy_env(
 ) -> tuple[int, str, str, set[str]]:
     names = set(ENV_REF.findall(path.read_text(encoding="utf-8")))
     for name in names:
-        # URLs must look like URLs (Mango URLs must be ws://); anything else only needs to be non-empty.
-        monkeypatch.setenv(name, "ws://127.0.0.1:9" if "URL" in name.upper() else f"dummy-{name.lower()}")
+        # URLs must look like URLs of their kind (REST ones http://, stream ones ws://); anything
+        # else only needs to be non-empty.
+        if "URL" not in name.upper():
+            value = f"dummy-{name.lower()}"
+        elif "PROPHETX" in name.upper() or "REST" in name.upper():
+            value = "http://127.0.0.1:9"
+        else:
+            value = "ws://127.0.0.1:9"
+        monkeypatch.setenv(name, value)
     code = main(["check", "-c", str(path)])
     out, err = capsys.readouterr()
     return code, out, err, names

@@ -1,0 +1,85 @@
+"""Mobula perp events session: subscribe first, JSON ping/pong, reconnect.
+
+The stream closes an idle socket with 4001 about 10 s after open when no subscription arrived;
+the codec sends the subscribe as the very first frame, so a 4001 means the endpoint is not the
+perp events stream (the positions host answers that way) or the envelope was refused: a
+misconfiguration, reported as such rather than retried in silence.
+
+Nothing flows on this stream until the venue acknowledges the subscription, so the feed counts
+as up only from the `subscribed` ack, not from the socket opening: a refused subscription must
+not show the desk a live feed while it is blind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from riskmon.clock import Clock
+from riskmon.config.schema import MobulaPerpEventsVenue
+from riskmon.events import Event, Subscribed, SubscriptionFailed
+from riskmon.venues.base import InboundSink, VenueCodec
+from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget
+
+IDLE_NO_SUBSCRIPTION = 4001
+# Words in a close reason that mean the key is wrong: reconnecting with the same config cannot help.
+_AUTH_WORDS = ("auth", "api key", "apikey", "unauthori", "forbidden", "invalid key")
+
+
+class MobulaPerpEventsSession(StreamSession):
+    up_on_open = False  # up once the venue acknowledged the subscription
+
+    def __init__(
+        self,
+        venue: str,
+        config: MobulaPerpEventsVenue,
+        codec: VenueCodec,
+        sink: InboundSink,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        heartbeat_sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        settings = StreamSettings(
+            reconnect=config.reconnect,
+            max_frame_bytes=config.max_frame_bytes,
+            open_timeout=config.open_timeout,
+            ping_interval=config.ping_interval,
+            pong_timeout=config.pong_timeout,
+        )
+        super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep, heartbeat_sleep=heartbeat_sleep)
+        self._url = config.url
+        self._subscribed = False
+
+    async def prepare(self) -> StreamTarget:
+        return StreamTarget(self._url)
+
+    async def after_frame(self, events: list[Event]) -> None:
+        if not self._subscribed and any(isinstance(event, Subscribed) for event in events):
+            self._subscribed = True
+            await self.report_up()
+
+    async def on_disconnected(self) -> None:
+        self._subscribed = False
+
+    def on_close(self, code: int, reason: str) -> list[Event]:
+        if code == IDLE_NO_SUBSCRIPTION:
+            return [
+                SubscriptionFailed(
+                    self.venue,
+                    "perp-events",
+                    "closed 4001 (idle, no subscription): check that `url` is the perp events stream, "
+                    "not the positions host, and that the API key is valid",
+                    misconfigured=True,
+                )
+            ]
+        if 4000 <= code < 5000:
+            # The venue's reason text is only classified, never quoted: it may echo what it refused.
+            misconfigured = any(word in reason.lower() for word in _AUTH_WORDS)
+            return [
+                SubscriptionFailed(
+                    self.venue, "perp-events", f"closed by the venue with code {code}", misconfigured=misconfigured
+                )
+            ]
+        return []

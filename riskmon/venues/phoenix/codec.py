@@ -1,0 +1,302 @@
+"""Phoenix perpetuals WebSocket codec (protocols.md §5): frames in, normalized events out.
+
+On each connection the codec queues, as binary frames like the SDK sends them, subscribes to
+traderState (our authority), exchange (JSON encoding), allMids and `market` for each configured
+symbol. It then turns
+
+- traderState snapshots and deltas into PositionsReported (exact, from lots; see trader_state.py),
+  a missed delta into SequenceGap plus a traderState resubscribe for a fresh snapshot;
+- exchange snapshots and sequenced deltas into the market units positions need and
+  MarketStatusChanged whenever a market's status really changes, a skipped sequence into
+  SequenceGap plus an exchange resubscribe;
+- market / allMids into MarkPrice (mark / mid), trades into TradeExecuted, orderbook into BookSnapshot;
+- subscribe confirmations and errors into Subscribed / SubscriptionFailed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+import msgspec
+
+from riskmon.config.schema import PhoenixVenue
+from riskmon.events import (
+    BookLevel,
+    BookSide,
+    BookSnapshot,
+    Event,
+    FrameMalformed,
+    MarkKind,
+    MarkPrice,
+    PositionsReported,
+    SequenceGap,
+    Subscribed,
+    SubscriptionFailed,
+    TradeExecuted,
+)
+from riskmon.venues.phoenix.exchange_state import ExchangeBook
+from riskmon.venues.phoenix.frames import (
+    AllMids,
+    BadField,
+    ChannelError,
+    ControlReply,
+    Envelope,
+    ExchangeDelta,
+    ExchangeSnapshot,
+    MarketStats,
+    Orderbook,
+    PublicTrade,
+    SubscriptionRef,
+    SubscriptionStatus,
+    TraderDelta,
+    TraderSnapshot,
+    Trades,
+    lots_to_base,
+    parse_u64,
+    plausible,
+    validation_reason,
+)
+from riskmon.venues.phoenix.trader_state import Report, TraderBook, parse_subaccounts
+
+_QUOTE_LOTS_PER_USD = Decimal(1_000_000)  # quote lots have 6 decimals (§5.5)
+_MAX_REASON = 200
+
+_envelope = msgspec.json.Decoder(Envelope)
+_control = msgspec.json.Decoder(ControlReply)
+_status = msgspec.json.Decoder(SubscriptionStatus)
+_channel_error = msgspec.json.Decoder(ChannelError)
+_trader = msgspec.json.Decoder(TraderSnapshot | TraderDelta)
+_exchange = msgspec.json.Decoder(ExchangeSnapshot | ExchangeDelta)
+_market = msgspec.json.Decoder(MarketStats)
+_all_mids = msgspec.json.Decoder(AllMids)
+_trades = msgspec.json.Decoder(Trades)
+_orderbook = msgspec.json.Decoder(Orderbook)
+
+
+class PhoenixCodec:
+    def __init__(self, venue: str, accounts: Mapping[str, str], config: PhoenixVenue) -> None:
+        """`accounts` maps each desk's wallet authority to the desk; `config.authority` is subscribed."""
+        self.venue = venue
+        self._desks = dict(accounts)
+        self._config = config
+        self._outbox: list[str | bytes] = []
+        self._books: dict[tuple[str, int], TraderBook] = {}  # absent: no snapshot since (re)subscribing
+        self._exchange = ExchangeBook(venue)  # market units and statuses, kept across connections
+        self._last_trade: dict[str, int] = {}  # symbol -> newest tradeSequenceNumber seen
+        self._handlers: dict[str, Callable[[str | bytes], list[Event]]] = {
+            "subscriptionConfirmed": self._subscription_confirmed,
+            "subscriptionError": self._subscription_error,
+            "subscriptionStatus": self._subscription_status,
+            "error": self._channel_error,
+            "traderState": self._trader_state,
+            "exchange": self._exchange_frame,
+            "market": self._market_frame,
+            "allMids": self._all_mids_frame,
+            "trades": self._trades_frame,
+            "orderbook": self._orderbook_frame,
+            "fundingRate": _nothing,
+            "candle": _nothing,
+            "candles": _nothing,
+        }
+
+    def connection_opened(self) -> None:
+        # Sequences are per subscription: the new subscriptions start with fresh snapshots.
+        self._outbox.clear()
+        self._books.clear()
+        self._exchange.resubscribed()
+        self._subscribe(self._trader_subscription(self._config.authority, self._config.trader_pda_index))
+        self._subscribe(_EXCHANGE_SUBSCRIPTION)
+        self._subscribe({"channel": "allMids"})
+        for symbol in self._config.symbols:
+            self._subscribe({"channel": "market", "symbol": symbol})
+
+    def receive_text(self, text: str) -> list[Event]:
+        return self._receive(text)
+
+    def receive_bytes(self, data: bytes) -> list[Event]:
+        return self._receive(data)  # the server may send JSON in binary frames too
+
+    def receive_rest(self, source: str, body: str) -> list[Event]:
+        return [self._malformed("the Phoenix stream has no REST call")]
+
+    def data_to_send(self) -> list[str | bytes]:
+        frames, self._outbox = self._outbox, []
+        return frames
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    def _receive(self, frame: str | bytes) -> list[Event]:
+        try:
+            envelope = _envelope.decode(frame)
+        except msgspec.ValidationError:
+            return [self._malformed("not a JSON object with a string channel or type")]
+        except msgspec.DecodeError:
+            return [self._malformed("not JSON")]
+        name = envelope.type if envelope.type in self._handlers else envelope.channel
+        handler = self._handlers.get(name) if name is not None else None
+        if name is None or handler is None:
+            return [self._malformed("unknown channel or message type")]
+        try:
+            return handler(frame)
+        except msgspec.ValidationError as exc:
+            return [self._malformed(f"{name}: {validation_reason(exc)}")]
+        except BadField as exc:
+            return [self._malformed(f"{name}: {exc}")]
+        except ArithmeticError:
+            return [self._malformed(f"{name}: a number is out of range")]
+
+    def _malformed(self, reason: str) -> FrameMalformed:
+        return FrameMalformed(self.venue, reason)
+
+    def _subscribe(self, subscription: dict[str, object]) -> None:
+        self._outbox.append(msgspec.json.encode({"type": "subscribe", "subscription": subscription}))
+
+    def _resubscribe(self, subscription: dict[str, object]) -> None:
+        self._outbox.append(msgspec.json.encode({"type": "unsubscribe", "subscription": subscription}))
+        self._subscribe(subscription)
+
+    @staticmethod
+    def _trader_subscription(authority: str, trader_pda_index: int) -> dict[str, object]:
+        return {"channel": "traderState", "authority": authority, "traderPdaIndex": trader_pda_index}
+
+    # --- control -------------------------------------------------------------------------------
+
+    def _subscription_confirmed(self, frame: str | bytes) -> list[Event]:
+        return [Subscribed(self.venue, _label(_control.decode(frame).subscription))]
+
+    def _subscription_error(self, frame: str | bytes) -> list[Event]:
+        reply = _control.decode(frame)
+        reason = _short(f"{reply.code}: {reply.message}")
+        # The server judged the request itself invalid: resending it as it is cannot succeed.
+        misconfigured = reply.code == "invalid_subscription"
+        return [SubscriptionFailed(self.venue, _label(reply.subscription), reason, misconfigured)]
+
+    def _subscription_status(self, frame: str | bytes) -> list[Event]:
+        status = _status.decode(frame)
+        return [Subscribed(self.venue, _label(status.subscription))] if status.status == "subscribed" else []
+
+    def _channel_error(self, frame: str | bytes) -> list[Event]:
+        error = _channel_error.decode(frame)
+        return [SubscriptionFailed(self.venue, "error channel", _short(f"{error.code}: {error.error}"))]
+
+    # --- traderState ---------------------------------------------------------------------------
+
+    def _trader_state(self, frame: str | bytes) -> list[Event]:
+        message = _trader.decode(frame)
+        authority = message.authority
+        if authority not in self._desks:
+            return [self._malformed("positions for an authority no desk lists")]
+        key = (authority, message.trader_pda_index)
+        if isinstance(message, TraderSnapshot):
+            book = TraderBook(parse_subaccounts(message.subaccounts, snapshot=True))
+            self._books[key] = book
+            return self._reported(authority, book.snapshot_report(self._units))
+        deltas = parse_subaccounts(message.deltas, snapshot=False)
+        book_or_none = self._books.get(key)
+        if book_or_none is None:
+            return []  # no snapshot yet: a delta cannot be placed on a state we do not hold
+        gap = book_or_none.first_gap(deltas)
+        if gap is not None:
+            del self._books[key]  # deltas are ignored until the fresh snapshot rebuilds it
+            self._resubscribe(self._trader_subscription(authority, message.trader_pda_index))
+            return [SequenceGap(self.venue, f"traderState:{gap.subaccount}", gap.expected, gap.received)]
+        return self._reported(authority, book_or_none.apply_deltas(deltas, self._units))
+
+    def _units(self, symbol: str) -> int | None:
+        override = self._config.markets.get(symbol)
+        if override is not None:
+            return override.base_lots_decimals
+        return self._exchange.base_lots_decimals(symbol)
+
+    def _reported(self, authority: str, report: Report | None) -> list[Event]:
+        if report is None:
+            return []
+        desk = self._desks[authority]
+        return [PositionsReported(self.venue, desk, authority, report.positions, report.complete, report.sequence)]
+
+    def _release_held(self) -> list[Event]:
+        events: list[Event] = []
+        for (authority, _), book in self._books.items():
+            events.extend(self._reported(authority, book.release_held(self._units)))
+        return events
+
+    # --- exchange ------------------------------------------------------------------------------
+
+    def _exchange_frame(self, frame: str | bytes) -> list[Event]:
+        update = self._exchange.apply(_exchange.decode(frame))
+        if update.resubscribe:
+            self._resubscribe(_EXCHANGE_SUBSCRIPTION)
+        return update.events + self._release_held()  # the frame may have brought units we waited for
+
+    # --- market data ---------------------------------------------------------------------------
+
+    def _market_frame(self, frame: str | bytes) -> list[Event]:
+        stats = _market.decode(frame)
+        if stats.mark_px is None:
+            return []
+        price = plausible(stats.mark_px, "markPx")
+        # The market channel carries no timestamp (§5.4): 0.0 says "the venue did not stamp it".
+        return [MarkPrice(self.venue, stats.symbol, price, 0.0, MarkKind.MARK)]
+
+    def _all_mids_frame(self, frame: str | bytes) -> list[Event]:
+        mids = _all_mids.decode(frame).mids
+        prices = [(symbol, plausible(mid, "mid")) for symbol, mid in mids.items()]
+        return [MarkPrice(self.venue, symbol, price, 0.0, MarkKind.MID) for symbol, price in prices]
+
+    def _trades_frame(self, frame: str | bytes) -> list[Event]:
+        message = _trades.decode(frame)
+        executed = [self._trade(message.symbol, trade) for trade in message.trades]  # all parsed first
+        events: list[Event] = []
+        last = self._last_trade.get(message.symbol, -1)
+        for sequence, trade in executed:
+            if sequence > last:  # tradeSequenceNumber only grows (§5.4): lower ones are replays
+                last = sequence
+                events.append(trade)
+        self._last_trade[message.symbol] = last
+        return events
+
+    def _trade(self, symbol: str, trade: PublicTrade) -> tuple[int, TradeExecuted]:
+        sequence = parse_u64(trade.trade_sequence_number, "tradeSequenceNumber")
+        timestamp = parse_u64(trade.timestamp, "timestamp")
+        quantity = trade.base_amount
+        if quantity is None and trade.base_lots_filled is not None:
+            decimals = self._units(symbol)
+            if decimals is None:
+                raise BadField("trade has no baseAmount and the market's units are unknown")
+            quantity = lots_to_base(parse_u64(trade.base_lots_filled, "baseLotsFilled"), decimals)
+        if quantity is None or plausible(quantity, "baseAmount") <= 0:
+            raise BadField("trade has no positive base amount")
+        if trade.quote_amount is not None:
+            notional = plausible(trade.quote_amount, "quoteAmount")
+        elif trade.quote_lots_filled is not None:
+            notional = parse_u64(trade.quote_lots_filled, "quoteLotsFilled") / _QUOTE_LOTS_PER_USD
+        else:
+            raise BadField("trade has no quote amount")
+        return sequence, TradeExecuted(self.venue, symbol, notional / quantity, quantity, sequence, float(timestamp))
+
+    def _orderbook_frame(self, frame: str | bytes) -> list[Event]:
+        message = _orderbook.decode(frame)
+        sides = tuple(
+            BookSide(name, tuple(BookLevel(plausible(p, "price"), plausible(s, "size")) for p, s in levels))
+            for name, levels in (("bid", message.orderbook.bids), ("ask", message.orderbook.asks))
+        )
+        return [BookSnapshot(self.venue, message.symbol, sides)]
+
+
+_EXCHANGE_SUBSCRIPTION: dict[str, object] = {"channel": "exchange", "encoding": "json"}
+
+
+def _nothing(frame: str | bytes) -> list[Event]:
+    return []  # fundingRate and candles: known channels the risk monitor does not use
+
+
+def _label(subscription: SubscriptionRef | None) -> str:
+    if subscription is None:
+        return "unknown"
+    channel = subscription.channel[:40]
+    return f"{channel}:{subscription.symbol[:40]}" if subscription.symbol else channel
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."

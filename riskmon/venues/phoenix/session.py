@@ -1,0 +1,69 @@
+"""Phoenix session: optional JWT on the handshake, transport pings, reconnect and resubscribe.
+
+The SDK does not reconnect by itself; this session does, and the codec re-sends every
+subscription on each new connection, so snapshots rebuild the state. Auth closes (4401, 4403,
+1008, or a token reason) cannot be cured by retrying with the same static token: they are
+reported as a refused subscription so someone rotates the JWT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from riskmon.clock import Clock
+from riskmon.config.schema import PhoenixVenue
+from riskmon.events import Event, SubscriptionFailed
+from riskmon.venues.base import InboundSink, VenueCodec
+from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget
+
+_AUTH_CLOSE_CODES = frozenset({4401, 4403, 1008})
+_AUTH_CLOSE_REASONS = frozenset(
+    {"access_token_expired", "invalid_access_token", "access_jti_mismatch", "session_missing", "authz_refresh_required"}
+)
+
+
+class PhoenixSession(StreamSession):
+    def __init__(
+        self,
+        venue: str,
+        config: PhoenixVenue,
+        codec: VenueCodec,
+        sink: InboundSink,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        settings = StreamSettings(
+            reconnect=config.reconnect,
+            max_frame_bytes=config.max_frame_bytes,
+            open_timeout=config.open_timeout,
+            transport_ping_interval=config.ping_interval,
+            transport_ping_timeout=config.ping_timeout,
+        )
+        super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep)
+        self._config = config
+
+    async def prepare(self) -> StreamTarget:
+        jwt = self._config.jwt
+        if jwt is None:
+            return StreamTarget(self._config.url)
+        token = jwt.reveal()
+        # Both carriers, as the venue's SDK sends them: some proxies strip one or the other.
+        return StreamTarget(
+            self._config.url,
+            headers={"Authorization": f"Bearer {token}"},
+            subprotocols=("phoenix-jwt", token),
+        )
+
+    def on_refused(self, status: int) -> list[Event]:
+        if status in (401, 403):
+            return [SubscriptionFailed(self.venue, "auth", f"handshake refused (HTTP {status})", misconfigured=True)]
+        return []
+
+    def on_close(self, code: int, reason: str) -> list[Event]:
+        if code in _AUTH_CLOSE_CODES or reason in _AUTH_CLOSE_REASONS:
+            why = reason if reason in _AUTH_CLOSE_REASONS else f"code {code}"
+            return [SubscriptionFailed(self.venue, "auth", f"the venue closed the session: {why}", misconfigured=True)]
+        return []

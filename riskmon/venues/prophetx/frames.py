@@ -1,0 +1,243 @@
+"""ProphetX wire shapes (protocols.md §3) and the triple decode of its event frames.
+
+A Pusher frame's `data` is a JSON string holding an envelope whose `payload` is base64 of the
+JSON that matters (§3.2). Each layer that fails raises `LayerError` naming the layer, so a
+dropped frame says where it broke without echoing its content.
+"""
+
+from __future__ import annotations
+
+import binascii
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+
+
+class LayerError(Exception):
+    """A frame unusable at one decode layer; the message is safe to log (no frame content)."""
+
+
+class _Exact(msgspec.Struct, frozen=True):
+    def __post_init__(self) -> None:
+        # msgspec accepts "NaN"/"Infinity" strings for Decimal fields; such an amount would make
+        # every later comparison in the engine raise, so the frame is rejected here.
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, Decimal) and not value.is_finite():
+                raise ValueError(f"`{name}` is not a finite number")
+
+
+# ---- Pusher protocol layer ------------------------------------------------------------------
+
+
+class PusherFrame(msgspec.Struct, frozen=True):
+    event: str
+    channel: str | None = None
+    # Pusher sends `data` as a JSON string; pusher:error and some servers send an object.
+    data: str | dict[str, Any] | None = None
+
+
+class ConnectionEstablished(msgspec.Struct, frozen=True):
+    socket_id: str
+    activity_timeout: int | float | None = None
+
+
+class PusherError(msgspec.Struct, frozen=True):
+    message: str | None = None
+    code: int | None = None
+
+
+# ---- channel registration (REST, §3.1) ------------------------------------------------------
+
+
+class BindingEvent(msgspec.Struct, frozen=True):
+    name: str
+    type: str | None = None
+
+
+class AuthorizedChannel(msgspec.Struct, frozen=True):
+    channel_name: str
+    auth: str
+    binding_events: list[BindingEvent] = []
+    scope: dict[str, Any] | None = None
+
+
+class Authenticated(msgspec.Struct, frozen=True):
+    auth: str
+    # A JSON string in the example. Kept raw: if a server sends an object instead, its exact text
+    # is what the signature covers, so it is forwarded unchanged rather than re-encoded.
+    user_data: msgspec.Raw
+
+
+class RegistrationData(msgspec.Struct, frozen=True):
+    success: bool | None = None
+    status: str | None = None
+    authorized_channel: list[AuthorizedChannel] = []
+    authenticated: Authenticated | None = None
+    channel_count: int | None = None
+    channel_limit: int | None = None
+
+
+class RegistrationResponse(msgspec.Struct, frozen=True):
+    data: RegistrationData | None = None
+    # Error bodies (§3.1: exceed_subscription_count, wildcard_not_allowed, ...) are not documented
+    # in shape: any of these short keys may carry the venue's error word.
+    error: str | None = None
+    code: str | int | None = None
+    message: str | None = None
+
+
+# ---- envelope (layer 2) ---------------------------------------------------------------------
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    timestamp: int  # nanoseconds
+    change_type: str
+    payload: str  # base64 of JSON
+    op: str | None = None
+
+
+# ---- payloads (layer 3) ---------------------------------------------------------------------
+
+Identifier = int | str
+
+
+class OrderInfo(_Exact, frozen=True):
+    """One wager/order as the private channel and get_order carry it (§3.2 field list)."""
+
+    id: Identifier
+    status: str
+    sequence_number: int
+    user_id: Identifier | None = None
+    external_id: Identifier | None = None
+    sport_event_id: Identifier | None = None
+    market_id: Identifier | None = None
+    outcome_id: Identifier | None = None
+    odds: Decimal | None = None
+    stake: Decimal | None = None
+    # [?] §3.2: the v4 `orders` payload may name odds/stake `price`/`quantity` (as v4 REST does).
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+    matched_stake: Decimal | None = None
+    matched_odds: Decimal | None = None
+    totally_matched_stake: Decimal | None = None
+    # [?] the field naming why an order failed activation or was canceled is undocumented, and so
+    # is its type: only a string is used, anything else must not cost the order update itself.
+    reason: object = None
+    failure_reason: object = None
+    invalid_reason: object = None
+
+    @property
+    def why(self) -> str | None:
+        for reason in (self.reason, self.failure_reason, self.invalid_reason):
+            if isinstance(reason, str) and reason:
+                return reason
+        return None
+
+
+class OrderPayload(msgspec.Struct, frozen=True):
+    info: OrderInfo
+
+
+class LevelInfo(_Exact, frozen=True):
+    outcome_id: Identifier | None = None
+    odds: Decimal | None = None
+    stake: Decimal | None = None
+    price: Decimal | None = None  # the v4 names, accepted as for orders
+    quantity: Decimal | None = None
+
+
+class BookInfo(msgspec.Struct, frozen=True):
+    selections: list[list[LevelInfo]]
+    sequence_number: int | None = None
+
+
+class BookPayload(msgspec.Struct, frozen=True):
+    sport_event_id: Identifier
+    market_id: Identifier
+    info: BookInfo
+
+
+class TradeInfo(_Exact, frozen=True):
+    sport_event_id: Identifier
+    market_id: Identifier
+    outcome_id: Identifier
+    matched_stake: Decimal
+    odds: Decimal | None = None
+    matched_odds: Decimal | None = None
+    sequence_number: int | None = None
+
+
+class TradePayload(msgspec.Struct, frozen=True):
+    info: TradeInfo
+
+
+class RestOrderWrapper(msgspec.Struct, frozen=True):
+    """get_order bodies: `{"data": info}`, info at top level, or under data.info/wager/order."""
+
+    # msgspec.Raw cannot sit in a union: an absent key is an empty Raw.
+    data: msgspec.Raw = msgspec.Raw()
+    info: msgspec.Raw = msgspec.Raw()
+    wager: msgspec.Raw = msgspec.Raw()
+    order: msgspec.Raw = msgspec.Raw()
+    timestamp: object = None  # undocumented: used only when an integer
+
+
+# ---- decoding -------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+_frame_decoder = msgspec.json.Decoder(PusherFrame)
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: str | bytes, layer: str) -> T:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path and expected type, never the offending value.
+        raise LayerError(f"{layer}: unexpected shape: {exc}") from None
+    except msgspec.DecodeError:
+        raise LayerError(f"{layer}: not JSON") from None
+
+
+def _convert(data: dict[str, Any], kind: type[T], layer: str) -> T:
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise LayerError(f"{layer}: unexpected shape: {exc}") from None
+
+
+def decode_frame(text: str) -> PusherFrame:
+    return _decode(_frame_decoder, text, "pusher frame")
+
+
+def decode_data(frame: PusherFrame, kind: type[T], decoder: msgspec.json.Decoder[T], layer: str) -> T:
+    """The frame's `data`, whether the JSON string Pusher specifies or an already nested object."""
+    if isinstance(frame.data, str):
+        return _decode(decoder, frame.data, layer)
+    if isinstance(frame.data, dict):
+        return _convert(frame.data, kind, layer)
+    raise LayerError(f"{layer}: missing data")
+
+
+def decode_envelope(frame: PusherFrame) -> Envelope:
+    return decode_data(frame, Envelope, _envelope_decoder, "envelope")
+
+
+def decode_payload(envelope: Envelope, decoder: msgspec.json.Decoder[T]) -> T:
+    try:
+        raw = binascii.a2b_base64(envelope.payload, strict_mode=True)
+    except binascii.Error:
+        raise LayerError("payload: not valid base64") from None
+    return _decode(decoder, raw, f"{envelope.change_type} payload")
+
+
+def decode_json(decoder: msgspec.json.Decoder[T], data: str | bytes, layer: str) -> T:
+    return _decode(decoder, data, layer)
+
+
+def nanoseconds_to_seconds(timestamp_ns: int) -> float:
+    # int / int is correctly rounded; float(ns) / 1e9 would round twice.
+    return timestamp_ns / 1_000_000_000
