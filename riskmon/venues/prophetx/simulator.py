@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -69,17 +68,6 @@ __all__ = ["MalformedKind", "ProphetXSimulator", "selection_level"]
 logger = logging.getLogger(__name__)
 
 _HOST = "127.0.0.1"
-
-
-def _enable_nodelay(server: AsgiServer) -> None:
-    # AsgiServer binds its socket with proto 0, so asyncio skips TCP_NODELAY on accepted
-    # sockets and uvicorn's two writes per response (head, body) meet delayed ACKs: ~40 ms a
-    # call. Accepted sockets inherit the listener's option on Linux. No-op once fixed upstream.
-    uv = getattr(server, "_server", None)
-    for listener in getattr(uv, "servers", []):
-        for sock in listener.sockets:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class ProphetXSimulator:
@@ -140,7 +128,6 @@ class ProphetXSimulator:
         self._hub.set_accepting(True)
         server = AsgiServer(app, _HOST, 0, websockets=True)
         await server.start()
-        _enable_nodelay(server)
         self._server = server
         if self._health_interval is not None:
             self._health_task = asyncio.create_task(self._health_loop(self._health_interval))
