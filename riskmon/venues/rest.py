@@ -44,7 +44,9 @@ class VenueRest:
             )
         except httpx.TimeoutException:
             raise VenueUnavailable(f"{what}: timed out") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            raise VenueUnavailable(f"{what}: {type(exc).__name__}") from None
+        except Exception as exc:  # anyio can raise an ExceptionGroup for a bad port
             raise VenueUnavailable(f"{what}: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:
             raise VenueUnavailable(f"{what}: HTTP {response.status_code}", response.status_code)

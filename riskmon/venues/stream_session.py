@@ -225,8 +225,10 @@ class StreamSession:
                 if first:
                     self._backoff.reset()  # a frame arrived: the link works, start backoff afresh
                     first = False
-                await self.flush()
+                # Hand the frame on before answering it: a send on a closing socket raises, and
+                # the events of the frame that arrived just before the close must still count.
                 await self._sink(Inbound(self.venue, now, message, events))
+                await self.flush()
                 await self.after_frame(events)
         finally:
             for chore in chores:

@@ -886,3 +886,28 @@ def test_numbers_from_env_vars_are_accepted_where_numbers_are_expected() -> None
     assert config.alerts.event_resolve_after == 90.0
     issue = only_issue(text.replace("${PORT}", "${BADPORT}"), environ={"BADPORT": "nine", "RESOLVE": "1"})
     assert issue.path == ("server", "port")
+
+
+def test_underlyings_map_venue_markets_and_name_only_known_venues() -> None:
+    text = MINIMAL + "underlyings:\n  SOL: {mango: SOL-PERP, phoenix: SOL}\n  BTC: {mango: BTC-PERP}\n"
+    issue = only_issue(text)
+    assert issue.path == ("underlyings", "SOL", "phoenix")
+    assert issue.line == line_of(text, "SOL: {")
+    assert "no venue named `phoenix`" in issue.message
+    config = parse_config(text.replace(", phoenix: SOL", ""), FILE, {})
+    assert config.underlyings == {"SOL": {"mango": "SOL-PERP"}, "BTC": {"mango": "BTC-PERP"}}
+
+
+@pytest.mark.parametrize(
+    ("venue_yaml", "path", "fragment"),
+    [
+        ("kind: mobula_perp_events\n    api_key: k\n    url: https://x.example/", ("url",), "ws:// or wss://"),
+        ("kind: totalis_rfq\n    api_key: k\n    rest_url: wss://x.example", ("rest_url",), "http:// or https://"),
+        ("kind: mobula_perp_events\n    api_key: k\n    chain_ids: []", ("chain_ids",), "at least one chain id"),
+    ],
+)
+def test_venue_urls_and_chain_ids_are_checked(venue_yaml: str, path: tuple[str, ...], fragment: str) -> None:
+    text = MINIMAL.replace("desks:", f"  extra:\n    {venue_yaml}\ndesks:")
+    issue = only_issue(text)
+    assert issue.path == ("venues", "extra", *path)
+    assert fragment in issue.message

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 from riskmon.clock import Clock
 from riskmon.config.schema import TotalisRfqVenue
-from riskmon.events import Event, QuoteStatus, QuoteUpdate
+from riskmon.events import Event, QuoteStatus, QuoteUpdate, SubscriptionFailed
 from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.base import InboundSink
 from riskmon.venues.rest import VenueRest
@@ -95,6 +95,9 @@ class TotalisRfqSession(StreamSession):
             try:
                 await self.reconcile()
             except VenueUnavailable as exc:
+                if exc.status in (401, 403):
+                    # Retrying will not fix a refused key; say so, and keep trying in case it is rotated.
+                    await self.report(SubscriptionFailed(self.venue, "rest:quotes", str(exc), misconfigured=True))
                 delay = self._rest_backoff.next_delay()
                 log.warning("%s: reconciliation failed (%s); retrying in %.2fs", self.venue, exc, delay)
                 await self._sleep(delay)
