@@ -76,6 +76,10 @@ def parse_connection_config(body: str) -> ConnectionConfig:
 
 
 class ProphetXSession(StreamSession):
+    # Up once every registered channel is subscribed: an open socket without its channels is
+    # blind to the desk's orders.
+    up_on_open = False
+
     def __init__(
         self,
         venue: str,
@@ -105,6 +109,7 @@ class ProphetXSession(StreamSession):
         self._token_at = 0.0
         self._connection: ConnectionConfig | None = None
         self._registering = False
+        self._up = False
 
     # Auth --------------------------------------------------------------------------------------
 
@@ -166,7 +171,11 @@ class ProphetXSession(StreamSession):
         return StreamTarget(ws_url(self._connection))
 
     async def after_frame(self, events: list[Event]) -> None:
-        if self._prophetx.needs_registration and not self._registering:
+        codec = self._prophetx
+        if not self._up and codec.channels and codec.subscribed_channels.issuperset(codec.channels):
+            self._up = True
+            await self.report_up()
+        if codec.needs_registration and not self._registering:
             self._registering = True
             try:
                 await self._register()
@@ -183,10 +192,15 @@ class ProphetXSession(StreamSession):
                 json={"socket_id": socket_id, "service": "pusher", "subscriptions": subscriptions},
             )
         except VenueUnavailable as exc:
-            await self.report(SubscriptionFailed(self.venue, "channel registration", str(exc)))
+            # 400 is a refused subscription set (unknown type, over channel_limit): the config must change.
+            failure = SubscriptionFailed(self.venue, "channel registration", str(exc), misconfigured=exc.status == 400)
+            await self.report(failure)
             self.drop_connection(f"channel registration failed ({exc})")
             return
         await self.deliver_rest("register", body)
+
+    async def on_disconnected(self) -> None:
+        self._up = False
 
     def background(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         return [self._refresh_tokens, self._watch_connection_config]

@@ -194,11 +194,11 @@ class Harness:
         return item.events
 
     async def handshake(self, sim: ProphetXSimulator) -> str:
-        """FeedUp → connection_established → register → signin + one Subscribed per channel.
+        """connection_established → register → signin + one Subscribed per channel → FeedUp.
 
-        Returns the socket id the simulator gave this connection.
+        The feed is up only once every registered channel is subscribed. Returns the socket id
+        the simulator gave this connection.
         """
-        assert await self.next_event() == FeedUp(VENUE, sim.ws_host)
         established = await self.next()
         assert isinstance(established.frame, str)
         assert established.rest is None
@@ -214,6 +214,7 @@ class Harness:
         assert await self.next_frame_events() == [Subscribed(VENUE, "user signin")]
         for channel in CHANNELS:
             assert await self.next_frame_events() == [Subscribed(VENUE, channel)]
+        assert await self.next_event() == FeedUp(VENUE, sim.ws_host)
         assert socket_id in sim.socket_ids()
         assert sim.subscribed_channels(socket_id) == set(CHANNELS)
         return str(socket_id)
@@ -700,8 +701,7 @@ async def test_registration_failure_is_reported_and_reconnects(
 ) -> None:
     sim.fail_rest(503, times=1, paths="/partner/v4/mm/websocket")
     h = await start_session()
-    assert await h.next_event() == FeedUp(VENUE, sim.ws_host)
-    established = await h.next()
+    established = await h.next()  # never up: the channels were not registered
     assert established.events == []
     assert established.rest is None
     assert await h.next_event() == SubscriptionFailed(
