@@ -53,8 +53,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(format_transition(transition))
     print()
     for row in result.exposure():
+        if row["position"] is None:  # a bet or RFQ market: worst-case loss, not a position
+            risk = f"{row['worst_case_loss_usd']:,.2f} at risk, {row['pending_usd']:,.2f} pending"
+            print(f"{row['desk']:12} {row['venue']:10} {row['market']:16} {risk:>40} USD")
+            continue
         notional = "-" if row["notional_usd"] is None else f"{row['notional_usd']:,.2f}"
-        print(f"{row['desk']:12} {row['venue']:10} {row['market']:10} {row['position']:>16} {notional:>16} USD")
+        print(f"{row['desk']:12} {row['venue']:10} {row['market']:16} {row['position']:>16} {notional:>23} USD")
     print(" ".join(f"{k}={v}" for k, v in result.stats().items()))
     return 0
 

@@ -263,6 +263,11 @@ class Subscribed(msgspec.Struct, frozen=True, gc=False):
     subscription: str  # what was subscribed, never a credential
 
 
+# Refusals of the session itself rather than of one channel: a later FeedUp (the venue accepted
+# the whole session) shows they are cured, since no per-channel ack ever names them.
+SESSION_SUBSCRIPTIONS = frozenset({"auth", "channel registration", "pusher", "rest:quotes"})
+
+
 class SubscriptionFailed(msgspec.Struct, frozen=True, gc=False):
     """A subscription or login the venue refused: the desk is blind on it until fixed."""
 

@@ -295,3 +295,49 @@ def test_capture_round_trip_keeps_text_and_binary_frames(tmp_path: Path) -> None
     (tmp_path / "broken.jsonl").write_text('{"ts": 1, "frame_b64": "***"}\n')
     with pytest.raises(CaptureError, match="line 1"):
         list(read_capture(tmp_path / "broken.jsonl"))
+
+
+def _pusher_wager(info: dict[str, Any]) -> str:
+    payload = base64.b64encode(json.dumps({"info": info}).encode()).decode()
+    data = {"timestamp": 1_717_689_526_365_275_600, "change_type": "wager", "op": "u", "payload": payload}
+    return json.dumps(
+        {"event": "wagers", "channel": "private-service=3-device_type=5-user=u1", "data": json.dumps(data)}
+    )
+
+
+def test_cli_replay_text_lists_bet_risk_and_rest_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(
+        "venues:\n  px:\n    kind: prophetx\n    rest_url: http://127.0.0.1:9/partner\n"
+        "    access_key: a\n    secret_key: b\ndesks:\n  bets:\n    accounts:\n      px: [u1]\n",
+        encoding="utf-8",
+    )
+    info = {
+        "id": 7,
+        "user_id": "u1",
+        "sport_event_id": 10,
+        "market_id": 219,
+        "outcome_id": 4,
+        "odds": -110,
+        "stake": 220.0,
+        "matched_stake": 110.0,
+        "totally_matched_stake": 110.0,
+        "status": "open",
+        "update_type": "matching",
+        "sequence_number": 3,
+    }
+    capture = tmp_path / "capture.jsonl"
+    writer = CaptureWriter(capture)
+    writer.write(1.0, "px", _pusher_wager(info))
+    # A REST read (get_order) saying the same order settled: replayed through the codec too.
+    writer.write(2.0, "px", json.dumps({"data": {**info, "status": "settled", "sequence_number": 4}}), "get_order")
+    writer.close()
+    assert main(["replay", str(capture), "-c", str(cfg), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stats"]["frames"] == 1  # the REST line is not a stream frame
+    assert out["exposure"] == []  # settled: nothing at risk any more
+    capture.write_text(capture.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert main(["replay", str(capture), "-c", str(cfg)]) == 0
+    text = capsys.readouterr().out
+    assert "bets         px         10/219/4" in text
+    assert "110.00 at risk, 0.00 pending USD" in text

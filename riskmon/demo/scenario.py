@@ -84,8 +84,8 @@ class DemoScenario:
 
     async def _mango(self) -> None:
         sim = self._venues.mango
-        # sol-desk lifts 20 SOL a step; with its 30 SOL on Phoenix the SOL net crosses the $24k
-        # warning at the 7th fill and the $30k limit at the 9th.
+        # sol-desk lifts 20 SOL a step; with its 30 SOL on Phoenix and 10 on Lighter, the SOL net
+        # crosses the $24k warning at the 6th fill and the $30k limit at the 8th.
         for _ in range(9):
             await sim.push_fill(SOL.name, self._fill(STREET_1, SOL_DESK, "bid", SOL_150, 2_000))
             await sim.push_fill(ETH.name, self._fill(MM_DESK, STREET_2, "ask", ETH_3000, 500))

@@ -20,7 +20,7 @@ from riskmon.engine.exposure import ExposureBook, PositionKey, plain_decimal
 from riskmon.engine.fills import FillLedger
 from riskmon.engine.markets import VenueMarkets
 from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, QuoteBook
-from riskmon.engine.venue_alerts import market_closed_alerts, subscription_alert
+from riskmon.engine.venue_alerts import market_closed_alerts, session_refusals_disproved, subscription_alert
 from riskmon.events import (
     BookSnapshot,
     Event,
@@ -267,7 +267,7 @@ class Engine:
     def _on_feed_up(self, event: FeedUp, now: float) -> list[AlertTransition]:
         self.venue_stats(event.venue).feed_up = True
         log.info("%s: connected to %s", event.venue, event.endpoint)
-        return []
+        return session_refusals_disproved(self.alerts, event.venue, now)
 
     def _on_feed_down(self, event: FeedDown, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
@@ -385,7 +385,7 @@ class Engine:
         return self._check_market_closed(change, now)
 
     def _check_market_closed(self, status: MarketStatusChanged, now: float) -> list[AlertTransition]:
-        return market_closed_alerts(self.alerts, self.book, status, now)
+        return market_closed_alerts(self.alerts, self.book, self.markets, status, now)
 
     def _on_subscribed(self, event: Subscribed, now: float) -> list[AlertTransition]:
         log.info("%s: subscribed to %s", event.venue, event.subscription)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.engine.exposure import ExposureBook, plain_decimal
-from riskmon.events import MarketStatusChanged, SubscriptionFailed
+from riskmon.engine.markets import VenueMarkets
+from riskmon.events import SESSION_SUBSCRIPTIONS, MarketStatusChanged, SubscriptionFailed
 
 SUBSCRIPTION_ERROR = "VenueSubscriptionError"
 MARKET_CLOSED = "MarketClosedWithExposure"
@@ -40,24 +41,44 @@ def subscription_alert(
     return [] if transition is None else [transition]
 
 
+def session_refusals_disproved(tracker: AlertTracker, venue: str, now: float) -> list[AlertTransition]:
+    """The venue accepted the whole session: its login/registration refusals are cured."""
+    out: list[AlertTransition] = []
+    for alert in tracker.active():
+        labels = alert.labels
+        if (
+            alert.alertname == SUBSCRIPTION_ERROR
+            and labels.get("venue") == venue
+            and labels.get("subscription") in SESSION_SUBSCRIPTIONS
+        ):
+            out.extend(subscription_alert(tracker, venue, labels["subscription"], None, now))
+    return out
+
+
 def market_closed_alerts(
-    tracker: AlertTracker, book: ExposureBook, status: MarketStatusChanged, now: float
+    tracker: AlertTracker, book: ExposureBook, markets: VenueMarkets, status: MarketStatusChanged, now: float
 ) -> list[AlertTransition]:
-    """A market that stopped trading while a desk holds a position there cannot be exited."""
+    """A market that stopped trading while a desk holds a position there cannot be exited.
+
+    `status` is the change being applied: one market, or the whole venue (`*`). A position is
+    stuck while either its market or its venue does not trade.
+    """
     out: list[AlertTransition] = []
     for row in book.rows():
         key = row.key
-        if key.venue != status.venue or key.market != status.market:
+        if key.venue != status.venue or status.market not in (key.market, "*"):
             continue
+        tradable = markets.tradable(key.venue, key.market) and markets.tradable(key.venue, "*")
         labels = {"desk": key.desk, "venue": key.venue, "market": key.market, "account": key.account}
         final = "" if status.final_price is None else f" (final price {plain_decimal(status.final_price)})"
+        what = key.market if status.market != "*" else f"the whole venue ({key.market} included)"
         annotations = {
-            "summary": f"{key.venue} {key.market} is {status.status} with desk {key.desk} holding "
-            f"{plain_decimal(row.position)}",
-            "description": f"The venue marked {key.market} {status.status}{final}; the position cannot be "
+            "summary": f"{key.venue} {key.market if status.market != '*' else '(all markets)'} is {status.status} "
+            f"with desk {key.desk} holding {plain_decimal(row.position)}",
+            "description": f"The venue marked {what} {status.status}{final}; the position cannot be "
             "traded out of until it reopens.",
         }
-        breached = not status.tradable and row.position != 0
+        breached = not tradable and row.position != 0
         transition = tracker.observe(
             MARKET_CLOSED,
             "critical",

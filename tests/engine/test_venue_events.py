@@ -19,6 +19,7 @@ from riskmon.events import (
     BookLevel,
     BookSide,
     BookSnapshot,
+    FeedUp,
     FillReceived,
     Heartbeat,
     Liquidation,
@@ -596,3 +597,34 @@ def test_an_event_the_engine_cannot_apply_is_counted_and_the_next_ones_still_app
     # And the engine carries on with the next frame.
     engine.ingest(MANGO, [mango_fill("f3", "1")], 2.0)
     assert (engine.book.position(MANGO_SOL), stats.engine_errors) == (Decimal("2.5"), 2)
+
+
+def test_a_venue_wide_halt_holds_every_position_until_both_venue_and_market_trade() -> None:
+    engine = make_engine()
+    engine.ingest(PHX, [report(("SOL", "5")), report(("ETH", "-1"))], 1.0)
+    fired = engine.ingest(PHX, [status("halted", False, market="*")], 2.0)
+    assert sorted(t.labels["market"] for t in fired) == ["ETH", "SOL"]
+    assert {t.status for t in fired} == {"firing"}
+    assert fired[0].annotations["summary"].startswith("phoenix (all markets) is halted with desk alpha holding")
+    # SOL itself closes while the venue is halted; when the venue resumes, only ETH can trade.
+    assert engine.ingest(PHX, [status("closed", False)], 3.0) == []
+    resumed = engine.ingest(PHX, [status("active", True, market="*")], 4.0)
+    assert [(t.status, t.labels["market"]) for t in resumed] == [("resolved", "ETH")]
+    assert [a.labels["market"] for a in engine.alerts.active()] == ["SOL"]
+
+
+@pytest.mark.parametrize("subscription", ["auth", "channel registration", "pusher", "rest:quotes"])
+def test_feed_up_cures_session_refusals_but_not_channel_refusals(subscription: str) -> None:
+    engine = make_engine()
+    engine.ingest(PHX, [SubscriptionFailed(PHX, subscription, "refused", misconfigured=True)], 1.0)
+    engine.ingest(PHX, [SubscriptionFailed(PHX, "market:XYZ", "unknown symbol")], 1.0)
+    engine.ingest(MOB, [SubscriptionFailed(MOB, subscription, "refused")], 1.0)
+    (resolved,) = engine.ingest(PHX, [FeedUp(PHX, "wss://venue:443")], 2.0, is_frame=False)
+    assert (resolved.status, resolved.labels["venue"], resolved.labels["subscription"]) == (
+        "resolved",
+        PHX,
+        subscription,
+    )
+    assert resolved.annotations["summary"] == f"{PHX} granted {subscription}"
+    still = sorted((a.labels["venue"], a.labels["subscription"]) for a in engine.alerts.active())
+    assert still == sorted([(PHX, "market:XYZ"), (MOB, subscription)])

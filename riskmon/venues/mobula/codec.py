@@ -133,7 +133,8 @@ class MobulaPerpEventsCodec:
         if event == "subscribed":
             if envelope.subscriptionId is not None:
                 self._subscription_id = str(envelope.subscriptionId)
-            return [Subscribed(self.venue, f"{SUBSCRIPTION} {','.join(self._config.chain_ids)}")]
+            # The same name as a refusal of it, so the ack resolves that alert.
+            return [Subscribed(self.venue, SUBSCRIPTION)]
         if event == "pong":
             self._pong_outstanding = False
             return []

@@ -128,7 +128,7 @@ def test_subscribed_ack_keeps_the_id_until_the_next_connection(codec: MobulaPerp
     codec.connection_opened()
     assert codec.subscription_id is None
     events = codec.receive_text('{"event":"subscribed","subscriptionId":"sub_5cbd..."}')
-    assert events == [Subscribed("mobula", "perp-events evm:42161,lighter:304")]
+    assert events == [Subscribed("mobula", "perp-events")]
     assert codec.subscription_id == "sub_5cbd..."
     codec.connection_opened()
     assert codec.subscription_id is None
