@@ -33,6 +33,7 @@ _wire_log = logging.getLogger("riskmon.venues.wire")
 _wire_log.setLevel(logging.INFO)
 
 _MESSAGE_TOO_BIG = 1009
+_CLOSE_TIMEOUT = 2.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -182,6 +183,9 @@ class StreamSession:
                 open_timeout=settings.open_timeout,
                 ping_interval=settings.transport_ping_interval,
                 ping_timeout=settings.transport_ping_timeout,
+                # A dead peer never answers the closing handshake: do not wait long for it, or a
+                # missed pong is reported many seconds after it proved the socket dead.
+                close_timeout=min(_CLOSE_TIMEOUT, settings.transport_ping_timeout or _CLOSE_TIMEOUT),
                 compression=None,
                 logger=_wire_log,
             ) as ws:
@@ -236,7 +240,14 @@ class StreamSession:
             for chore in chores:
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
-        return self._drop_reason or "server closed the connection"
+        if self._drop_reason is not None:
+            return self._drop_reason
+        # A normal close (1000/1001) ends the loop quietly; its reason can still mean something
+        # to the venue (an expired token), so it goes through on_close like any other.
+        events = self.on_close(ws.close_code or 1000, ws.close_reason or "")
+        if events:
+            await self.report(*events)
+        return "server closed the connection"
 
     async def _keepalive(self, codec: PingingCodec, interval: float) -> None:
         """Ping every `interval`; a ping unanswered after `pong_timeout` means a dead socket."""
