@@ -315,6 +315,41 @@ class TradeExecuted(msgspec.Struct, frozen=True, gc=False):
     venue_ts: float | None = None
 
 
+class OrderIntake(msgspec.Struct, frozen=True, gc=False):
+    """The trading system declares an order it placed (riskmon places none itself): it arms the
+    activation watchdog before the venue says anything about the order."""
+
+    venue: str
+    order_id: str
+    placed_at: float | None = None  # unix seconds; the intake's receipt time when absent
+    desk: str | None = None
+
+
+class OrderLookupFailed(msgspec.Struct, frozen=True, gc=False):
+    """A REST read of one order failed (`status` 404: the venue does not know the order)."""
+
+    venue: str
+    order_id: str
+    reason: str  # never a credential: VenueUnavailable messages are redacted
+    status: int | None = None
+
+
+class StreamResynced(msgspec.Struct, frozen=True, gc=False):
+    """A stream that had a sequence gap was rebuilt from a fresh snapshot."""
+
+    venue: str
+    stream: str
+
+
+class ReconciliationFinished(msgspec.Struct, frozen=True, gc=False):
+    """A REST reconciliation of the venue's state ended; `error` says why it could not finish."""
+
+    venue: str
+    scope: str  # what was checked, e.g. "orders+books", "quotes"
+    checked: int = 0  # objects compared
+    error: str | None = None
+
+
 Event = (
     FillReceived
     | FillRevoked
@@ -336,4 +371,8 @@ Event = (
     | Heartbeat
     | BookSnapshot
     | TradeExecuted
+    | OrderIntake
+    | OrderLookupFailed
+    | StreamResynced
+    | ReconciliationFinished
 )
