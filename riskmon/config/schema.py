@@ -51,6 +51,8 @@ class MangoV3FillsVenue(_Section, tag_field="kind", tag="mango_v3_fills", kw_onl
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
     max_frame_bytes: int = 4 * 1024 * 1024
     open_timeout: Duration = Duration(10.0)
+    # A feed still down this long raises FeedDown (critical while a desk has exposure on it).
+    feed_down_grace: Duration = Duration(15.0)
 
 
 class MobulaPerpEventsVenue(_Section, tag_field="kind", tag="mobula_perp_events", kw_only=True):
@@ -66,6 +68,8 @@ class MobulaPerpEventsVenue(_Section, tag_field="kind", tag="mobula_perp_events"
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
     max_frame_bytes: int = 1024 * 1024
     open_timeout: Duration = Duration(10.0)
+    # A feed still down this long raises FeedDown (critical while a desk has exposure on it).
+    feed_down_grace: Duration = Duration(15.0)
 
 
 class ProphetXSubscription(_Section):
@@ -92,6 +96,8 @@ class ProphetXVenue(_Section, tag_field="kind", tag="prophetx", kw_only=True):
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
     max_frame_bytes: int = 4 * 1024 * 1024
     open_timeout: Duration = Duration(10.0)
+    # A feed still down this long raises FeedDown (critical while a desk has exposure on it).
+    feed_down_grace: Duration = Duration(15.0)
     rest_timeout: Duration = Duration(10.0)
 
 
@@ -102,11 +108,17 @@ class TotalisRfqVenue(_Section, tag_field="kind", tag="totalis_rfq", kw_only=Tru
     # RFQs to follow from the start (`rfq:{id}`); every RFQ of a quote accepted later is
     # followed without listing it here.
     rfq_ids: list[str] = []
+    # Warn this long before an accepted quote's confirmation deadline (off when unset).
+    confirmation_lead: Duration | None = None
+    # Compare the quotes riskmon holds with GET /mm/quotes this often (also after every reconnect).
+    reconcile_interval: Duration = Duration(900.0)
     ping_interval: Duration = Duration(30.0)
     pong_timeout: Duration = Duration(10.0)
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
     max_frame_bytes: int = 1024 * 1024
     open_timeout: Duration = Duration(10.0)
+    # A feed still down this long raises FeedDown (critical while a desk has exposure on it).
+    feed_down_grace: Duration = Duration(15.0)
     rest_timeout: Duration = Duration(10.0)
 
 
@@ -132,6 +144,8 @@ class PhoenixVenue(_Section, tag_field="kind", tag="phoenix", kw_only=True):
     reconnect: Backoff = msgspec.field(default_factory=Backoff)
     max_frame_bytes: int = 4 * 1024 * 1024
     open_timeout: Duration = Duration(10.0)
+    # A feed still down this long raises FeedDown (critical while a desk has exposure on it).
+    feed_down_grace: Duration = Duration(15.0)
 
 
 VenueConfig = MangoV3FillsVenue | MobulaPerpEventsVenue | ProphetXVenue | TotalisRfqVenue | PhoenixVenue
@@ -172,12 +186,19 @@ class AlertsConfig(_Section):
     event_resolve_after: Duration = Duration(300.0)
 
 
+class WatchdogsConfig(_Section):
+    # A difference between REST and the stream is drift only if the stream has not caught up
+    # this long after the reconciliation read: a REST answer can overtake a frame in flight.
+    drift_grace: Duration = Duration(5.0)
+
+
 class MonitorConfig(_Section):
     venues: dict[str, VenueConfig]
     desks: dict[str, Desk]
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     state: StateConfig = msgspec.field(default_factory=StateConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    watchdogs: WatchdogsConfig = msgspec.field(default_factory=WatchdogsConfig)
     receivers: dict[str, ReceiverConfig] = msgspec.field(default_factory=lambda: {"console": ConsoleReceiver()})
     # underlying -> {venue name: that venue's market}: SOL-PERP on Mango, SOL on Phoenix and
     # lighter-sol-usd on Mobula are one exposure, priced by the best mark any of them has.

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.schema import MonitorConfig
+from riskmon.engine.actions import Action
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.exposure import ExposureBook, PositionKey, plain_decimal
 from riskmon.engine.fills import FillLedger
 from riskmon.engine.markets import VenueMarkets
-from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, QuoteBook
+from riskmon.engine.stats import VenueStats
+from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, Quote, QuoteBook
 from riskmon.engine.venue_alerts import market_closed_alerts, session_refusals_disproved, subscription_alert
 from riskmon.events import (
     BookSnapshot,
@@ -34,19 +35,25 @@ from riskmon.events import (
     Liquidation,
     MarketStatusChanged,
     MarkPrice,
+    OrderIntake,
+    OrderLookupFailed,
     OrderStatus,
     OrderUpdate,
     PositionAmended,
     PositionsReported,
     QuoteUpdate,
+    ReconciliationFinished,
     RfqPositionStatus,
     RfqPositionUpdate,
     SequenceGap,
+    StreamResynced,
     Subscribed,
     SubscriptionFailed,
     TradeExecuted,
 )
 from riskmon.rules.limits import LimitEvaluator
+from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
+from riskmon.watchdogs.suite import Watchdogs
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +64,10 @@ RFQ_POSITION_ERROR = "RfqPositionError"
 SEQUENCE_GAP = "SequenceGap"
 # Event-type keys the engine remembers to drop repeats of, per venue (fills have their ledger).
 _SEEN_KEYS_KEPT = 10_000
-
-
-@dataclass(slots=True)
-class VenueStats:
-    """Plain counters: metrics read them at scrape time instead of paying per event."""
-
-    frames: int = 0
-    events: int = 0
-    fills: int = 0
-    duplicates: int = 0
-    revoked: int = 0
-    revoke_unknown: int = 0
-    voided: int = 0
-    malformed: int = 0
-    reconnects: int = 0
-    engine_errors: int = 0
-    feed_up: bool = False
-    last_frame_at: float | None = None
-    liquidations: int = 0
-    amendments: int = 0
-    order_updates: int = 0
-    stale_updates: int = 0
-    quote_updates: int = 0
-    rfq_position_updates: int = 0
-    position_reports: int = 0
-    sequence_gaps: int = 0
-    subscription_errors: int = 0
-    heartbeats: int = 0
-    last_heartbeat_at: float | None = None
-    book_updates: int = 0
-    trades: int = 0
+# REST reads made to check the stream (not to recover after a reconnect, nor a watchdog lookup):
+# a difference they reveal while the feed is up is drift.
+RECONCILE_SOURCES = frozenset({"reconcile_order", "markets", "reconcile_quotes"})
+LOOKUP_SOURCE = "get_order"
 
 
 class Engine:
@@ -103,6 +83,10 @@ class Engine:
         self.markets = VenueMarkets()
         self.stats: dict[str, VenueStats] = {name: VenueStats() for name in config.venues}
         self._seen: dict[str, dict[str, None]] = {}
+        self.watchdogs = Watchdogs(config, self.deadlines, self.alerts, self.book)
+        # The REST call the events being applied came from (None: the stream).
+        self._source: str | None = None
+        self._reconciling = False
         self._handlers: dict[type[Any], Callable[[Any, float], list[AlertTransition]]] = {
             FillReceived: self._on_fill,
             FillRevoked: self._on_revoke,
@@ -124,6 +108,10 @@ class Engine:
             Heartbeat: self._on_heartbeat,
             BookSnapshot: self._on_book,
             TradeExecuted: self._on_trade,
+            OrderIntake: self._on_intake,
+            OrderLookupFailed: self._on_lookup_failed,
+            StreamResynced: self._on_resynced,
+            ReconciliationFinished: self._on_reconciliation_finished,
         }
 
     def venue_stats(self, venue: str) -> VenueStats:
@@ -133,12 +121,21 @@ class Engine:
         return stats
 
     def ingest(
-        self, venue: str, events: Iterable[Event], now: float, *, is_frame: bool = True
+        self,
+        venue: str,
+        events: Iterable[Event],
+        now: float,
+        *,
+        is_frame: bool = True,
+        source: str | None = None,
     ) -> list[AlertTransition]:
-        """Apply the events decoded from one frame (or session report) received at `now`."""
+        """Apply the events decoded from one frame, REST answer (`source` names the call) or
+        session report, received at `now`."""
         out = self.advance(now)
         stats = self.venue_stats(venue)
-        if is_frame:
+        self._source = source
+        self._reconciling = source in RECONCILE_SOURCES and stats.feed_up
+        if is_frame and source is None:
             stats.frames += 1
             stats.last_frame_at = now
         for event in events:
@@ -158,6 +155,10 @@ class Engine:
         """
         out: list[AlertTransition] = []
         for due, key in self.deadlines.pop_due(now):
+            fired = self.watchdogs.on_deadline(key, due)
+            if fired is not None:
+                out.extend(fired)
+                continue
             transition = self.alerts.on_deadline(key, due)
             if transition is not None:
                 out.append(transition)
@@ -165,6 +166,19 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         return self.deadlines.next_due()
+
+    def start(self, now: float, restored: Iterable[PersistedDeadline] = ()) -> None:
+        """A live run begins: re-arm persisted deadlines and start the startup feed grace."""
+        self.watchdogs.restore(restored, now)
+        self.watchdogs.start(now)
+
+    def take_actions(self) -> list[Action]:
+        """Remedies the watchdogs decided on since the last call, for the runtime to carry out."""
+        return self.watchdogs.take_actions()
+
+    def take_journal(self) -> dict[JournalKey, PersistedDeadline | None]:
+        """Deadline records to persist (None: delete) since the last call."""
+        return self.watchdogs.take_journal()
 
     def _on_fill(self, fill: FillReceived, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(fill.venue)
@@ -267,7 +281,10 @@ class Engine:
     def _on_feed_up(self, event: FeedUp, now: float) -> list[AlertTransition]:
         self.venue_stats(event.venue).feed_up = True
         log.info("%s: connected to %s", event.venue, event.endpoint)
-        return session_refusals_disproved(self.alerts, event.venue, now)
+        self.watchdogs.health_check.on_feed_up(event.venue, now)
+        out = self.watchdogs.feeds.on_up(event.venue, now)
+        out.extend(session_refusals_disproved(self.alerts, event.venue, now))
+        return out
 
     def _on_feed_down(self, event: FeedDown, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
@@ -275,6 +292,8 @@ class Engine:
             stats.reconnects += 1
         stats.feed_up = False
         log.warning("%s: feed down at %s: %s", event.venue, event.endpoint, event.reason)
+        self.watchdogs.health_check.on_feed_down(event.venue)
+        self.watchdogs.feeds.on_down(event.venue, event.reason, now)
         return []
 
     def _on_liquidation(self, event: Liquidation, now: float) -> list[AlertTransition]:
@@ -310,9 +329,18 @@ class Engine:
     def _on_order(self, update: OrderUpdate, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(update.venue)
         applied, held, filled_before = self.orders.apply(update)
+        if self._source is None:
+            self.watchdogs.drift.stream_order(update)
+        elif self._reconciling:
+            self.watchdogs.drift.rest_order(held, update, applied)
+        from_lookup = self._source == LOOKUP_SOURCE
         if not applied:
             stats.stale_updates += 1
-            return []
+            if not from_lookup:
+                return []
+            # The lookup answered what we already hold: the watchdog judges the order as it stands.
+            current = self.orders.get(update.venue, update.order_id)
+            return self.watchdogs.activation.on_order(current or update, held, now, from_lookup=True)[0]
         stats.order_updates += 1
         if update.filled_quantity is not None and update.filled_quantity > filled_before:
             stats.fills += 1
@@ -320,35 +348,57 @@ class Engine:
         if loss is not None:
             key = PositionKey(update.desk, update.venue, update.account, update.market)
             self.book.set_risk(key, update.order_id, loss)
-        if update.status is OrderStatus.REJECTED and (held is None or held.status is not OrderStatus.REJECTED):
-            # One alert per order: a second rejection on the market must reach someone too.
-            labels = {"desk": update.desk, "venue": update.venue, "market": update.market, "order_id": update.order_id}
-            reason = update.reason or update.venue_status
-            annotations = {
-                "summary": f"{update.venue} rejected order {update.order_id}: {reason}",
-                "description": f"Order {update.order_id} of desk {update.desk} on {update.market} failed to "
-                f"activate ({update.venue_status}): {reason}.",
-                "order_id": update.order_id,
-                "reason": reason,
-            }
-            return self._event_alert(ORDER_ACTIVATION_FAILED, "warning", labels, annotations, now)
+        out, reported = self.watchdogs.activation.on_order(update, held, now, from_lookup=from_lookup)
+        first_rejection = held is None or held.status is not OrderStatus.REJECTED
+        if update.status is OrderStatus.REJECTED and first_rejection and not reported:
+            out.extend(self._activation_failed(update, now))
+        return out
+
+    def _activation_failed(self, update: OrderUpdate, now: float) -> list[AlertTransition]:
+        # One alert per order: a second rejection on the market must reach someone too.
+        labels = {"desk": update.desk, "venue": update.venue, "market": update.market, "order_id": update.order_id}
+        reason = update.reason or update.venue_status
+        annotations = {
+            "summary": f"{update.venue} rejected order {update.order_id}: {reason}",
+            "description": f"Order {update.order_id} of desk {update.desk} on {update.market} failed to "
+            f"activate ({update.venue_status}): {reason}.",
+            "order_id": update.order_id,
+            "reason": reason,
+        }
+        return self._event_alert(ORDER_ACTIVATION_FAILED, "warning", labels, annotations, now)
+
+    def _on_intake(self, intake: OrderIntake, now: float) -> list[AlertTransition]:
+        self.watchdogs.activation.on_intake(intake, self.orders.get(intake.venue, intake.order_id), now)
         return []
+
+    def _on_lookup_failed(self, failure: OrderLookupFailed, now: float) -> list[AlertTransition]:
+        log.warning("%s: REST lookup of order %s failed: %s", failure.venue, failure.order_id, failure.reason)
+        return self.watchdogs.activation.on_lookup_failed(failure, now)
 
     def _on_quote(self, update: QuoteUpdate, now: float) -> list[AlertTransition]:
         self.venue_stats(update.venue).quote_updates += 1
-        quote, _moved = self.quotes.apply(update, now)
+        if self._source is None:
+            self.watchdogs.drift.stream_quote(update)
+        elif self._reconciling:
+            held = self.quotes.get(update.venue, update.quote_id)
+            self.watchdogs.drift.rest_quote(held.status if held is not None else None, update)
+        quote, moved = self.quotes.apply(update, now)
+        self._reserve(quote)
+        return self.watchdogs.rfq.on_quote(quote, moved, now)
+
+    def _reserve(self, quote: Quote) -> None:
         if quote.rfq_id is not None:
             key = PositionKey(quote.desk, quote.venue, quote.account, f"rfq:{quote.rfq_id}")
             self.book.set_risk(key, quote.quote_id, quote.at_risk_usd, pending=quote.pending)
-        return []
 
     def _on_rfq_position(self, update: RfqPositionUpdate, now: float) -> list[AlertTransition]:
         self.venue_stats(update.venue).rfq_position_updates += 1
         if update.status in (RfqPositionStatus.SETTLED, RfqPositionStatus.CANCELLED):
+            out: list[AlertTransition] = []
             for quote in self.quotes.close_rfq(update.venue, update.rfq_id):
-                key = PositionKey(quote.desk, quote.venue, quote.account, f"rfq:{update.rfq_id}")
-                self.book.set_risk(key, quote.quote_id, quote.at_risk_usd)
-            return []
+                self._reserve(quote)
+                out.extend(self.watchdogs.rfq.on_quote(quote, True, now))
+            return out
         if update.status is RfqPositionStatus.ERROR:
             labels = {"desk": update.desk, "venue": update.venue, "market": f"rfq:{update.rfq_id}"}
             annotations = {
@@ -372,6 +422,7 @@ class Engine:
 
     def _on_sequence_gap(self, gap: SequenceGap, now: float) -> list[AlertTransition]:
         self.venue_stats(gap.venue).sequence_gaps += 1
+        self.watchdogs.feeds.on_gap(gap.venue, gap.stream, now)
         labels = {"venue": gap.venue, "stream": gap.stream}
         annotations = {
             "summary": f"{gap.venue} {gap.stream}: sequence gap, resubscribing",
@@ -400,9 +451,13 @@ class Engine:
         stats = self.venue_stats(event.venue)
         stats.heartbeats += 1
         stats.last_heartbeat_at = now
-        return []
+        return self.watchdogs.health_check.on_heartbeat(event.venue, now)
 
     def _on_book(self, book: BookSnapshot, now: float) -> list[AlertTransition]:
+        if self._source is None:
+            self.watchdogs.drift.stream_book(book)
+        elif self._reconciling:
+            self.watchdogs.drift.rest_book(self.markets.books.get((book.venue, book.market)), book)
         if self.markets.apply_book(book):
             self.venue_stats(book.venue).book_updates += 1
         else:
@@ -413,3 +468,13 @@ class Engine:
         self.venue_stats(trade.venue).trades += 1
         self.markets.record_trade(trade)
         return []
+
+    def _on_resynced(self, event: StreamResynced, now: float) -> list[AlertTransition]:
+        log.info("%s: %s rebuilt from a fresh snapshot", event.venue, event.stream)
+        self.watchdogs.feeds.on_resynced(event.venue, event.stream, now)
+        return []
+
+    def _on_reconciliation_finished(self, event: ReconciliationFinished, now: float) -> list[AlertTransition]:
+        if event.error is not None:
+            log.warning("%s: reconciliation of %s failed: %s", event.venue, event.scope, event.error)
+        return self.watchdogs.drift.on_finished(event, now)

@@ -151,7 +151,8 @@ class TotalisRfqCodec:
             return [self._malformed(f"{name}: {exc}")]
 
     def receive_rest(self, source: str, body: str) -> list[Event]:
-        if source != "quotes":
+        # "reconcile_quotes" is the same read made by the scheduled reconciliation.
+        if source not in ("quotes", "reconcile_quotes"):
             return [self._malformed(f"the Totalis codec has no REST call {self._label(source)}")]
         try:
             parsed = quotes_body_decoder.decode(body)

@@ -1,0 +1,254 @@
+"""The activation watchdog (ProphetX "Safety Protection", protocols.md §3.5).
+
+An order the trading system declared (intake) or the stream showed in a pre-activation state
+must be activated or refused within the venue's `activation_timeout`. When it is not, the
+watchdog asks for a reconnect and a REST `get_order`, and the venue's answer decides the outcome:
+
+- activated late: the activation message was lost; warning, and the order is tracked as open;
+- invalid: the activation failed, with the venue's reason; warning;
+- unknown (the venue does not know the order, or still calls it pending) or lookup failed
+  (REST erroring or silent): critical, and it stays firing until the venue says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.engine.actions import LookupOrder
+from riskmon.events import OrderIntake, OrderLookupFailed, OrderStatus, OrderUpdate
+from riskmon.watchdogs.context import WatchdogContext, at
+from riskmon.watchdogs.journal import PersistedDeadline
+from riskmon.watchdogs.latency import LatencyHistogram
+
+log = logging.getLogger(__name__)
+
+KIND = "activation"
+LOOKUP = "activation-lookup"
+ALERT = "OrderActivationTimeout"
+# Orders whose critical outcome waits for the venue to say what happened; each is an incident.
+_UNRESOLVED_KEPT = 10_000
+
+
+class Outcome(StrEnum):
+    ACTIVATED_LATE = "activated_late"
+    INVALID = "invalid"
+    UNKNOWN = "unknown"
+    LOOKUP_FAILED = "lookup_failed"
+
+
+_SEVERITY = {
+    Outcome.ACTIVATED_LATE: "warning",
+    Outcome.INVALID: "warning",
+    Outcome.UNKNOWN: "critical",
+    Outcome.LOOKUP_FAILED: "critical",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationSettings:
+    timeout: float
+    # How long the REST answer may take after the deadline before the lookup counts as failed.
+    lookup_timeout: float
+
+
+@dataclass(slots=True)
+class WatchedOrder:
+    venue: str
+    order_id: str
+    desk: str
+    placed_at: float
+    due: float
+    market: str | None = None
+    checking: bool = False  # the deadline passed: waiting for the venue's answer
+    missed_while_down: bool = False
+    outcome: Outcome | None = None  # the critical outcome raised while the order's fate is unknown
+
+
+class ActivationWatchdog:
+    def __init__(
+        self,
+        ctx: WatchdogContext,
+        settings: Mapping[str, ActivationSettings],
+        default_desk: Callable[[str], str],
+    ) -> None:
+        self._ctx = ctx
+        self._settings = dict(settings)
+        self._default_desk = default_desk
+        self._orders: dict[tuple[str, str], WatchedOrder] = {}
+        self._unresolved: OrderedDict[tuple[str, str], WatchedOrder] = OrderedDict()
+        self.latency: dict[str, LatencyHistogram] = {venue: LatencyHistogram() for venue in settings}
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+
+    def tracks(self, venue: str) -> bool:
+        return venue in self._settings
+
+    def pending(self, venue: str) -> int:
+        return sum(1 for venue_, _ in self._orders if venue_ == venue)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    # Arming ------------------------------------------------------------------------------------
+
+    def on_intake(self, intake: OrderIntake, known: OrderUpdate | None, now: float) -> None:
+        if not self.tracks(intake.venue):
+            log.warning("%s: order intake for a venue without activation tracking dropped", intake.venue)
+            return
+        if known is not None and known.status is not OrderStatus.PENDING:
+            return  # the stream told us first: it is already activated or refused
+        key = (intake.venue, intake.order_id)
+        if key in self._orders:
+            return  # declared twice, or seen pending on the stream first: one watchdog
+        placed_at = intake.placed_at if intake.placed_at is not None else now
+        desk = intake.desk or (known.desk if known is not None else self._default_desk(intake.venue))
+        self._arm(WatchedOrder(intake.venue, intake.order_id, desk, placed_at, 0.0), now)
+
+    def _arm(self, order: WatchedOrder, now: float) -> None:
+        order.due = order.placed_at + self._settings[order.venue].timeout
+        self._orders[(order.venue, order.order_id)] = order
+        # A placement declared late (or restored after its deadline) is checked at once.
+        self._ctx.deadlines.schedule((KIND, order.venue, order.order_id), max(order.due, now))
+        self._journal(order)
+
+    def _journal(self, order: WatchedOrder) -> None:
+        data = {"desk": order.desk, "placed_at": repr(order.placed_at)}
+        if order.market is not None:
+            data["market"] = order.market
+        self._ctx.journal.put(PersistedDeadline(KIND, order.venue, order.order_id, order.due, data))
+
+    def restore(self, record: PersistedDeadline, now: float) -> None:
+        if record.kind != KIND or not self.tracks(record.venue):
+            return
+        placed_at = float(record.data.get("placed_at", record.due - self._settings[record.venue].timeout))
+        order = WatchedOrder(record.venue, record.subject, record.data.get("desk", "unassigned"), placed_at, 0.0)
+        order.market = record.data.get("market")
+        order.missed_while_down = record.due <= now
+        self._arm(order, now)
+
+    # The venue's word ---------------------------------------------------------------------------
+
+    def on_order(
+        self, update: OrderUpdate, held_before: OrderUpdate | None, now: float, *, from_lookup: bool
+    ) -> tuple[list[AlertTransition], bool]:
+        """(transitions, whether this watchdog reported the order's fate).
+
+        When it did, the engine does not raise its own activation-failed alert for the update.
+        """
+        key = (update.venue, update.order_id)
+        order = self._orders.get(key)
+        if order is None:
+            late = self._unresolved.get(key)
+            if late is not None and update.status is not OrderStatus.PENDING:
+                del self._unresolved[key]
+                return self._decided(late, update, now, from_lookup), True
+            if update.status is OrderStatus.PENDING and held_before is None and self.tracks(update.venue):
+                self._arm(WatchedOrder(update.venue, update.order_id, update.desk, now, 0.0, update.market), now)
+            return [], False
+        order.desk, order.market = update.desk, update.market
+        if update.status is OrderStatus.PENDING:
+            if from_lookup and order.checking:
+                return self._critical(order, Outcome.UNKNOWN, "the venue still reports it pending", now), True
+            return [], False
+        self._disarm(order)
+        self.latency[order.venue].observe(now - order.placed_at)
+        if not order.checking:
+            return [], False  # activated (or refused) in time: the normal path
+        return self._decided(order, update, now, from_lookup), True
+
+    def on_lookup_failed(self, failure: OrderLookupFailed, now: float) -> list[AlertTransition]:
+        order = self._orders.get((failure.venue, failure.order_id))
+        if order is None or not order.checking:
+            return []
+        self._ctx.deadlines.cancel((LOOKUP, order.venue, order.order_id))
+        if failure.status == 404:
+            return self._critical(order, Outcome.UNKNOWN, "the venue does not know the order", now)
+        return self._critical(order, Outcome.LOOKUP_FAILED, f"the REST lookup failed: {failure.reason}", now)
+
+    def on_deadline(self, key: tuple[str, str, str], due: float) -> list[AlertTransition]:
+        kind, venue, order_id = key
+        order = self._orders.get((venue, order_id))
+        if order is None:
+            return []
+        if kind == LOOKUP:
+            if not order.checking:
+                return []
+            waited = self._settings[venue].lookup_timeout
+            return self._critical(order, Outcome.LOOKUP_FAILED, f"no REST answer within {waited:g}s", due)
+        order.checking = True
+        timeout = self._settings[venue].timeout
+        self._ctx.reconnect(venue, f"order {order_id} not activated within {timeout:g}s", due)
+        self._ctx.actions.append(LookupOrder(venue, order_id))
+        self._ctx.deadlines.schedule((LOOKUP, venue, order_id), due + self._settings[venue].lookup_timeout)
+        return []
+
+    # Outcomes ------------------------------------------------------------------------------------
+
+    def _disarm(self, order: WatchedOrder) -> None:
+        del self._orders[(order.venue, order.order_id)]
+        self._ctx.deadlines.cancel((KIND, order.venue, order.order_id))
+        self._ctx.deadlines.cancel((LOOKUP, order.venue, order.order_id))
+        self._ctx.journal.drop(KIND, order.venue, order.order_id)
+
+    def _critical(self, order: WatchedOrder, outcome: Outcome, why: str, now: float) -> list[AlertTransition]:
+        self._disarm(order)
+        order.outcome = outcome
+        self.outcomes[(order.venue, outcome.value)] += 1
+        key = (order.venue, order.order_id)
+        self._unresolved[key] = order
+        if len(self._unresolved) > _UNRESOLVED_KEPT:
+            _, dropped = self._unresolved.popitem(last=False)
+            log.warning("%s: forgetting unresolved order %s (too many unresolved)", dropped.venue, dropped.order_id)
+        annotations = self._annotations(order, outcome, f"{why}; its state at the venue is unknown", now)
+        return self._ctx.raise_alert(ALERT, _SEVERITY[outcome], self._labels(order, outcome), annotations, now)
+
+    def _decided(
+        self, order: WatchedOrder, update: OrderUpdate, now: float, from_lookup: bool
+    ) -> list[AlertTransition]:
+        out: list[AlertTransition] = []
+        if order.outcome is not None:
+            # A critical outcome raised earlier is answered now.
+            labels = self._labels(order, order.outcome)
+            note = {"summary": f"{order.venue} order {order.order_id}: the venue now reports {update.venue_status}"}
+            out.extend(self._ctx.clear_alert(ALERT, _SEVERITY[order.outcome], labels, note, now))
+        if update.status is OrderStatus.REJECTED:
+            outcome = Outcome.INVALID
+            why = f"activation failed: {update.reason or update.venue_status}"
+        else:
+            outcome = Outcome.ACTIVATED_LATE
+            how = "the REST lookup" if from_lookup else "a late stream update"
+            why = f"the activation message was lost; {how} reports it {update.venue_status}"
+        self.outcomes[(order.venue, outcome.value)] += 1
+        order.outcome = outcome
+        annotations = self._annotations(order, outcome, why, now)
+        if update.reason:
+            annotations["reason"] = update.reason
+        out.extend(self._ctx.event_alert(ALERT, _SEVERITY[outcome], self._labels(order, outcome), annotations, now))
+        return out
+
+    @staticmethod
+    def _labels(order: WatchedOrder, outcome: Outcome) -> dict[str, str]:
+        return {"desk": order.desk, "venue": order.venue, "order_id": order.order_id, "outcome": outcome.value}
+
+    def _annotations(self, order: WatchedOrder, outcome: Outcome, why: str, now: float) -> dict[str, str]:
+        timeout = self._settings[order.venue].timeout
+        market = f" on {order.market}" if order.market else ""
+        description = (
+            f"Order {order.order_id} of desk {order.desk}{market}, placed at {at(order.placed_at)}, "
+            f"was not activated within {timeout:g}s: {why}."
+        )
+        if order.missed_while_down:
+            description += f" The deadline ({at(order.due)}) passed while riskmon was down."
+        annotations = {
+            "summary": f"{order.venue} order {order.order_id}: no activation within {timeout:g}s ({outcome.value})",
+            "description": description,
+            "order_id": order.order_id,
+            "outcome": outcome.value,
+        }
+        if order.missed_while_down:
+            annotations["missed_while_down"] = "true"
+        return annotations

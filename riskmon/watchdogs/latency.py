@@ -1,0 +1,38 @@
+"""Latency distributions kept as plain bucket counts, read by the metrics collector at scrape time."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+# Seconds: from a fast activation (tens of ms) to a confirmation near a long deadline.
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass(slots=True)
+class LatencyHistogram:
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    counts: list[int] = field(default_factory=list)  # per bucket, not cumulative; last is +Inf
+    count: int = 0
+    sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.buckets) + 1)
+
+    def observe(self, seconds: float) -> None:
+        # A venue timestamp ahead of our clock can make a latency negative; it is still a sample.
+        seconds = max(0.0, seconds)
+        self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self.count += 1
+        self.sum += seconds
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, count) pairs in the Prometheus histogram convention."""
+        out: list[tuple[str, int]] = []
+        running = 0
+        for bound, n in zip(self.buckets, self.counts, strict=False):
+            running += n
+            out.append((repr(bound), running))
+        out.append(("+Inf", self.count))
+        return out
