@@ -40,7 +40,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
-        result = replay(args.capture, config)
+        result = replay(args.capture, config, run_on=args.run_on)
     except (OSError, CaptureError) as exc:
         print(f"error: {args.capture}: {exc}", file=sys.stderr)
         return 1
@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("capture")
     rep.add_argument("-c", "--config", required=True)
     rep.add_argument("--json", action="store_true", help="print one JSON object")
+    rep.add_argument(
+        "--run-on",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep virtual time running this long after the last line, so pending deadlines fire",
+    )
     rep.set_defaults(func=cmd_replay)
     return parser
 

@@ -348,6 +348,8 @@ class ReconciliationFinished(msgspec.Struct, frozen=True, gc=False):
     scope: str  # what was checked, e.g. "orders+books", "quotes"
     checked: int = 0  # objects compared
     error: str | None = None
+    # Differences found outside the codec: objects riskmon holds that the venue does not know.
+    unknown_at_venue: tuple[str, ...] = ()
 
 
 Event = (

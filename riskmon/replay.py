@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmon.alerts.lifecycle import AlertTransition
-from riskmon.capture import read_capture
+from riskmon.capture import decode_events, decode_intake, read_capture
 from riskmon.clock import VirtualClock
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine.engine import Engine
@@ -102,15 +102,33 @@ class ReplayResult:
         }
 
 
-def replay(path: str | Path, config: MonitorConfig) -> ReplayResult:
+def replay(path: str | Path, config: MonitorConfig, *, run_on: float = 0.0) -> ReplayResult:
+    """Replay a capture; virtual time then runs on `run_on` seconds past the last line, so
+    deadlines armed near the end of the capture (an activation timeout) still fire."""
     engine = Engine(config)
     result = ReplayResult(engine)
     clock = VirtualClock()
     codecs: dict[str, VenueCodec | None] = {}
     for lineno, line in read_capture(path):
+        if line.intake is not None:
+            intake = decode_intake(line.intake)
+            if intake.venue not in config.venues:
+                result.skipped_lines += 1
+                continue
+            clock.set(line.ts)
+            result.transitions.extend(engine.ingest(intake.venue, [intake], clock.now(), is_frame=False))
+            continue
+        if line.venue is not None and line.report is not None:
+            if line.venue not in config.venues:
+                result.skipped_lines += 1
+                continue
+            clock.set(line.ts)
+            reported = decode_events(line.report)
+            result.transitions.extend(engine.ingest(line.venue, reported, clock.now(), is_frame=False))
+            continue
         payload = line.payload()
         if line.venue is None or payload is None:
-            result.skipped_lines += 1  # a line kind this build does not replay (e.g. order intake)
+            result.skipped_lines += 1  # a line kind this build does not replay
             continue
         if line.venue not in codecs:
             codecs[line.venue] = _codec_for(config, line.venue, lineno)
@@ -126,7 +144,13 @@ def replay(path: str | Path, config: MonitorConfig) -> ReplayResult:
             events = codec.receive_text(payload)
         else:
             events = codec.receive_bytes(payload)
-        result.transitions.extend(engine.ingest(line.venue, events, clock.now(), is_frame=line.rest is None))
+        result.transitions.extend(
+            engine.ingest(line.venue, events, clock.now(), is_frame=line.rest is None, source=line.rest)
+        )
+    # Deadlines that fall due after the last line still belong to the timeline.
+    if run_on > 0:
+        clock.advance(run_on)
+        result.transitions.extend(engine.advance(clock.now()))
     return result
 
 

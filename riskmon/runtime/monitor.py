@@ -1,7 +1,9 @@
 """The runtime shell: venue sessions -> one engine task -> receivers, plus the HTTP server.
 
 Composition only: every decision is made by the pure engine. The engine runs in one task (the
-only writer of state) and its deadlines are served by one re-armed loop timer.
+only writer of state) and its deadlines are served by one re-armed loop timer. After each engine
+step the shell carries out the remedies the watchdogs asked for and writes the changed deadlines
+to the state file (off the event loop, batched), so a restart re-arms them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from riskmon.capture import CaptureWriter
 from riskmon.clock import Clock, SystemClock
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine.engine import Engine
+from riskmon.events import OrderIntake
 from riskmon.metrics import engine_registry
 from riskmon.notify.console import ConsoleReceiver
 from riskmon.runtime.http import HttpServer
+from riskmon.runtime.intake import OrderIntakePolicy
+from riskmon.runtime.reconciler import Reconciler
+from riskmon.runtime.remedies import Remedies
+from riskmon.store.deadlines import DeadlineStore, StoreError
 from riskmon.venues.base import Inbound
 from riskmon.venues.registry import AdapterUnavailable, VenueSession, build_codec, build_session
+from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +61,19 @@ class Monitor:
         self._recorder = CaptureWriter(record) if record is not None else None
         # Bounded: a venue faster than the engine is slowed at its socket, never buffered without limit.
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=inbound_capacity)
+        intake_policy = OrderIntakePolicy(
+            venues=frozenset(v for v in config.venues if self.engine.watchdogs.activation.tracks(v)),
+            desks=frozenset(config.desks),
+            token=config.server.token,
+        )
         self._http = (
-            HttpServer(self.registry, config.server.host, config.server.port if http_port is None else http_port)
+            HttpServer(
+                self.registry,
+                config.server.host,
+                config.server.port if http_port is None else http_port,
+                intake=self.declare_order,
+                intake_policy=intake_policy,
+            )
             if http
             else None
         )
@@ -69,6 +88,16 @@ class Monitor:
                 self.sessions.append(build_session(config, venue, codec, self._inbound.put, self.clock))
             except AdapterUnavailable as exc:
                 log.warning("%s; it is not monitored", exc)
+        by_venue = {session.venue: session for session in self.sessions}
+        self.reconciler = Reconciler(config, self.engine, by_venue, self._inbound.put, self.clock)
+        self._remedies = Remedies(by_venue, self._inbound.put, self.clock, self.reconciler.reconcile)
+        self._store: DeadlineStore | None = None
+        self._unflushed: dict[JournalKey, PersistedDeadline | None] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def declare_order(self, intake: OrderIntake) -> None:
+        """The trading system placed an order (HTTP intake): arm its activation watchdog."""
+        await self._inbound.put(Inbound(intake.venue, self.clock.now(), None, [intake]))
 
     @property
     def http_port(self) -> int | None:
@@ -76,6 +105,10 @@ class Monitor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then close everything in order."""
+        restored = await self._open_store()
+        self.engine.start(self.clock.now(), restored)
+        self._after_step(self.engine.advance(self.clock.now()))
+        self.reconciler.start()
         if self._http is not None:
             await self._http.start()
             log.info("serving /metrics on %s:%s", self.config.server.host, self._http.port)
@@ -95,6 +128,9 @@ class Monitor:
                     await task
             if self._timer is not None:
                 self._timer.cancel()
+            self.reconciler.shutdown()
+            await self._remedies.aclose()
+            await self._close_store()
             if self._http is not None:
                 await self._http.stop()
             if self._recorder is not None:
@@ -103,12 +139,62 @@ class Monitor:
     async def _engine_loop(self) -> None:
         while True:
             item = await self._inbound.get()
-            if self._recorder is not None and item.frame is not None:
-                self._recorder.write(item.received_at, item.venue, item.frame, item.rest)
+            if self._recorder is not None:
+                if item.frame is not None:
+                    self._recorder.write(item.received_at, item.venue, item.frame, item.rest)
+                else:
+                    self._recorder.write_report(item.received_at, item.venue, item.events)
             is_frame = item.frame is not None and item.rest is None
-            self._publish(self.engine.ingest(item.venue, item.events, item.received_at, is_frame=is_frame))
-            self._rearm()
+            self._after_step(
+                self.engine.ingest(item.venue, item.events, item.received_at, is_frame=is_frame, source=item.rest)
+            )
             self.applied.set()
+
+    def _after_step(self, transitions: list[AlertTransition]) -> None:
+        self._publish(transitions)
+        self._rearm()
+        self._remedies.carry_out(self.engine.take_actions())
+        changes = self.engine.take_journal()
+        if changes and self._store is not None:
+            self._unflushed.update(changes)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    # Deadline persistence ------------------------------------------------------------------------
+
+    async def _open_store(self) -> list[PersistedDeadline]:
+        path = self.config.state.path
+        try:
+            self._store = await asyncio.to_thread(DeadlineStore, path)
+            return await asyncio.to_thread(self._store.load)
+        except StoreError as exc:
+            # Monitoring without persistence beats not monitoring; say loudly what is lost.
+            log.error("deadlines will not survive a restart: %s", exc)
+            self._store = None
+            return []
+
+    async def _flush(self) -> None:
+        store = self._store
+        while self._unflushed and store is not None:
+            changes, self._unflushed = self._unflushed, {}
+            try:
+                await asyncio.to_thread(store.write, changes)
+            except StoreError as exc:
+                log.error("could not persist %d deadline change(s): %s", len(changes), exc)
+
+    async def _close_store(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        store, self._store = self._store, None
+        if store is None:
+            return
+        self._unflushed.update(self.engine.take_journal())
+        if self._unflushed:
+            with contextlib.suppress(StoreError):
+                store.write(self._unflushed)
+            self._unflushed = {}
+        store.close()
 
     def _rearm(self) -> None:
         due = self.engine.next_deadline()
@@ -125,8 +211,7 @@ class Monitor:
     def _on_timer(self) -> None:
         self._timer = None
         self._armed_for = None
-        self._publish(self.engine.advance(self.clock.now()))
-        self._rearm()
+        self._after_step(self.engine.advance(self.clock.now()))
 
     def _publish(self, transitions: list[AlertTransition]) -> None:
         for transition in transitions:

@@ -32,6 +32,8 @@ class VenueSession(Protocol):
 
     async def run(self) -> None: ...
 
+    def drop_connection(self, reason: str) -> None: ...
+
 
 class AdapterUnavailable(Exception):
     """The config names a venue kind whose adapter this build does not have."""

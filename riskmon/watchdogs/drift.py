@@ -144,6 +144,9 @@ class DriftCheck:
                 "Until a reconciliation succeeds, drift would go unnoticed.",
             }
             return self._ctx.raise_alert(FAILED, "warning", labels, annotations, now)
+        for subject in event.unknown_at_venue:
+            what = f"{subject}: held by riskmon, unknown to the venue"
+            self._note(venue, subject, _Candidate(what, None, clearable=False))
         out: list[AlertTransition] = []
         if venue in self._failed_firing:
             self._failed_firing.discard(venue)

@@ -402,8 +402,8 @@ def test_unknown_section_names_it_and_lists_sections() -> None:
             "trader_pda_index: 3",
             None,
             ("venues", "phoenix", "trader_pda_idx"),
-            "authority, jwt, markets, max_frame_bytes, open_timeout, ping_interval, ping_timeout, reconnect, "
-            "symbols, trader_pda_index, url",
+            "authority, feed_down_grace, jwt, markets, max_frame_bytes, open_timeout, ping_interval, ping_timeout, "
+            "reconnect, symbols, trader_pda_index, url",
         ),
         (
             "warn_at: 0.75",

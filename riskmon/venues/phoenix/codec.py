@@ -9,6 +9,8 @@ symbol. It then turns
 - exchange snapshots and sequenced deltas into the market units positions need and
   MarketStatusChanged whenever a market's status really changes, a skipped sequence into
   SequenceGap plus an exchange resubscribe;
+- the first snapshot after a gap (from the resubscribe or a reconnect) into StreamResynced for
+  each stream that gapped, after the snapshot's own events, so riskmon can time the recovery;
 - market / allMids into MarkPrice (mark / mid), trades into TradeExecuted, orderbook into BookSnapshot;
 - subscribe confirmations and errors into Subscribed / SubscriptionFailed.
 """
@@ -31,11 +33,12 @@ from riskmon.events import (
     MarkPrice,
     PositionsReported,
     SequenceGap,
+    StreamResynced,
     Subscribed,
     SubscriptionFailed,
     TradeExecuted,
 )
-from riskmon.venues.phoenix.exchange_state import ExchangeBook
+from riskmon.venues.phoenix.exchange_state import EXCHANGE_STREAM, ExchangeBook
 from riskmon.venues.phoenix.frames import (
     AllMids,
     BadField,
@@ -82,6 +85,9 @@ class PhoenixCodec:
         self._config = config
         self._outbox: list[str | bytes] = []
         self._books: dict[tuple[str, int], TraderBook] = {}  # absent: no snapshot since (re)subscribing
+        # Streams that reported a SequenceGap not yet ended by a snapshot, per (authority,
+        # traderPdaIndex), in gap order. Kept across reconnects: the next snapshot ends them.
+        self._trader_gaps: dict[tuple[str, int], dict[str, None]] = {}
         self._exchange = ExchangeBook(venue)  # market units and statuses, kept across connections
         self._last_trade: dict[str, int] = {}  # symbol -> newest tradeSequenceNumber seen
         self._handlers: dict[str, Callable[[str | bytes], list[Event]]] = {
@@ -191,16 +197,25 @@ class PhoenixCodec:
         if isinstance(message, TraderSnapshot):
             book = TraderBook(parse_subaccounts(message.subaccounts, snapshot=True))
             self._books[key] = book
-            return self._reported(authority, book.snapshot_report(self._units))
+            reported = self._reported(authority, book.snapshot_report(self._units))
+            # The stream is rebuilt even when positions wait for units: the sequences are whole again.
+            resynced = self._trader_gaps.pop(key, {})
+            return reported + [StreamResynced(self.venue, stream) for stream in resynced]
         deltas = parse_subaccounts(message.deltas, snapshot=False)
         book_or_none = self._books.get(key)
         if book_or_none is None:
             return []  # no snapshot yet: a delta cannot be placed on a state we do not hold
-        gap = book_or_none.first_gap(deltas)
-        if gap is not None:
+        gaps = book_or_none.gaps(deltas)
+        if gaps:
             del self._books[key]  # deltas are ignored until the fresh snapshot rebuilds it
             self._resubscribe(self._trader_subscription(authority, message.trader_pda_index))
-            return [SequenceGap(self.venue, f"traderState:{gap.subaccount}", gap.expected, gap.received)]
+            events: list[Event] = []
+            outstanding = self._trader_gaps.setdefault(key, {})
+            for gap in gaps:
+                stream = f"traderState:{gap.subaccount}"
+                outstanding[stream] = None
+                events.append(SequenceGap(self.venue, stream, gap.expected, gap.received))
+            return events
         return self._reported(authority, book_or_none.apply_deltas(deltas, self._units))
 
     def _units(self, symbol: str) -> int | None:
@@ -227,7 +242,10 @@ class PhoenixCodec:
         update = self._exchange.apply(_exchange.decode(frame))
         if update.resubscribe:
             self._resubscribe(_EXCHANGE_SUBSCRIPTION)
-        return update.events + self._release_held()  # the frame may have brought units we waited for
+        events = update.events + self._release_held()  # the frame may have brought units we waited for
+        if update.resynced:
+            events.append(StreamResynced(self.venue, EXCHANGE_STREAM))
+        return events
 
     # --- market data ---------------------------------------------------------------------------
 

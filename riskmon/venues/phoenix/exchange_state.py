@@ -3,7 +3,8 @@ strictly sequenced deltas.
 
 The frame shapes are [I] (see frames.py). Deltas apply strictly in `sequenceNumber` order: a
 number at or below the current one is a duplicate, a skipped number is a gap that only a fresh
-snapshot can repair, so the caller resubscribes and deltas are ignored until that snapshot.
+snapshot can repair, so the caller resubscribes and deltas are ignored until that snapshot, which
+the caller then reports as the stream resynced.
 Statuses and units are kept across gaps and reconnects, so a snapshot re-emits only real changes.
 """
 
@@ -36,6 +37,7 @@ from riskmon.venues.phoenix.frames import (
 # its position until the market is active again. paused/closed/tombstoned/deleted likewise.
 TRADABLE_STATUSES = frozenset({"active"})
 EXCHANGE_WIDE = "*"  # the `market` of an exchange-wide MarketStatusChanged
+EXCHANGE_STREAM = "exchange"  # the `stream` of the channel's SequenceGap and StreamResynced
 DELETED = "deleted"  # our word for a market gone from the exchange (marketDeleted, or a snapshot lacks it)
 
 ExchangeOp = MarketStatusOp | MarketClosedOp | SymbolOp | MarketAddedOp | MarketParameterOp | ExchangeStatusOp
@@ -57,12 +59,16 @@ _op_decoders: dict[str, msgspec.json.Decoder[ExchangeOp]] = {
 class ExchangeUpdate:
     events: list[Event]
     resubscribe: bool = False  # a gap: the caller must resubscribe for a fresh snapshot
+    resynced: bool = False  # the snapshot that ends a gap: the caller reports the stream rebuilt
 
 
 class ExchangeBook:
     def __init__(self, venue: str) -> None:
         self.venue = venue
         self._sequence: int | None = None  # None: waiting for a snapshot
+        # A gap was reported and no snapshot has ended it yet. Kept across reconnects: the
+        # stream is rebuilt by the next snapshot, whichever subscription brings it.
+        self._gap_outstanding = False
         self._units: dict[str, int] = {}  # symbol -> baseLotsDecimals
         self._status: dict[str, str] = {}
         self._final_prices: dict[str, Decimal] = {}
@@ -79,13 +85,16 @@ class ExchangeBook:
         """Raises BadField or msgspec.ValidationError, having changed nothing, on an unusable frame."""
         sequence = parse_u64(message.sequence_number, "sequenceNumber")
         if isinstance(message, ExchangeSnapshot):
-            return ExchangeUpdate(self._snapshot(message, sequence))
+            snapshot_events = self._snapshot(message, sequence)  # raises before the gap is ended
+            resynced, self._gap_outstanding = self._gap_outstanding, False
+            return ExchangeUpdate(snapshot_events, resynced=resynced)
         current = self._sequence
         if current is None or sequence <= current:
             return ExchangeUpdate([])  # waiting for a snapshot, or a duplicate
         if sequence > current + 1:
             self._sequence = None
-            return ExchangeUpdate([SequenceGap(self.venue, "exchange", current + 1, sequence)], resubscribe=True)
+            self._gap_outstanding = True
+            return ExchangeUpdate([SequenceGap(self.venue, EXCHANGE_STREAM, current + 1, sequence)], resubscribe=True)
         ops = [_decode_op(raw) for raw in message.ops]  # every op checked before any applies
         self._sequence = sequence
         events: list[Event] = []

@@ -4,7 +4,8 @@ The apply rules are the SDK's (`rust/api/src/trader_state.rs`): a snapshot repla
 subaccount; a subaccount delta applies only when its `sequence` is above the current one; position
 rows are keyed by symbol, `closed` removes one and `updated` (or no `change`) upserts it. One rule
 is ours: the SDK applies any newer sequence, but a jump of more than one means we missed a delta,
-so the caller resubscribes for a fresh snapshot instead of applying it.
+so the caller resubscribes for a fresh snapshot instead of applying it, and reports the stream
+resynced when that snapshot arrives.
 
 A desk's position in a market is the sum over all subaccounts (cross and isolated); the entry
 price reported is the primary subaccount's. Units come from the market's `baseLotsDecimals`; a
@@ -125,19 +126,26 @@ class TraderBook:
         self._snapshot_owed = True
         return Report(positions, complete=False) if positions else None
 
-    def first_gap(self, deltas: list[SubaccountUpdate]) -> Gap | None:
+    def gaps(self, deltas: list[SubaccountUpdate]) -> list[Gap]:
+        """Every subaccount the frame skips numbers in, first gap of each, in frame order.
+
+        Each subaccount is its own stream, with its own gap alert and its own resync: reporting
+        only the first gap of a frame would leave another subaccount's gap unseen.
+        """
         sequences = dict(self._sequences)
+        found: dict[int, Gap] = {}
         for delta in deltas:
             current = sequences.get(delta.index)
-            if current is None or delta.sequence <= current:
+            if delta.index in found or current is None or delta.sequence <= current:
                 continue  # a new isolated subaccount starts anywhere; a stale delta is skipped
             if delta.sequence > current + 1:
-                return Gap(delta.index, current + 1, delta.sequence)
-            sequences[delta.index] = delta.sequence
-        return None
+                found[delta.index] = Gap(delta.index, current + 1, delta.sequence)
+            else:
+                sequences[delta.index] = delta.sequence
+        return list(found.values())
 
     def apply_deltas(self, deltas: list[SubaccountUpdate], units: UnitsLookup) -> Report | None:
-        """Apply every non-stale delta (call `first_gap` first); report the symbols they touched."""
+        """Apply every non-stale delta (call `gaps` first); report the symbols they touched."""
         changed: set[str] = set()
         newest: int | None = None
         for delta in deltas:

@@ -39,13 +39,14 @@ from riskmon.venues.prophetx.frames import (
     PusherError,
     PusherFrame,
     RegistrationResponse,
-    RestOrderWrapper,
     TradePayload,
     decode_data,
     decode_envelope,
     decode_frame,
     decode_json,
     decode_payload,
+    decode_rest_markets,
+    decode_rest_order,
     nanoseconds_to_seconds,
 )
 
@@ -74,6 +75,10 @@ _BOOK_CHANGES = frozenset({"market_selections", "market_selection"})
 _TRADE_CHANGES = frozenset({"matched_bet", "trade_execution"})
 _CATALOGUE_CHANGES = frozenset({"tournament", "sport_event", "market", "market_line"})
 _HEARTBEAT_CHANGE = "private_system_signal"
+# REST sources: an order read (the activation watchdog's is `reconcile_order`), and the books of
+# get_multiple_markets / get_markets (`markets:<event id>` for a get_markets answer naming no event).
+_ORDER_SOURCES = frozenset({"get_order", "get_wager", "reconcile_order"})
+_MARKETS_SOURCE = "markets"
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,48}")
 
@@ -84,8 +89,6 @@ _book_decoder = msgspec.json.Decoder(BookPayload)
 _trade_decoder = msgspec.json.Decoder(TradePayload)
 _any_decoder = msgspec.json.Decoder(object)
 _registration_decoder = msgspec.json.Decoder(RegistrationResponse)
-_rest_wrapper_decoder = msgspec.json.Decoder(RestOrderWrapper)
-_rest_info_decoder = msgspec.json.Decoder(OrderInfo)
 _encoder = msgspec.json.Encoder()
 
 
@@ -177,10 +180,16 @@ class ProphetXCodec:
         try:
             if source == "register":
                 return self._registration(body)
-            if source in ("get_order", "get_wager"):
+            if source in _ORDER_SOURCES:
                 return [self._rest_order(body)]
+            books_of, colon, asked = source.partition(":")
+            if books_of == _MARKETS_SOURCE and (not colon or _IDENTIFIER.fullmatch(asked)):
+                books = decode_rest_markets(body, asked or None)
+                return [
+                    self._book(book, f"book {_safe(book.sport_event_id)}/{_safe(book.market_id)}") for book in books
+                ]
         except LayerError as exc:
-            return [self._malformed(f"{source}: {exc}")]
+            return [self._malformed(f"{source}: {exc}")]  # a source named above: safe
         return [self._malformed(f"no REST call {_safe(source)}")]
 
     def receive_text(self, text: str) -> list[Event]:
@@ -288,7 +297,7 @@ class ProphetXCodec:
         if change in _ORDER_CHANGES or frame.event in _ORDER_EVENTS:
             return [self._order_update(decode_payload(envelope, _order_decoder).info, venue_ts)]
         if change in _BOOK_CHANGES:
-            return [self._book(decode_payload(envelope, _book_decoder))]
+            return [self._book(decode_payload(envelope, _book_decoder), f"{change} payload")]
         if change in _TRADE_CHANGES:
             return [self._trade(decode_payload(envelope, _trade_decoder), venue_ts)]
         if change in _CATALOGUE_CHANGES:
@@ -330,7 +339,8 @@ class ProphetXCodec:
             worst_case_loss_usd=worst_case,
         )
 
-    def _book(self, payload: BookPayload) -> Event:
+    def _book(self, payload: BookPayload, layer: str) -> Event:
+        """The stream's and REST's books alike, so the two compare equal when the venue agrees."""
         sides: list[BookSide] = []
         for selection in payload.info.selections:
             levels: list[BookLevel] = []
@@ -338,7 +348,7 @@ class ProphetXCodec:
                 price = level.odds if level.odds is not None else level.price
                 size = level.stake if level.stake is not None else level.quantity
                 if price is None or size is None:
-                    raise LayerError("market_selections payload: a level without odds or stake")
+                    raise LayerError(f"{layer}: a level without odds or stake")
                 levels.append(BookLevel(price, size))
             # An empty side has no level to name its outcome: it stays, unnamed, in its place.
             outcome = selection[0].outcome_id if selection else None
@@ -365,19 +375,7 @@ class ProphetXCodec:
         )
 
     def _rest_order(self, body: str) -> Event:
-        wrapper = decode_json(_rest_wrapper_decoder, body, "body")
-        timestamp = wrapper.timestamp
-        info_text: bytes | str = body
-        holder = wrapper
-        if wrapper.data:
-            holder = decode_json(_rest_wrapper_decoder, bytes(wrapper.data), "data")
-            info_text = bytes(wrapper.data)
-            timestamp = timestamp if timestamp is not None else holder.timestamp
-        for nested in (holder.info, holder.wager, holder.order):
-            if nested:
-                info_text = bytes(nested)
-                break
-        info = decode_json(_rest_info_decoder, info_text, "order info")
+        info, timestamp = decode_rest_order(body)
         if isinstance(timestamp, int) and not isinstance(timestamp, bool):
             return self._order_update(info, _epoch_seconds(timestamp))
         return self._order_update(info, 0.0)

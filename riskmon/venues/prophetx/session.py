@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +29,10 @@ from riskmon.venues.rest import VenueRest
 from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget, VenueUnavailable
 
 log = logging.getLogger(__name__)
+
+# [I] get_multiple_markets' cap is undocumented for the MM API (the Market Data API allows 50);
+# 20 ids, the MM API's batch size for wagers (§3.4), keeps every answer and URL well within it.
+MARKETS_PER_CALL = 20
 
 
 class _Tokens(msgspec.Struct):
@@ -227,10 +231,29 @@ class ProphetXSession(StreamSession):
 
     # Reconciliation reads (used by the watchdogs) ----------------------------------------------
 
-    async def fetch_order(self, order_id: str) -> list[Event]:
-        """`GET mm/get_order/{id}` through the codec, so the engine sees the venue's answer."""
+    async def fetch_order(self, order_id: str, *, source: str = "get_order") -> list[Event]:
+        """`GET mm/get_order/{id}` through the codec, so the engine sees the venue's answer.
+
+        `source` names the read in captures ("reconcile_order" for the activation watchdog's).
+        VenueUnavailable when the venue does not answer 2xx (status 404: no such order).
+        """
         body = await self.authed_call("GET", f"/mm/get_order/{quote(order_id, safe='')}")
-        return await self.deliver_rest("get_order", body)
+        return await self.deliver_rest(source, body)
+
+    async def fetch_books(self, event_ids: Sequence[str]) -> list[Event]:
+        """The venue's books of these events (`mm/get_multiple_markets`), one BookSnapshot a market.
+
+        Each answer goes through the codec as "markets", built as the stream's books are, so the
+        scheduled reconciliation compares like with like. A failed call raises VenueUnavailable;
+        the answers of the calls before it have been handed on already.
+        """
+        unique = list(dict.fromkeys(event_ids))
+        events: list[Event] = []
+        for start in range(0, len(unique), MARKETS_PER_CALL):
+            chunk = unique[start : start + MARKETS_PER_CALL]
+            body = await self.authed_call("GET", "/mm/get_multiple_markets", params={"event_ids": ",".join(chunk)})
+            events.extend(await self.deliver_rest("markets", body))
+        return events
 
     async def run(self) -> None:
         try:

@@ -82,10 +82,16 @@ class TotalisRfqSession(StreamSession):
         elif self._unpriced and self._reconcile.done():
             self._reconcile = asyncio.create_task(self._reconcile_then_up(up=True))
 
-    async def reconcile(self) -> None:
-        """Read every quote over REST into the engine; VenueUnavailable when REST fails."""
+    async def reconcile(self, source: str = "quotes") -> int:
+        """Read every quote over REST into the engine; the number of quotes read.
+
+        VenueUnavailable when REST fails. `source` names the read in captures: "reconcile_quotes"
+        for the scheduled check, whose differences from the stream are drift.
+        """
         body = await self._rest.call("GET", QUOTES_PATH)
-        self._note_prices(await self.deliver_rest("quotes", body))
+        events = await self.deliver_rest(source, body)
+        self._note_prices(events)
+        return sum(1 for event in events if isinstance(event, QuoteUpdate))
 
     async def _reconcile_then_up(self, *, up: bool) -> None:
         """Read REST until it answers, report the feed up (unless it is), and again while frames

@@ -22,6 +22,7 @@ from riskmon.events import (
     PositionsReported,
     ReportedPosition,
     SequenceGap,
+    StreamResynced,
     Subscribed,
     SubscriptionFailed,
     TradeExecuted,
@@ -197,7 +198,10 @@ def test_sequence_jump_is_a_gap_that_resubscribes_and_ignores_deltas_until_a_sna
     assert live.receive_text(trader_delta(0, 44, eth_updated("9"))) == []
     assert live.receive_text(trader_delta(1, 8, eth_updated("9"))) == []
     assert live.data_to_send() == []  # one resubscribe per gap
-    assert live.receive_text(TRADER_SNAPSHOT) == [report(SNAPSHOT_POSITIONS, complete=True)]
+    assert live.receive_text(TRADER_SNAPSHOT) == [
+        report(SNAPSHOT_POSITIONS, complete=True),
+        StreamResynced(V, "traderState:0"),
+    ]
     assert live.receive_text(trader_delta(1, 8, eth_updated("0"))) == [
         report((ReportedPosition("ETH", Decimal("1.5"), Decimal("3000.5")),), False, 8)
     ]
@@ -207,7 +211,10 @@ def test_gap_in_one_subaccount_applies_nothing_of_the_frame(live: PhoenixCodec) 
     frame = json.loads(trader_delta(0, 42, eth_updated("1")))
     frame["deltas"].append({"subaccountIndex": 1, "sequence": 9, "collateral": "0", "positions": []})
     assert live.receive_text(json.dumps(frame)) == [SequenceGap(V, "traderState:1", 8, 9)]
-    assert live.receive_text(TRADER_SNAPSHOT) == [report(SNAPSHOT_POSITIONS, complete=True)]
+    assert live.receive_text(TRADER_SNAPSHOT) == [
+        report(SNAPSHOT_POSITIONS, complete=True),
+        StreamResynced(V, "traderState:1"),
+    ]
 
 
 def test_a_new_isolated_subaccount_may_start_at_any_sequence(live: PhoenixCodec) -> None:
@@ -400,6 +407,7 @@ def test_exchange_gap_resubscribes_and_the_next_snapshot_emits_only_real_changes
     assert live.receive_text(json.dumps(snapshot)) == [
         MarketStatusChanged(V, "BTC", "postOnly", tradable=False),
         MarketStatusChanged(V, "DOGE", "deleted", tradable=False),
+        StreamResynced(V, "exchange"),
     ]
     assert live.receive_text(
         exchange_delta(231, '{"kind":"marketStatusChanged","symbol":"ETH","status":"active"}')

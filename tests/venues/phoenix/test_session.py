@@ -46,6 +46,7 @@ from riskmon.events import (
     PositionsReported,
     ReportedPosition,
     SequenceGap,
+    StreamResynced,
     Subscribed,
     SubscriptionFailed,
     TradeExecuted,
@@ -477,7 +478,7 @@ async def test_trader_sequence_gap_resubscribes_for_a_fresh_snapshot(
     assert await h.events() == [Subscribed(VENUE, "traderState")]
     # The fresh snapshot carries the delta the gap hid: SOL 1500 + 66 lots.
     fresh = (pos("BTC", "0.1234", "65000"), pos("ETH", "-5.000", "3100.5"), pos("SOL", "15.66", "150.5"))
-    assert await h.events() == [reported(fresh, complete=True)]
+    assert await h.events() == [reported(fresh, complete=True), StreamResynced(VENUE, "traderState:0")]
 
     # Deltas after the snapshot apply again.
     await sim.set_position(ALICE, "BTC", -10, 64_000)
@@ -517,7 +518,7 @@ async def test_exchange_sequence_gap_resubscribes_and_the_snapshot_restores_the_
     ]
     assert await h.events() == [Subscribed(VENUE, "exchange")]
     # The status change the gap hid comes from the fresh snapshot, once; ETH is not repeated.
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "paused", False)]
+    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "paused", False), StreamResynced(VENUE, "exchange")]
 
     # Deltas continue from the snapshot's sequence.
     await sim.set_market_status("SOL", "active")

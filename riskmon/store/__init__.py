@@ -1,0 +1,1 @@
+"""Durable state on a local SQLite file."""

@@ -1,0 +1,89 @@
+"""Pending watchdog deadlines in SQLite, so a restart re-arms them (and fires at once what fell
+due while riskmon was down).
+
+WAL mode: the runtime writes a batch of changes per engine step off the event loop, and a reader
+(another riskmon command, a backup) never blocks it. One table, keyed by (kind, venue, subject).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watchdog_deadlines (
+    kind TEXT NOT NULL,
+    venue TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    due REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (kind, venue, subject)
+) WITHOUT ROWID
+"""
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class DeadlineStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            # Written from one worker thread at a time (the runtime serialises flushes).
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"state file {self.path}: {exc}") from None
+
+    def load(self) -> list[PersistedDeadline]:
+        """Every stored deadline; a row that cannot be read is skipped with its reason."""
+        records: list[PersistedDeadline] = []
+        try:
+            rows = self._db.execute("SELECT kind, venue, subject, due, data FROM watchdog_deadlines").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"state file {self.path}: {exc}") from None
+        for kind, venue, subject, due, data in rows:
+            try:
+                parsed = json.loads(data)
+                if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                    raise ValueError("data is not a string map")
+                records.append(PersistedDeadline(kind, venue, subject, float(due), parsed))
+            except (ValueError, TypeError):
+                continue
+        return records
+
+    def write(self, changes: Mapping[JournalKey, PersistedDeadline | None]) -> None:
+        """Apply one batch of changes (None deletes) in a single transaction."""
+        if not changes:
+            return
+        upserts = [
+            (r.kind, r.venue, r.subject, r.due, json.dumps(r.data, sort_keys=True))
+            for r in changes.values()
+            if r is not None
+        ]
+        deletes = [key for key, r in changes.items() if r is None]
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                if deletes:
+                    self._db.executemany(
+                        "DELETE FROM watchdog_deadlines WHERE kind = ? AND venue = ? AND subject = ?", deletes
+                    )
+                if upserts:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO watchdog_deadlines (kind, venue, subject, due, data) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        upserts,
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"state file {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
