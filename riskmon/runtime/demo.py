@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import sys
+import tempfile
 from importlib import resources
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -104,16 +106,20 @@ async def run_demo(duration: float | None, port: int | None, step: float = 0.5) 
     venues = DemoVenues()
     await venues.start()
     try:
-        return await _run(venues, clock, duration, port, step)
+        # Deadlines persist to a scratch state file that goes away with the demo.
+        with tempfile.TemporaryDirectory(prefix="riskmon-demo-") as scratch:
+            return await _run(venues, clock, duration, port, step, Path(scratch) / "state.db")
     finally:
         await venues.stop()
 
 
-async def _run(venues: DemoVenues, clock: SystemClock, duration: float | None, port: int | None, step: float) -> int:
+async def _run(
+    venues: DemoVenues, clock: SystemClock, duration: float | None, port: int | None, step: float, state: Path
+) -> int:
     scenario = DemoScenario(venues, now=clock.now, step=step)
     await scenario.seed()
     text = resources.files("riskmon.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
-    config = parse_config(text, "riskmon/demo/demo.yaml", venues.environ())
+    config = parse_config(text, "riskmon/demo/demo.yaml", {**venues.environ(), "RISKMON_DEMO_STATE": str(state)})
 
     interactive = sys.stdout.isatty()
     console = Console(soft_wrap=True)

@@ -24,6 +24,7 @@ from riskmon.engine.engine import Engine
 from riskmon.events import OrderIntake
 from riskmon.metrics import engine_registry
 from riskmon.notify.console import ConsoleReceiver
+from riskmon.runtime.deadline_timer import DeadlineTimer
 from riskmon.runtime.http import HttpServer
 from riskmon.runtime.intake import OrderIntakePolicy
 from riskmon.runtime.reconciler import Reconciler
@@ -79,8 +80,7 @@ class Monitor:
         )
         # Set after each inbound item is applied, so callers can await progress instead of sleeping.
         self.applied = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed_for: float | None = None
+        self._timer = DeadlineTimer(self.clock, self.engine.next_deadline, self._on_timer)
         self.sessions: list[VenueSession] = []
         for venue in config.venues:
             try:
@@ -126,8 +126,7 @@ class Monitor:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if self._timer is not None:
-                self._timer.cancel()
+            self._timer.cancel()
             self.reconciler.shutdown()
             await self._remedies.aclose()
             await self._close_store()
@@ -152,7 +151,7 @@ class Monitor:
 
     def _after_step(self, transitions: list[AlertTransition]) -> None:
         self._publish(transitions)
-        self._rearm()
+        self._timer.rearm()
         self._remedies.carry_out(self.engine.take_actions())
         changes = self.engine.take_journal()
         if changes and self._store is not None:
@@ -196,21 +195,7 @@ class Monitor:
             self._unflushed = {}
         store.close()
 
-    def _rearm(self) -> None:
-        due = self.engine.next_deadline()
-        if due == self._armed_for:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._armed_for = due
-        if due is not None:
-            delay = max(0.0, due - self.clock.now())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
-
     def _on_timer(self) -> None:
-        self._timer = None
-        self._armed_for = None
         self._after_step(self.engine.advance(self.clock.now()))
 
     def _publish(self, transitions: list[AlertTransition]) -> None:

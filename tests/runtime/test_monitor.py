@@ -23,6 +23,8 @@ DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
 STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 
 CONFIG = f"""
+state:
+  path: ${{STATE}}
 venues:
   mango:
     kind: mango_v3_fills
@@ -61,7 +63,7 @@ async def test_live_run_records_a_capture_that_replays_to_the_same_state(tmp_pat
     sim = MangoV3FillsSimulator([SOL])
     await sim.start()
     await sim.push_fill(SOL.name, buy(500))  # in the first checkpoint
-    config = parse_config(CONFIG, "t.yaml", {"URL": sim.url})
+    config = parse_config(CONFIG, "t.yaml", {"URL": sim.url, "STATE": str(tmp_path / "state.db")})
     capture = tmp_path / "live.jsonl"
     received = Collect()
     monitor = Monitor(config, record=capture, receivers=[received], http=False)
