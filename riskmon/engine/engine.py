@@ -14,9 +14,10 @@ from typing import Any
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.schema import MonitorConfig
+from riskmon.engine import event_alerts
 from riskmon.engine.actions import Action
 from riskmon.engine.deadlines import DeadlineHeap
-from riskmon.engine.exposure import ExposureBook, PositionKey, plain_decimal
+from riskmon.engine.exposure import ExposureBook, PositionKey
 from riskmon.engine.fills import FillLedger
 from riskmon.engine.markets import VenueMarkets
 from riskmon.engine.stats import VenueStats
@@ -57,11 +58,6 @@ from riskmon.watchdogs.suite import Watchdogs
 
 log = logging.getLogger(__name__)
 
-FILL_REVOKED = "FillRevoked"
-LIQUIDATION = "Liquidation"
-ORDER_ACTIVATION_FAILED = "OrderActivationFailed"
-RFQ_POSITION_ERROR = "RfqPositionError"
-SEQUENCE_GAP = "SequenceGap"
 # Event-type keys the engine remembers to drop repeats of, per venue (fills have their ledger).
 _SEEN_KEYS_KEPT = 10_000
 # REST reads made to check the stream (not to recover after a reconnect, nor a watchdog lookup):
@@ -220,38 +216,18 @@ class Engine:
         self.book.apply_fill(fill, reverse=True)
         instrument = self.book.instrument(fill.venue, fill.market)
         out = self.limits.evaluate(fill.desk, (instrument,), self.book, self.alerts, now)
-        labels = {
-            "desk": fill.desk,
-            "venue": fill.venue,
-            "market": fill.market,
-            "account": fill.account,
-            "sequence": str(fill.sequence),
-        }
-        trade = f"a {fill.side.value} of {plain_decimal(fill.quantity)} @ {plain_decimal(fill.price)}"
-        annotations = {
-            "summary": f"{fill.venue} {fill.market}: {trade} was reversed",
-            "description": f"Fill seq {fill.sequence} on desk {fill.desk} was reversed because {why}.",
-        }
-        out.extend(self._event_alert(FILL_REVOKED, "warning", labels, annotations, now, float(fill.quantity)))
+        out.extend(self._event_alert(event_alerts.fill_reversed(fill, why), now))
         return out
 
-    def _event_alert(
-        self,
-        alertname: str,
-        severity: str,
-        labels: dict[str, str],
-        annotations: dict[str, str],
-        now: float,
-        value: float = 1.0,
-    ) -> list[AlertTransition]:
+    def _event_alert(self, alert: event_alerts.EventAlert, now: float) -> list[AlertTransition]:
         transition = self.alerts.fire_event(
-            alertname,
-            severity,
-            labels,
-            annotations,
+            alert.alertname,
+            alert.severity,
+            alert.labels,
+            alert.annotations,
             resolve_after=self.config.alerts.event_resolve_after,
             now=now,
-            value=value,
+            value=alert.value,
         )
         return [] if transition is None else [transition]
 
@@ -301,21 +277,7 @@ class Engine:
             self.venue_stats(event.venue).duplicates += 1
             return []
         self.venue_stats(event.venue).liquidations += 1
-        labels = {
-            "desk": event.desk,
-            "venue": event.venue,
-            "market": event.market,
-            "account": event.account,
-            # Each liquidation is its own alert: a second one within the resolve time must notify.
-            "liquidation": event.key,
-        }
-        size = "" if event.quantity is None else f" {plain_decimal(event.quantity)}"
-        price = "" if event.price is None else f" @ {plain_decimal(event.price)}"
-        annotations = {
-            "summary": f"{event.venue} liquidated desk {event.desk} on {event.market}",
-            "description": f"Account {event.account}: a liquidating {event.side.value}{size}{price}.",
-        }
-        return self._event_alert(LIQUIDATION, "critical", labels, annotations, now)
+        return self._event_alert(event_alerts.liquidation(event), now)
 
     def _on_amended(self, event: PositionAmended, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
@@ -351,21 +313,8 @@ class Engine:
         out, reported = self.watchdogs.activation.on_order(update, held, now, from_lookup=from_lookup)
         first_rejection = held is None or held.status is not OrderStatus.REJECTED
         if update.status is OrderStatus.REJECTED and first_rejection and not reported:
-            out.extend(self._activation_failed(update, now))
+            out.extend(self._event_alert(event_alerts.activation_failed(update), now))
         return out
-
-    def _activation_failed(self, update: OrderUpdate, now: float) -> list[AlertTransition]:
-        # One alert per order: a second rejection on the market must reach someone too.
-        labels = {"desk": update.desk, "venue": update.venue, "market": update.market, "order_id": update.order_id}
-        reason = update.reason or update.venue_status
-        annotations = {
-            "summary": f"{update.venue} rejected order {update.order_id}: {reason}",
-            "description": f"Order {update.order_id} of desk {update.desk} on {update.market} failed to "
-            f"activate ({update.venue_status}): {reason}.",
-            "order_id": update.order_id,
-            "reason": reason,
-        }
-        return self._event_alert(ORDER_ACTIVATION_FAILED, "warning", labels, annotations, now)
 
     def _on_intake(self, intake: OrderIntake, now: float) -> list[AlertTransition]:
         self.watchdogs.activation.on_intake(intake, self.orders.get(intake.venue, intake.order_id), now)
@@ -400,13 +349,7 @@ class Engine:
                 out.extend(self.watchdogs.rfq.on_quote(quote, True, now))
             return out
         if update.status is RfqPositionStatus.ERROR:
-            labels = {"desk": update.desk, "venue": update.venue, "market": f"rfq:{update.rfq_id}"}
-            annotations = {
-                "summary": f"{update.venue} RFQ {update.rfq_id}: position error",
-                "description": f"The venue reported an error on the position of RFQ {update.rfq_id}: "
-                f"{update.detail or 'no detail given'}.",
-            }
-            return self._event_alert(RFQ_POSITION_ERROR, "critical", labels, annotations, now)
+            return self._event_alert(event_alerts.rfq_position_error(update), now)
         return []
 
     def _on_positions(self, report: PositionsReported, now: float) -> list[AlertTransition]:
@@ -423,13 +366,7 @@ class Engine:
     def _on_sequence_gap(self, gap: SequenceGap, now: float) -> list[AlertTransition]:
         self.venue_stats(gap.venue).sequence_gaps += 1
         self.watchdogs.feeds.on_gap(gap.venue, gap.stream, now)
-        labels = {"venue": gap.venue, "stream": gap.stream}
-        annotations = {
-            "summary": f"{gap.venue} {gap.stream}: sequence gap, resubscribing",
-            "description": f"Expected {gap.expected}, received {gap.received}; "
-            f"{gap.received - gap.expected} update(s) missed. State is rebuilt from a fresh snapshot.",
-        }
-        return self._event_alert(SEQUENCE_GAP, "warning", labels, annotations, now, float(gap.received - gap.expected))
+        return self._event_alert(event_alerts.sequence_gap(gap), now)
 
     def _on_market_status(self, change: MarketStatusChanged, now: float) -> list[AlertTransition]:
         self.markets.set_status(change)
