@@ -83,12 +83,13 @@ class ActivationWatchdog:
         self._unresolved: OrderedDict[tuple[str, str], WatchedOrder] = OrderedDict()
         self.latency: dict[str, LatencyHistogram] = {venue: LatencyHistogram() for venue in settings}
         self.outcomes: Counter[tuple[str, str]] = Counter()
+        self._pending: Counter[str] = Counter()  # orders awaiting activation, per venue
 
     def tracks(self, venue: str) -> bool:
         return venue in self._settings
 
     def pending(self, venue: str) -> int:
-        return sum(1 for venue_, _ in self._orders if venue_ == venue)
+        return self._pending[venue]
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -110,8 +111,10 @@ class ActivationWatchdog:
 
     def _arm(self, order: WatchedOrder, now: float) -> None:
         order.due = order.placed_at + self._settings[order.venue].timeout
-        self._orders[(order.venue, order.order_id)] = order
+        if self._orders.setdefault((order.venue, order.order_id), order) is not order:
+            return  # already watched (a restore of an order the stream re-announced)
         # A placement declared late (or restored after its deadline) is checked at once.
+        self._pending[order.venue] += 1
         self._ctx.deadlines.schedule((KIND, order.venue, order.order_id), max(order.due, now))
         self._journal(order)
 
@@ -190,6 +193,7 @@ class ActivationWatchdog:
 
     def _disarm(self, order: WatchedOrder) -> None:
         del self._orders[(order.venue, order.order_id)]
+        self._pending[order.venue] -= 1
         self._ctx.deadlines.cancel((KIND, order.venue, order.order_id))
         self._ctx.deadlines.cancel((LOOKUP, order.venue, order.order_id))
         self._ctx.journal.drop(KIND, order.venue, order.order_id)

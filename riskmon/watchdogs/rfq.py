@@ -48,6 +48,7 @@ class RfqConfirmationWatchdog:
         self.missed: dict[str, int] = dict.fromkeys(leads, 0)
 
     def pending(self, venue: str) -> int:
+        """Accepted quotes awaiting confirmation (or their venue's word after a missed deadline)."""
         return sum(1 for venue_, _ in self._quotes if venue_ == venue)
 
     def on_quote(self, quote: Quote, moved: bool, now: float) -> list[AlertTransition]:
