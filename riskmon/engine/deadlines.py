@@ -52,6 +52,19 @@ class DeadlineHeap:
                 out.append((at, key))
         return out
 
+    def pop_next(self, now: float) -> tuple[float, Hashable] | None:
+        """The earliest (due time, key) due at or before `now`, removed; None when nothing is due.
+
+        One at a time, so a deadline armed while handling another (a re-armed gap, a lookup
+        deadline) is served in due order within the same pass.
+        """
+        self._drop_stale()
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        at, _token, key = heapq.heappop(self._heap)
+        del self._due[key]
+        return at, key
+
     def _drop_stale(self) -> None:
         while self._heap:
             _at, token, key = self._heap[0]

@@ -150,7 +150,8 @@ class Engine:
         Stamping the due time (not `now`) keeps replay exact when frames are sparse.
         """
         out: list[AlertTransition] = []
-        for due, key in self.deadlines.pop_due(now):
+        while (entry := self.deadlines.pop_next(now)) is not None:
+            due, key = entry
             fired = self.watchdogs.on_deadline(key, due)
             if fired is not None:
                 out.extend(fired)
@@ -346,7 +347,7 @@ class Engine:
             out: list[AlertTransition] = []
             for quote in self.quotes.close_rfq(update.venue, update.rfq_id):
                 self._reserve(quote)
-                out.extend(self.watchdogs.rfq.on_quote(quote, True, now))
+                out.extend(self.watchdogs.rfq.on_quote(quote, True, now, closed_by=update.status.value))
             return out
         if update.status is RfqPositionStatus.ERROR:
             return self._event_alert(event_alerts.rfq_position_error(update), now)

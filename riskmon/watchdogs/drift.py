@@ -79,11 +79,19 @@ class DriftCheck:
                 _Candidate(f"{subject}: {update.venue_status} at the venue, never seen on the stream", update.sequence),
             )
             return
-        if not applied:
-            return  # we already hold something newer
         held_filled = before.filled_quantity or Decimal(0)
         if before.status is update.status and held_filled == filled:
             return
+        if not applied:
+            if update.sequence is not None and update.sequence == before.sequence:
+                # The same sequence saying something else: no later frame can explain that.
+                what = (
+                    f"{subject}: at sequence {update.sequence} the stream said {before.venue_status} "
+                    f"(filled {plain_decimal(held_filled)}), REST says {update.venue_status} "
+                    f"(filled {plain_decimal(filled)})"
+                )
+                self._note(update.venue, subject, _Candidate(what, update.sequence, clearable=False))
+            return  # otherwise we already hold something newer
         what = (
             f"{subject}: the stream said {before.venue_status} (filled {plain_decimal(held_filled)}), "
             f"REST says {update.venue_status} (filled {plain_decimal(filled)})"

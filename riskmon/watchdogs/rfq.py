@@ -51,7 +51,8 @@ class RfqConfirmationWatchdog:
         """Accepted quotes awaiting confirmation (or their venue's word after a missed deadline)."""
         return sum(1 for venue_, _ in self._quotes if venue_ == venue)
 
-    def on_quote(self, quote: Quote, moved: bool, now: float) -> list[AlertTransition]:
+    def on_quote(self, quote: Quote, moved: bool, now: float, *, closed_by: str | None = None) -> list[AlertTransition]:
+        """Follow a quote's latest state; `closed_by` names the RFQ position event that closed it."""
         key = (quote.venue, quote.quote_id)
         watched = self._quotes.get(key)
         if quote.status is QuoteStatus.ACCEPTED and not quote.closed:
@@ -74,7 +75,7 @@ class RfqConfirmationWatchdog:
         self._disarm(watched)
         if quote.status in (QuoteStatus.CONFIRMED, QuoteStatus.EXECUTED) and watched.accepted_at is not None:
             self.confirm_latency.setdefault(quote.venue, LatencyHistogram()).observe(now - watched.accepted_at)
-        return self._settle(watched, quote, now)
+        return self._settle(watched, quote, now, closed_by)
 
     def _arm(self, watched: _Watched, now: float) -> None:
         venue, quote_id = watched.venue, watched.quote_id
@@ -92,8 +93,8 @@ class RfqConfirmationWatchdog:
         self._ctx.journal.put(PersistedDeadline(KIND, venue, quote_id, watched.deadline, data))
 
     def restore(self, record: PersistedDeadline, now: float) -> None:
-        if record.kind != KIND or (record.venue, record.subject) in self._quotes:
-            return
+        if record.kind != KIND or record.venue not in self._leads or (record.venue, record.subject) in self._quotes:
+            return  # another watchdog's, a venue no longer configured, or already re-announced
         accepted_at = record.data.get("accepted_at")
         watched = _Watched(
             record.venue,
@@ -112,14 +113,16 @@ class RfqConfirmationWatchdog:
         self._ctx.deadlines.cancel((LEAD, watched.venue, watched.quote_id))
         self._ctx.journal.drop(KIND, watched.venue, watched.quote_id)
 
-    def _settle(self, watched: _Watched, quote: Quote, now: float) -> list[AlertTransition]:
+    def _settle(self, watched: _Watched, quote: Quote, now: float, closed_by: str | None) -> list[AlertTransition]:
         out: list[AlertTransition] = []
         labels = self._labels(watched)
         if watched.due_warned:
             note = {"summary": f"{watched.venue} quote {watched.quote_id}: {quote.status.value}"}
             out.extend(self._ctx.clear_alert(DUE, "warning", labels, note, now))
         if watched.missed:
-            if quote.status in QUOTE_RELEASED or quote.closed:
+            if closed_by is not None:
+                what = f"the RFQ position was {closed_by}; its exposure is released"
+            elif quote.status in QUOTE_RELEASED:
                 what = f"the venue released it ({quote.status.value}); its pending exposure is released"
             else:
                 what = f"the venue reports it {quote.status.value} after the deadline"
