@@ -8,11 +8,14 @@ WAL mode: the runtime writes a batch of changes per engine step off the event lo
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watchdog_deadlines (
@@ -36,10 +39,14 @@ class DeadlineStore:
         try:
             # Written from one worker thread at a time (the runtime serialises flushes).
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"state file {self.path}: {exc}") from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise StoreError(f"state file {self.path}: {exc}") from None
 
     def load(self) -> list[PersistedDeadline]:
@@ -55,7 +62,8 @@ class DeadlineStore:
                 if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
                     raise ValueError("data is not a string map")
                 records.append(PersistedDeadline(kind, venue, subject, float(due), parsed))
-            except (ValueError, TypeError):
+            except (ValueError, TypeError) as exc:
+                log.warning("state file %s: skipped the %s deadline of %s %s: %s", self.path, kind, venue, subject, exc)
                 continue
         return records
 

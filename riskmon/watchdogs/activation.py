@@ -103,8 +103,8 @@ class ActivationWatchdog:
         if known is not None and known.status is not OrderStatus.PENDING:
             return  # the stream told us first: it is already activated or refused
         key = (intake.venue, intake.order_id)
-        if key in self._orders:
-            return  # declared twice, or seen pending on the stream first: one watchdog
+        if key in self._orders or key in self._unresolved:
+            return  # declared twice, seen pending on the stream first, or already judged: one watchdog
         placed_at = intake.placed_at if intake.placed_at is not None else now
         desk = intake.desk or (known.desk if known is not None else self._default_desk(intake.venue))
         self._arm(WatchedOrder(intake.venue, intake.order_id, desk, placed_at, 0.0), now)
@@ -127,7 +127,10 @@ class ActivationWatchdog:
     def restore(self, record: PersistedDeadline, now: float) -> None:
         if record.kind != KIND or not self.tracks(record.venue):
             return
-        placed_at = float(record.data.get("placed_at", record.due - self._settings[record.venue].timeout))
+        try:
+            placed_at = float(record.data["placed_at"])
+        except (KeyError, ValueError):
+            placed_at = record.due - self._settings[record.venue].timeout  # the deadline still stands
         order = WatchedOrder(record.venue, record.subject, record.data.get("desk", "unassigned"), placed_at, 0.0)
         order.market = record.data.get("market")
         order.missed_while_down = record.due <= now
@@ -146,8 +149,12 @@ class ActivationWatchdog:
         order = self._orders.get(key)
         if order is None:
             late = self._unresolved.get(key)
-            if late is not None and update.status is not OrderStatus.PENDING:
+            if late is not None:
+                if update.status is OrderStatus.PENDING:
+                    return [], False  # still unknown: the critical verdict stands
                 del self._unresolved[key]
+                late.market = update.market  # the desk stays: the labels must match the critical
+                self.latency[late.venue].observe(now - late.placed_at)
                 return self._decided(late, update, now, from_lookup), True
             if update.status is OrderStatus.PENDING and held_before is None and self.tracks(update.venue):
                 self._arm(WatchedOrder(update.venue, update.order_id, update.desk, now, 0.0, update.market), now)

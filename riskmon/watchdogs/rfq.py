@@ -95,14 +95,17 @@ class RfqConfirmationWatchdog:
     def restore(self, record: PersistedDeadline, now: float) -> None:
         if record.kind != KIND or record.venue not in self._leads or (record.venue, record.subject) in self._quotes:
             return  # another watchdog's, a venue no longer configured, or already re-announced
-        accepted_at = record.data.get("accepted_at")
+        try:
+            accepted_at: float | None = float(record.data["accepted_at"])
+        except (KeyError, ValueError):
+            accepted_at = None  # only the confirm latency is lost
         watched = _Watched(
             record.venue,
             record.subject,
             record.data.get("desk", "unassigned"),
             record.data.get("rfq_id"),
             record.due,
-            float(accepted_at) if accepted_at is not None else None,
+            accepted_at,
             missed_while_down=record.due <= now,
         )
         self._arm(watched, now)
