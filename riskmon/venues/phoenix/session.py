@@ -13,7 +13,7 @@ import random
 
 from riskmon.clock import Clock
 from riskmon.config.schema import PhoenixVenue
-from riskmon.events import Event, SubscriptionFailed
+from riskmon.events import Event, PositionsReported, Subscribed, SubscriptionFailed
 from riskmon.venues.base import InboundSink, VenueCodec
 from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget
 
@@ -24,6 +24,10 @@ _AUTH_CLOSE_REASONS = frozenset(
 
 
 class PhoenixSession(StreamSession):
+    # Up once the venue confirms the desk's traderState subscription (or sends its snapshot): an
+    # open socket that answers nothing must not count as a live feed.
+    up_on_open = False
+
     def __init__(
         self,
         venue: str,
@@ -44,6 +48,7 @@ class PhoenixSession(StreamSession):
         )
         super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep)
         self._config = config
+        self._up = False
 
     async def prepare(self) -> StreamTarget:
         jwt = self._config.jwt
@@ -57,6 +62,14 @@ class PhoenixSession(StreamSession):
             subprotocols=("phoenix-jwt", token),
         )
 
+    async def after_frame(self, events: list[Event]) -> None:
+        if not self._up and any(_confirms_positions(event) for event in events):
+            self._up = True
+            await self.report_up()
+
+    async def on_disconnected(self) -> None:
+        self._up = False
+
     def on_refused(self, status: int) -> list[Event]:
         if status in (401, 403):
             return [SubscriptionFailed(self.venue, "auth", f"handshake refused (HTTP {status})", misconfigured=True)]
@@ -67,3 +80,9 @@ class PhoenixSession(StreamSession):
             why = reason if reason in _AUTH_CLOSE_REASONS else f"code {code}"
             return [SubscriptionFailed(self.venue, "auth", f"the venue closed the session: {why}", misconfigured=True)]
         return []
+
+
+def _confirms_positions(event: Event) -> bool:
+    return isinstance(event, PositionsReported) or (
+        isinstance(event, Subscribed) and event.subscription == "traderState"
+    )

@@ -457,9 +457,10 @@ class Harness:
         return item.events[0]
 
     async def connected(self, url: str, trader: list[Event], exchange: list[Event]) -> None:
-        """FeedUp, then each subscription's confirmation; the two snapshots carry the given events."""
-        assert await self.report() == FeedUp(V, url.removesuffix("/v1/ws"))
+        """The traderState confirmation, FeedUp, the other confirmations; the two snapshots carry the
+        given events."""
         assert await self.events() == [Subscribed(V, "traderState")]
+        assert await self.report() == FeedUp(V, url.removesuffix("/v1/ws"))
         assert await self.snapshot() == trader
         assert await self.events() == [Subscribed(V, "exchange")]
         assert await self.snapshot() == exchange

@@ -279,10 +279,11 @@ class Harness:
         return (await self.frame()).events
 
     async def connected(self, url: str, trader: list[Event], exchange: list[Event]) -> None:
-        """The exact sequence of a (re)connect: FeedUp, then for each subscribe its confirmation,
-        the snapshot frames carrying `trader` and `exchange` events."""
-        assert await self.report() == FeedUp(VENUE, endpoint(url))
+        """The exact sequence of a (re)connect: the traderState confirmation, FeedUp (the feed is up
+        only once the venue confirms the desk's positions channel), the other confirmations, and the
+        snapshot frames carrying `trader` and `exchange` events."""
         assert await self.events() == [Subscribed(VENUE, "traderState")]
+        assert await self.report() == FeedUp(VENUE, endpoint(url))
         snapshot = await self.frame()
         assert isinstance(snapshot.frame, str)
         assert json.loads(snapshot.frame)["messageType"] == "snapshot"
