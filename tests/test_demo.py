@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 Demo = tuple[subprocess.Popen[str], list[str], threading.Event, threading.Event]
 
+VENUES = ("mango", "mobula", "prophetx", "totalis", "phoenix")
 URL = re.compile(r"metrics at (http://127\.0\.0\.1:\d+/metrics)")
 
 
@@ -62,9 +64,7 @@ def test_demo_shows_all_five_venues_alerts_metrics_and_exits_cleanly(
     url = next(m.group(1) for line in lines if (m := URL.search(line)))
     # The first alert means fills were applied; the demo must show one within 30 s.
     assert first_alert.wait(timeout=30), "".join(lines)
-    body = httpx.get(url, timeout=5).text
-    for venue in ("mango", "mobula", "prophetx", "totalis", "phoenix"):
-        assert f'riskmon_feed_up{{venue="{venue}"}} 1.0' in body, body
+    body = _scrape_all_up(url)
     assert re.search(r'riskmon_fills_total\{venue="mango"\} [1-9]', body), body
     assert "riskmon_build_info" in body
 
@@ -80,13 +80,48 @@ def test_demo_shows_all_five_venues_alerts_metrics_and_exits_cleanly(
     assert re.search(r"FIRING\s+OrderActivationFailed \[warning\] .*venue=prophetx", output)
     assert re.search(r"FIRING\s+RfqPositionError \[critical\] .*venue=totalis", output)
     assert re.search(r"FIRING\s+SequenceGap \[warning\] stream=exchange venue=phoenix", output)
+    # The watchdogs: a lost activation message, found open over REST after the timeout...
+    assert re.search(
+        r"FIRING\s+OrderActivationTimeout \[warning\] desk=mm-desk order_id=\S+ outcome=activated_late venue=prophetx",
+        output,
+    ), output
+    assert re.search(r"prophetx: reconnecting: order \S+ not activated within 3s", output), output
+    # ... a health_check silence: reconnect, and health checks resume on the new connection ...
+    assert re.search(r"FIRING\s+VenueHealthCheckGap \[\w+\] venue=prophetx", output), output
+    assert re.search(r"RESOLVED\s+VenueHealthCheckGap \[\w+\] venue=prophetx .*health_check resumed", output), output
+    # ... and a quote never confirmed: warned before its deadline, missed, then withdrawn.
+    quote = r"desk=mm-desk quote_id=q-4 rfq_id=rfq-4 venue=totalis"
+    assert re.search(rf"FIRING\s+RfqConfirmationDue \[warning\] {quote}", output), output
+    assert re.search(rf"FIRING\s+RfqConfirmationMissed \[critical\] {quote}", output), output
+    assert re.search(rf"RESOLVED\s+RfqConfirmationMissed \[critical\] {quote} .*withdrawn", output), output
     assert re.search(r"FIRING\s+MarketClosedWithExposure \[critical\] .*market=ETH venue=phoenix", output)
     assert re.search(r"RESOLVED\s+MarketClosedWithExposure \[critical\] .*market=ETH venue=phoenix", output)
     # The final tables show the cross-venue SOL net, bet and RFQ risk.
     assert "Exposure by underlying" in output
     assert re.search(r"sol-desk\s+│ SOL\s+│", output), output
     assert "10078829/219/4" in output
+    # Feed states and what the watchdogs watched and caught.
+    assert re.search(r"│ phoenix\s+│ (up|resyncing|down)\s+│", output), output
+    assert "Watchdogs" in output
+    assert re.search(r"│ prophetx\s+│ \d+ orders? pending activation\s+│ activation: [1-9]", output), output
+    assert "activation timeout activated_late: 1" in output
+    assert "health_check gap: 1" in output
+    assert re.search(r"│ totalis\s+│ \d+ quotes? awaiting confirmation\s+│ confirm: [1-9]", output), output
+    assert "confirmation missed: 1" in output
+    assert re.search(r"│ phoenix\s+│ -\s+│ resync: 1,", output), output
     assert "Traceback" not in output
+
+
+def _scrape_all_up(url: str) -> str:
+    """A /metrics scrape showing all five feeds up. The scenario drops some connections on
+    purpose (a Mango disconnect, two ProphetX reconnects), so a scrape may land in one of them."""
+    body = ""
+    for _ in range(40):
+        body = httpx.get(url, timeout=5).text
+        if all(f'riskmon_feed_up{{venue="{venue}"}} 1.0' in body for venue in VENUES):
+            return body
+        time.sleep(0.25)
+    raise AssertionError(f"not every feed up: {body}")
 
 
 def test_demo_stops_cleanly_on_ctrl_c(demo: Demo) -> None:

@@ -4,13 +4,23 @@
   a malformed frame; the feed drops while a fork voids an eth-desk fill (caught by the
   checkpoint merge); a checkpoint replayed twice.
 - Phoenix: sol-desk also holds SOL there, so the SOL limit is on the cross-venue net; Phoenix
-  marks price SOL on every venue; an exchange sequence gap; ETH paused with a position held.
+  marks price SOL on every venue; an exchange sequence gap (the feed resyncs from a fresh
+  snapshot); ETH paused with a position held.
 - Mobula: TRADE_STORED and MARKET_BUY of one transaction (one fill, not two), a venue repeat,
   then a Lighter liquidation of sol-desk.
-- ProphetX: an order activates and is matched (worst-case loss), one fails activation for lack
-  of balance, one activation message is lost; books and health checks flow.
+- ProphetX: the venue stops sending health_check, so the health_check watchdog reconnects
+  (VenueHealthCheckGap) and health checks resume on the new connection. Then the trading system
+  declares each order it places (order intake): one activates and is matched (worst-case loss),
+  one fails activation for lack of balance, and one activation message is lost, so the
+  activation watchdog reconnects, asks REST and reports it activated late (OrderActivationTimeout).
 - Totalis: an accepted quote reserves pending exposure and is confirmed then settled; another
-  expires; a third ends in a position error.
+  expires; a third ends in a position error; a fourth is never confirmed, so the confirmation
+  deadline watchdog warns before its deadline (RfqConfirmationDue) and fires at it
+  (RfqConfirmationMissed) until the venue withdraws the quote and releases its pending exposure.
+
+Timeline (seconds after the monitor is up, step 0.5 s): health_check stops at 0 and the gap
+fires 3-4 s later; the lost activation times out about 5.5 s after the new connection (9-10 s);
+the quote misses its deadline at 5.5 s; the Phoenix gap at 7 s; the liquidation at 10.5 s.
 """
 
 from __future__ import annotations
@@ -19,12 +29,15 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from riskmon.demo.venues import ETH, PHOENIX_AUTHORITY, SOL, DemoVenues
+from riskmon.events import OrderIntake
 from riskmon.venues.mango_v3.simulator import SimFill
 from riskmon.venues.mobula.sim_frames import LIGHTER_CHAIN_ID, gains_trade, lighter_liquidation, raw_amount
 from riskmon.venues.mobula.sim_frames import trade_stored as mobula_trade_stored
 from riskmon.venues.prophetx.sim_frames import selection_level
+from riskmon.venues.totalis.simulator import TotalisRfqSimulator
 
 SOL_DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
 MM_DESK = "FSDQFx8F1a29b2CNMXGf3HxyLxxrPg1VY2o477kBvSuu"
@@ -42,6 +55,14 @@ ETH_3000 = 30_000
 PHOENIX_SOL_150 = 15_000
 PHOENIX_ETH_3000 = 30_000
 PROPHETX_EVENT = 10078829
+PROPHETX = "prophetx"  # the venue names demo.yaml gives
+MM_DESK_NAME = "mm-desk"
+# The unconfirmed quote's deadline, after its acceptance (demo.yaml warns 2 s before it).
+QUOTE_MISSED_AFTER = 5.0
+# Generous waits for the monitor's remedies, so a loaded machine only makes the story later.
+HEALTH_GAP_WAIT = 20.0  # health_check_gap (4 s) + the reconnect
+RECONCILE_WAIT = 10.0
+POLL = 0.1
 
 
 class DemoScenario:
@@ -51,8 +72,10 @@ class DemoScenario:
         now: Callable[[], float],
         step: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        declare_order: Callable[[OrderIntake], Awaitable[None]] | None = None,
     ) -> None:
         self._venues = venues
+        self._declare_order = declare_order
         self._now = now
         self._step = step
         self._sleep = sleep
@@ -204,18 +227,31 @@ class DemoScenario:
             [selection_level(outcome_id=5, odds=105, stake=4_000.0)],
         ]
         await sim.push_market_selections(PROPHETX_EVENT, 219, levels, sequence_number=1)
-        await self._steps(2)
+        # The venue's health_check stops: after health_check_gap the watchdog reconnects. The
+        # simulator's switch is venue-wide, so it is turned back on once the new connection is in.
+        sockets = set(sim.socket_ids())
+        sim.stop_health_check()
+        await self._new_private_socket(sockets, timeout=HEALTH_GAP_WAIT)
+        sim.resume_health_check()
+        # Orders are placed only on the new connection: a wager update sent while the monitor
+        # reconnects would be lost (Pusher keeps no history), which is the next story.
+        await self._steps(1)
         backed = sim.place_order(event_id=PROPHETX_EVENT, market_id=219, outcome_id=4, odds=-110, stake=2_200.0)
+        await self._declare(backed)
         await sim.activate(backed)
-        await self._steps(2)
+        await self._steps(1)
         await sim.match(backed, 1_100.0)  # $1,100 at risk on outcome 4
-        await self._steps(2)
+        await self._steps(1)
         broke = sim.place_order(event_id=PROPHETX_EVENT, market_id=219, outcome_id=5, odds=105, stake=50_000.0)
+        await self._declare(broke)
         await sim.reject(broke, "insufficient_balance")
+        # The activation message is lost: REST says open, the stream never did. Its deadline
+        # (activation_timeout 3 s) comes over 5 s after the health_check reconnect, so the
+        # watchdog's reconnect is its own, not coalesced into that one.
         await self._steps(2)
-        # The activation message is lost: REST says open, the stream never did.
         sim.drop_next_activation()
         lost = sim.place_order(event_id=PROPHETX_EVENT, market_id=219, outcome_id=5, odds=110, stake=500.0)
+        await self._declare(lost)
         await sim.activate(lost)
         sequence = 2
         while True:
@@ -223,12 +259,51 @@ class DemoScenario:
             await sim.push_market_selections(PROPHETX_EVENT, 219, levels, sequence_number=sequence)
             sequence += 1
 
+    async def _declare(self, order_id: str) -> None:
+        """The trading system tells the monitor it placed the order, arming its activation watchdog."""
+        if self._declare_order is not None:
+            await self._declare_order(OrderIntake(PROPHETX, order_id, placed_at=self._now(), desk=MM_DESK_NAME))
+
+    async def _new_private_socket(self, before: set[str], timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until a connection not in `before` is on the private channel (the monitor reconnected)."""
+        sim = self._venues.prophetx
+        for _ in range(int(timeout / POLL)):
+            if any(sim.private_channel in sim.subscribed_channels(s) for s in sim.socket_ids() if s not in before):
+                return True
+            await self._sleep(POLL)
+        return False
+
     async def _totalis(self) -> None:
+        await asyncio.gather(self._totalis_lifecycle(), self._totalis_missed())
+
+    async def _totalis_missed(self) -> None:
+        """A quote the desk never confirms: its deadline passes and the venue withdraws it."""
         sim = self._venues.totalis
-        legs = [
-            {"venue": "kalshi", "market_ticker": "KXBTC-26JUN01-T72500", "side": "yes"},
-            {"venue": "polymarket", "market_ticker": "0x" + "ab" * 32, "side": "no"},
-        ]
+        await self._steps(1)
+        reads = _quote_reads(sim)
+        # $60 at 2.5: $90 pending, reserved until the venue says what became of the quote.
+        deadline = self._now() + QUOTE_MISSED_AFTER
+        await sim.accept_quote(
+            quote_id="q-4",
+            rfq_id="rfq-4",
+            user_cost=60,
+            payout_odds=2.5,
+            legs=_parlay_legs(),
+            confirmation_deadline=datetime.fromtimestamp(deadline, UTC),
+        )
+        await self._sleep(max(0.0, deadline - self._now()))
+        # The missed deadline makes the monitor read the venue's quotes; the venue withdraws the
+        # quote after that read (or after a while, should the read never come).
+        for _ in range(int(RECONCILE_WAIT / POLL)):
+            if _quote_reads(sim) > reads:
+                break
+            await self._sleep(POLL)
+        await self._steps(1)
+        await sim.withdraw("q-4")
+
+    async def _totalis_lifecycle(self) -> None:
+        sim = self._venues.totalis
+        legs = _parlay_legs()
 
         def deadline() -> datetime:
             return datetime.fromtimestamp(self._now(), UTC) + timedelta(seconds=30)
@@ -262,3 +337,15 @@ class DemoScenario:
         await sim.position_error("rfq-3", "settlement transaction failed")
         await self._steps(6)
         await sim.position_settled("rfq-1", "user_lost", "5" * 64)
+
+
+def _parlay_legs() -> list[dict[str, Any]]:
+    return [
+        {"venue": "kalshi", "market_ticker": "KXBTC-26JUN01-T72500", "side": "yes"},
+        {"venue": "polymarket", "market_ticker": "0x" + "ab" * 32, "side": "no"},
+    ]
+
+
+def _quote_reads(sim: TotalisRfqSimulator) -> int:
+    """`GET /mm/quotes` calls the venue has answered so far."""
+    return sum(1 for call in sim.rest_calls if call.method == "GET" and call.path.endswith("/mm/quotes"))

@@ -39,6 +39,7 @@ class DemoVenues:
             _KEYS["RISKMON_DEMO_PROPHETX_ACCESS_KEY"],
             _KEYS["RISKMON_DEMO_PROPHETX_SECRET_KEY"],
             account_id=PROPHETX_ACCOUNT,
+            # Every second, well inside demo.yaml's 4 s health_check_gap until the scenario stops it.
             health_check_interval=1.0,
         )
         self.totalis = TotalisRfqSimulator(_KEYS["RISKMON_DEMO_TOTALIS_KEY"], mm_id=TOTALIS_MM)

@@ -1,7 +1,9 @@
 """`riskmon demo`: five venue simulators + monitor + scripted scenario on loopback, shown live.
 
-Needs no network, keys or files outside the package. On a terminal it draws a live exposure
-and alert view; otherwise (a pipe, CI) it prints alert lines and a final exposure table.
+Needs no network beyond loopback, no keys, and no files outside a scratch directory. On a terminal
+it draws a live view (exposure, bets and RFQs, feed states, the watchdogs, alerts firing); otherwise
+(a pipe, CI) it prints alert lines and the same tables once at the end. The scenario's orders are
+declared to the monitor's own order intake (`POST /api/v1/orders`), as a trading system would.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+import httpx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.clock import SystemClock
@@ -25,10 +29,17 @@ from riskmon.config.loader import parse_config
 from riskmon.demo.scenario import DemoScenario
 from riskmon.demo.venues import DemoVenues
 from riskmon.engine.exposure import plain_decimal
+from riskmon.events import OrderIntake
 from riskmon.notify.console import format_transition
+from riskmon.runtime.intake import ORDERS_PATH
 from riskmon.runtime.monitor import Monitor
+from riskmon.watchdogs.feeds import FeedState
+from riskmon.watchdogs.latency import LatencyHistogram
 
 log = logging.getLogger(__name__)
+
+# How long the scenario's order declarations wait for the monitor's HTTP answer.
+INTAKE_TIMEOUT = 10.0
 
 
 class _RichReceiver:
@@ -83,7 +94,18 @@ def render(monitor: Monitor) -> Group:
             alerts.add_row(alert.alertname, alert.severity, labels, alert.annotations.get("summary", ""))
 
     feeds = Table(title="Feeds", expand=True)
-    columns = ("venue", "up", "frames", "fills", "orders", "dupes/stale", "revoked", "gaps", "malformed", "reconnects")
+    columns = (
+        "venue",
+        "state",
+        "frames",
+        "fills",
+        "orders",
+        "dupes/stale",
+        "revoked",
+        "gaps",
+        "malformed",
+        "reconnects",
+    )
     for column in columns:
         feeds.add_column(column)
     for venue, s in sorted(engine.stats.items()):
@@ -97,8 +119,70 @@ def render(monitor: Monitor) -> Group:
             s.malformed,
             s.reconnects,
         )
-        feeds.add_row(venue, "yes" if s.feed_up else "NO", *map(str, counts))
-    return Group(underlyings, exposure, risk, alerts, feeds)
+        state = engine.watchdogs.feeds.state(venue)
+        feeds.add_row(venue, Text(state.value, style=_FEED_STYLE[state]), *map(str, counts))
+    # The growing alerts table goes last, so a short terminal crops it rather than the status tables.
+    return Group(underlyings, exposure, risk, feeds, watchdog_table(monitor), alerts)
+
+
+_FEED_STYLE = {FeedState.UP: "green", FeedState.DOWN: "bold red", FeedState.RESYNCING: "yellow"}
+
+
+def watchdog_table(monitor: Monitor) -> Table:
+    """What each venue's watchdogs watch, how fast the venue answered, and what they caught."""
+    engine = monitor.engine
+    dogs = engine.watchdogs
+    now = monitor.clock.now()
+    table = Table(title="Watchdogs", expand=True)
+    for column in ("venue", "watching", "latency (count, mean)", "caught", "health_check", "reconnects"):
+        table.add_column(column)
+    for venue, stats in sorted(engine.stats.items()):
+        watching: list[str] = []
+        latency: list[str] = []
+        caught: list[str] = []
+        health = "-"
+        if dogs.activation.tracks(venue):
+            watching.append(_count(dogs.activation.pending(venue), "order") + " pending activation")
+            latency.append(_latency("activation", dogs.activation.latency.get(venue)))
+            outcomes = sorted((o, n) for (v, o), n in dogs.activation.outcomes.items() if v == venue)
+            caught.extend(f"activation timeout {outcome}: {n}" for outcome, n in outcomes)
+        if venue in dogs.rfq.missed:
+            watching.append(_count(dogs.rfq.pending(venue), "quote") + " awaiting confirmation")
+            latency.append(_latency("confirm", dogs.rfq.confirm_latency.get(venue)))
+            if dogs.rfq.missed[venue]:
+                caught.append(f"confirmation missed: {dogs.rfq.missed[venue]}")
+        if dogs.health_check.tracks(venue):
+            last = dogs.health_check.last_health_check(venue)
+            health = "none yet" if last is None else f"{max(0.0, now - last):.1f}s ago"
+            if dogs.health_check.gaps_detected.get(venue):
+                caught.append(f"health_check gap: {dogs.health_check.gaps_detected[venue]}")
+        resync = dogs.feeds.resync_seconds.get(venue)
+        if stats.sequence_gaps:
+            caught.append(f"sequence gap: {stats.sequence_gaps}")
+            latency.append(_latency("resync", resync))
+        if not (watching or latency or caught or health != "-"):
+            continue  # a venue only the feed watchdog watches: the Feeds table says it all
+        table.add_row(
+            venue,
+            "\n".join(watching) or "-",
+            "\n".join(latency) or "-",
+            "\n".join(caught) or "-",
+            health,
+            str(stats.reconnects),
+        )
+    return table
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _latency(what: str, histogram: LatencyHistogram | None) -> str:
+    if histogram is None or histogram.count == 0:
+        return f"{what}: -"
+    mean = histogram.sum / histogram.count
+    shown = f"{mean * 1000:.0f} ms" if mean < 1 else f"{mean:.2f} s"
+    return f"{what}: {histogram.count}, {shown}"
 
 
 async def run_demo(duration: float | None, port: int | None, step: float = 0.5) -> int:
@@ -116,14 +200,26 @@ async def run_demo(duration: float | None, port: int | None, step: float = 0.5) 
 async def _run(
     venues: DemoVenues, clock: SystemClock, duration: float | None, port: int | None, step: float, state: Path
 ) -> int:
-    scenario = DemoScenario(venues, now=clock.now, step=step)
-    await scenario.seed()
     text = resources.files("riskmon.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
     config = parse_config(text, "riskmon/demo/demo.yaml", {**venues.environ(), "RISKMON_DEMO_STATE": str(state)})
-
     interactive = sys.stdout.isatty()
     console = Console(soft_wrap=True)
     monitor = Monitor(config, clock=clock, receivers=[_RichReceiver(console)], http_port=port)
+    async with _TradingSystem(monitor) as trading:
+        scenario = DemoScenario(venues, now=clock.now, step=step, declare_order=trading.declare)
+        await scenario.seed()
+        return await _show(venues, monitor, scenario, console, interactive, duration)
+
+
+async def _show(
+    venues: DemoVenues,
+    monitor: Monitor,
+    scenario: DemoScenario,
+    console: Console,
+    interactive: bool,
+    duration: float | None,
+) -> int:
+    config = monitor.config
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     runner = asyncio.create_task(monitor.run(stop))
@@ -159,6 +255,33 @@ async def _run(
     if not interactive:
         console.print(render(monitor))
     return 0
+
+
+class _TradingSystem:
+    """Declares the scenario's orders as a trading system does: `POST /api/v1/orders` to the
+    monitor's own HTTP server on loopback, which arms each order's activation watchdog."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+        # trust_env=False: a proxy from the environment must never see loopback traffic.
+        self._client = httpx.AsyncClient(timeout=INTAKE_TIMEOUT, trust_env=False)
+
+    async def __aenter__(self) -> _TradingSystem:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def declare(self, intake: OrderIntake) -> None:
+        url = f"http://{self._monitor.config.server.host}:{self._monitor.http_port}{ORDERS_PATH}"
+        body = {"venue": intake.venue, "order_id": intake.order_id, "placed_at": intake.placed_at, "desk": intake.desk}
+        try:
+            answer = await self._client.post(url, json=body)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            # The story must go on on a loaded machine: hand the order to the monitor directly.
+            log.warning("order intake over HTTP failed (%s); declaring order %s directly", exc, intake.order_id)
+            await self._monitor.declare_order(intake)
 
 
 async def _finish(runner: asyncio.Task[None]) -> int:
