@@ -62,8 +62,10 @@ class Monitor:
         self._recorder = CaptureWriter(record) if record is not None else None
         # Bounded: a venue faster than the engine is slowed at its socket, never buffered without limit.
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=inbound_capacity)
+        tracked = frozenset(v for v in config.venues if self.engine.watchdogs.activation.tracks(v))
         intake_policy = OrderIntakePolicy(
-            venues=frozenset(v for v in config.venues if self.engine.watchdogs.activation.tracks(v)),
+            venues=tracked,
+            untracked_venues=frozenset(config.venues) - tracked,
             desks=frozenset(config.desks),
             token=config.server.token,
         )
