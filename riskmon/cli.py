@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from riskmon import __version__
+from riskmon.bench import add_watchdog_bench_arguments
 from riskmon.capture import CaptureError
 from riskmon.config import ConfigError, MonitorConfig, load_config
 
@@ -98,6 +99,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_bench_watchdogs(args: argparse.Namespace) -> int:
+    from riskmon.bench.watchdogs import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskmon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"riskmon {__version__}")
@@ -130,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep virtual time running this long after the last line, so pending deadlines fire",
     )
     rep.set_defaults(func=cmd_replay)
+
+    bench = sub.add_parser("bench-watchdogs", help="measure watchdog lateness with many pending deadlines")
+    add_watchdog_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench_watchdogs)
     return parser
 
 

@@ -1,0 +1,52 @@
+"""Benchmarks that print numbers (they never assert timing).
+
+`riskmon bench-watchdogs` (riskmon.bench.watchdogs): watchdog lateness with a million pending
+deadlines while events flow, and bytes per pending deadline.
+
+This module stays light (argparse only), so the command line can describe the benchmarks
+without importing the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_watchdog_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the watchdog benchmark, shared by `riskmon bench-watchdogs` and its `main`."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--pending", type=int, default=1_000_000, help="activation deadlines armed (default 1000000)")
+    parser.add_argument(
+        "--firing", type=int, default=20_000, help="of them, due during the measurement window (default 20000)"
+    )
+    parser.add_argument(
+        "--event-rate",
+        type=float,
+        default=50_000.0,
+        help="offered Mango fill frames per second (0: no events, the timer alone; default 50000)",
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="measurement window in seconds (default 20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--frames",
+        action="store_true",
+        help="feed text frames through the real Mango codec (the session's work) instead of decoded events",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=128,
+        help="most frames a session hands the engine per wake-up when behind (about one socket read)",
+    )
+    parser.add_argument(
+        "--full-trace",
+        action="store_true",
+        help="size memory by tracing the arming of every pending deadline (exact, about 3x slower setup)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cProfile the measurement window and print its top N functions to stderr (distorts timing)",
+    )
