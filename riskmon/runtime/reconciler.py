@@ -65,7 +65,7 @@ class Reconciler:
                 id=f"reconcile:{venue}",
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=int(interval),
+                misfire_grace_time=max(1, int(interval)),  # a run late by less than an interval still runs
             )
         scheduler.start()
         self._scheduler = scheduler

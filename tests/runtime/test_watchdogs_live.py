@@ -20,20 +20,22 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.clock import Clock
 from riskmon.config import parse_config
-from riskmon.config.schema import MonitorConfig
+from riskmon.config.schema import MonitorConfig, WatchdogsConfig
+from riskmon.config.types import Duration
 from riskmon.events import OrderIntake
 from riskmon.replay import replay
 from riskmon.runtime.monitor import Monitor
 from riskmon.store.deadlines import DeadlineStore
 from riskmon.venues.mobula.simulator import MobulaPerpEventsSimulator
 from riskmon.venues.phoenix.simulator import PhoenixSimulator, SimMarket
-from riskmon.venues.prophetx.simulator import ProphetXSimulator
+from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
 from riskmon.venues.totalis.simulator import TotalisRfqSimulator
 from riskmon.watchdogs.feeds import FeedState
 
@@ -192,7 +194,12 @@ class ShiftedClock:
 
 
 def prophetx_config(
-    sim: ProphetXSimulator, state: Path, *, activation_timeout: str = "300ms", health_check_gap: str = "60s"
+    sim: ProphetXSimulator,
+    state: Path,
+    *,
+    activation_timeout: str = "300ms",
+    health_check_gap: str = "60s",
+    extra: str = "",
 ) -> MonitorConfig:
     text = f"""
 server:
@@ -210,6 +217,7 @@ venues:
     rest_timeout: 1s
     feed_down_grace: 2s  # startup under load must not raise FeedDown
     {FAST_RECONNECT}
+    {extra}
 desks:
   {PX_DESK}:
     accounts: {{{PX}: [{PX_ACCOUNT}]}}
@@ -257,7 +265,7 @@ desks:
     return parse_config(text, "phoenix.yaml", {"STATE": str(state), "PHX_URL": sim.url})
 
 
-def totalis_config(sim: TotalisRfqSimulator, state: Path) -> MonitorConfig:
+def totalis_config(sim: TotalisRfqSimulator, state: Path, extra: str = "") -> MonitorConfig:
     text = f"""
 state:
   path: ${{STATE}}
@@ -270,6 +278,7 @@ venues:
     rest_timeout: 1s
     feed_down_grace: 2s  # startup under load must not raise FeedDown
     {FAST_RECONNECT}
+    {extra}
 desks:
   {TOT_DESK}:
     accounts: {{{TOT}: ["{TOT_MM}"]}}
@@ -602,6 +611,58 @@ async def test_reconciliation_failing_raises_and_the_next_success_resolves(
         ("GET", "/mm/quotes", 503),
         ("GET", "/mm/quotes", 200),
     ]
+
+
+async def test_reconciliation_reads_open_orders_and_books_and_names_the_book_the_stream_missed(
+    prophetx: ProphetXSimulator, tmp_path: Path
+) -> None:
+    event = 10078829
+    subscribed = f'subscriptions: [{{type: event, ids: ["{event}"]}}]'
+    config = prophetx_config(prophetx, tmp_path / "state.db", extra=subscribed)
+    config = msgspec.structs.replace(config, watchdogs=WatchdogsConfig(drift_grace=Duration(0.1)))
+    book = [
+        [selection_level(outcome_id=4, odds=110, stake=110.0)],
+        [selection_level(outcome_id=5, odds=-130, stake=200.0)],
+    ]
+    async with running(config) as live:
+        await live.feed_up(PX)
+        engine = live.monitor.engine
+        order_id = place(prophetx)
+        await prophetx.activate(order_id)
+        await prophetx.push_market_selections(event, 219, book, sequence_number=7)
+        await live.until(lambda: (PX, f"{event}/219") in engine.markets.books and engine.orders.get(PX, order_id))
+
+        # A clean run first: REST agrees with the stream.
+        await live.monitor.reconciler.reconcile(PX, "test")
+        await live.until(lambda: engine.watchdogs.drift.runs[PX] == 1)
+        # Then the venue's book moves and the stream never says so.
+        prophetx.set_rest_book_only(event, 219, [[selection_level(outcome_id=4, odds=125, stake=80.0)], []])
+        await live.monitor.reconciler.reconcile(PX, "test")
+        drift = await live.alert("StreamDrift")
+
+    # Each run read the open order and the held event's books over REST.
+    assert lookups(prophetx, order_id) == 2
+    assert sum(1 for _method, path in prophetx.rest_calls if "get_multiple_markets" in path) == 2
+    assert (drift.severity, own(drift)) == ("warning", {"venue": PX})
+    assert f"book {event}/219: the stream is at sequence 7" in drift.annotations["description"]
+    assert engine.watchdogs.drift.drifts[PX] == 1
+
+
+async def test_the_scheduler_reconciles_every_interval_and_a_clean_run_raises_nothing(
+    totalis: TotalisRfqSimulator, tmp_path: Path
+) -> None:
+    config = totalis_config(totalis, tmp_path / "state.db", "reconcile_interval: 200ms")
+    async with running(config) as live:
+        await live.feed_up(TOT)
+        drift = live.monitor.engine.watchdogs.drift
+        await live.until(lambda: drift.runs[TOT] >= 2)
+        scheduled_reads = [c for c in totalis.rest_calls if (c.method, c.path) == ("GET", "/mm/quotes")]
+
+    # One read after connecting, then one per scheduled run; none of them found a difference.
+    assert len(scheduled_reads) >= 3
+    assert (drift.failures[TOT], drift.drifts[TOT]) == (0, 0)
+    assert live.received.named("StreamDrift") == []
+    assert live.received.named("ReconciliationFailed") == []
 
 
 async def test_missed_rfq_confirmation_is_critical_reconciles_and_resolves_when_the_venue_expires_it(
