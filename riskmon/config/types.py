@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class Duration(float):
@@ -24,7 +24,7 @@ class Duration(float):
         if isinstance(value, str):
             match = _DURATION.match(value)
             if match:
-                return cls(float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"])
+                return cls(float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"])
         raise ValueError("expected a duration like 10s, 15m or 1h")
 
 

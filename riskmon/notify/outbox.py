@@ -1,0 +1,242 @@
+"""The durable notification outbox: a notification is committed to SQLite before any send.
+
+States: pending -> sent, or pending -> dead (dead-lettered: too old, or refused for good).
+A claim is held in memory only, so a crash between claim and send leaves the row pending and
+the reopened outbox delivers it. Within a (receiver, group_key) the oldest pending row goes
+first and alone: a later notification of a group waits until the earlier one is sent or dead,
+so a receiver never sees "resolved" before "firing".
+
+Pure of asyncio: the caller passes `now` (unix seconds) and does the sending. WAL mode with
+synchronous=FULL: enqueue is rare (alerts, not events), and a commit must survive power loss.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["pending", "sent", "dead"]
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS notify_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        enqueued_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        finished_at REAL,
+        last_error TEXT,
+        UNIQUE (receiver, idempotency_key)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (receiver, status, group_key, id)",
+)
+
+
+class OutboxError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff with equal jitter, a cap on Retry-After, and a dead-letter age."""
+
+    initial: float = 1.0
+    maximum: float = 300.0
+    retry_after_cap: float = 900.0
+    dead_letter_after: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise ValueError("expected 0 < initial <= maximum")
+        if self.retry_after_cap < 0 or self.dead_letter_after <= 0:
+            raise ValueError("expected retry_after_cap >= 0 and dead_letter_after > 0")
+
+    def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds until the next attempt after `attempts` failed ones (attempts >= 1)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap)
+        ceiling = min(self.maximum, self.initial * float(2 ** min(attempts - 1, 32)))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    receiver: str
+    group_key: str
+    idempotency_key: str
+    payload: bytes
+    attempts: int
+    enqueued_at: float
+
+
+class Outbox:
+    def __init__(
+        self, path: str | Path, policy: RetryPolicy | None = None, *, rng: random.Random | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._claimed: dict[int, tuple[str, str]] = {}  # id -> (receiver, group_key)
+        try:
+            # One writer at a time (the runtime serialises calls); any thread may be it.
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise OutboxError(f"outbox {self.path}: {exc}") from None
+
+    def enqueue(self, receiver: str, group_key: str, idempotency_key: str, payload: bytes, now: float) -> int:
+        """Commit one notification; the same (receiver, idempotency_key) again returns the first id."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status,"
+                    " enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)"
+                    " ON CONFLICT (receiver, idempotency_key) DO NOTHING",
+                    (receiver, group_key, idempotency_key, payload, now, now),
+                )
+                row = self._db.execute(
+                    "SELECT id FROM notify_outbox WHERE receiver = ? AND idempotency_key = ?",
+                    (receiver, idempotency_key),
+                ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from None
+        return int(row[0])
+
+    def claim(self, receiver: str, now: float, limit: int) -> list[OutboxItem]:
+        """Due items, oldest first: the head of each group only, and none of a group already claimed."""
+        if limit <= 0:
+            return []
+        busy = {group for rcv, group in self._claimed.values() if rcv == receiver}
+        rows = self._query(
+            "SELECT o.id, o.receiver, o.group_key, o.idempotency_key, o.payload, o.attempts, o.enqueued_at"
+            " FROM notify_outbox o WHERE o.receiver = ? AND o.status = 'pending' AND o.next_attempt_at <= ?"
+            " AND o.id = (SELECT MIN(p.id) FROM notify_outbox p WHERE p.receiver = o.receiver"
+            " AND p.group_key = o.group_key AND p.status = 'pending')"
+            " ORDER BY o.id",
+            (receiver, now),
+        )
+        items: list[OutboxItem] = []
+        for row in rows:
+            item = OutboxItem(int(row[0]), row[1], row[2], row[3], bytes(row[4]), int(row[5]), float(row[6]))
+            if item.group_key in busy:
+                continue
+            busy.add(item.group_key)
+            self._claimed[item.id] = (item.receiver, item.group_key)
+            items.append(item)
+            if len(items) >= limit:
+                break
+        return items
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give back claims that were never sent (a cancelled delivery): they are due again at once."""
+        for item_id in ids:
+            self._claimed.pop(item_id, None)
+
+    def mark_sent(self, item_id: int, now: float | None = None) -> None:
+        self._finish(item_id, "sent", now, None)
+
+    def mark_dead(self, item_id: int, now: float, error: str) -> None:
+        """Dead-letter at once: the receiver refused the notification for good (a 4xx)."""
+        self._finish(item_id, "dead", now, error)
+
+    def mark_failed(self, item_id: int, now: float, retry_after: float | None, error: str) -> Status:
+        """A retryable failure: schedule the next attempt, or dead-letter when the item is too old."""
+        self._claimed.pop(item_id, None)
+        row = self._query("SELECT attempts, enqueued_at, status FROM notify_outbox WHERE id = ?", (item_id,))
+        if not row:
+            raise OutboxError(f"outbox {self.path}: no item {item_id}")
+        if row[0][2] != "pending":
+            return row[0][2]  # type: ignore[no-any-return]
+        attempts = int(row[0][0]) + 1
+        if now - float(row[0][1]) >= self.policy.dead_letter_after:
+            self._write(
+                "UPDATE notify_outbox SET status = 'dead', attempts = ?, finished_at = ?, last_error = ? WHERE id = ?",
+                (attempts, now, error, item_id),
+            )
+            return "dead"
+        due = now + self.policy.delay(attempts, retry_after, self._rng)
+        self._write(
+            "UPDATE notify_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (attempts, due, error, item_id),
+        )
+        return "pending"
+
+    def next_due(self, receiver: str) -> float | None:
+        """When the earliest group head of `receiver` falls due (for the driver's timer)."""
+        row = self._query(
+            "SELECT MIN(o.next_attempt_at) FROM notify_outbox o WHERE o.receiver = ? AND o.status = 'pending'"
+            " AND o.id = (SELECT MIN(p.id) FROM notify_outbox p WHERE p.receiver = o.receiver"
+            " AND p.group_key = o.group_key AND p.status = 'pending')",
+            (receiver,),
+        )
+        return None if row[0][0] is None else float(row[0][0])
+
+    def depth(self, receiver: str) -> int:
+        """Pending notifications of `receiver` (claimed ones included)."""
+        row = self._query("SELECT COUNT(*) FROM notify_outbox WHERE receiver = ? AND status = 'pending'", (receiver,))
+        return int(row[0][0])
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Rows per (receiver, status), for a scrape-time metrics collector."""
+        rows = self._query("SELECT receiver, status, COUNT(*) FROM notify_outbox GROUP BY receiver, status", ())
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def last_error(self, item_id: int) -> str | None:
+        row = self._query("SELECT last_error FROM notify_outbox WHERE id = ?", (item_id,))
+        return None if not row else row[0][0]
+
+    def status(self, item_id: int) -> Status | None:
+        row = self._query("SELECT status FROM notify_outbox WHERE id = ?", (item_id,))
+        return None if not row else row[0][0]
+
+    def prune(self, now: float, keep_for: float) -> int:
+        """Delete sent and dead rows finished more than `keep_for` seconds ago; returns how many."""
+        return self._write(
+            "DELETE FROM notify_outbox WHERE status != 'pending' AND COALESCE(finished_at, enqueued_at) <= ?",
+            (now - keep_for,),
+        )
+
+    def close(self) -> None:
+        self._claimed.clear()
+        self._db.close()
+
+    def _finish(self, item_id: int, status: Status, now: float | None, error: str | None) -> None:
+        self._claimed.pop(item_id, None)
+        self._write(
+            "UPDATE notify_outbox SET status = ?, attempts = attempts + 1, finished_at = ?,"
+            " last_error = COALESCE(?, last_error) WHERE id = ? AND status = 'pending'",
+            (status, now, error, item_id),
+        )
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from None
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> int:
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return self._db.execute(sql, params).rowcount
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from None

@@ -1,0 +1,225 @@
+"""The outbox state machine on virtual time, against a real SQLite file."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from riskmon.notify.outbox import Outbox, OutboxError, RetryPolicy
+
+T0 = 1_700_000_000.0
+POLICY = RetryPolicy(initial=2.0, maximum=60.0, retry_after_cap=120.0, dead_letter_after=3600.0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "outbox.sqlite"
+
+
+def open_outbox(path: Path, seed: int = 7) -> Outbox:
+    return Outbox(path, POLICY, rng=random.Random(seed))
+
+
+def test_enqueue_is_committed_and_visible_to_another_connection(db: Path) -> None:
+    box = open_outbox(db)
+    item_id = box.enqueue("hook", "g1", "k1", b'{"a":1}', T0)
+    other = sqlite3.connect(db)
+    try:
+        rows = other.execute("SELECT id, status, payload FROM notify_outbox").fetchall()
+        mode = other.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        other.close()
+    assert rows == [(item_id, "pending", b'{"a":1}')]
+    assert mode == "wal"
+    box.close()
+
+
+def test_enqueue_same_idempotency_key_returns_the_first_row(db: Path) -> None:
+    box = open_outbox(db)
+    first = box.enqueue("hook", "g1", "k1", b"one", T0)
+    assert box.enqueue("hook", "g1", "k1", b"two", T0 + 1) == first
+    assert box.enqueue("other", "g1", "k1", b"one", T0) != first  # keys are per receiver
+    assert [i.payload for i in box.claim("hook", T0 + 1, 10)] == [b"one"]
+    assert box.depth("hook") == 1
+    box.close()
+
+
+def test_claim_returns_due_heads_oldest_first_one_per_group(db: Path) -> None:
+    box = open_outbox(db)
+    a1 = box.enqueue("hook", "A", "a1", b"a1", T0)
+    b1 = box.enqueue("hook", "B", "b1", b"b1", T0 + 1)
+    a2 = box.enqueue("hook", "A", "a2", b"a2", T0 + 2)
+    c1 = box.enqueue("hook", "C", "c1", b"c1", T0 + 50)
+    box.enqueue("elsewhere", "A", "x", b"x", T0)
+
+    assert box.claim("hook", T0 - 1, 10) == []  # nothing due before it was enqueued
+    claimed = box.claim("hook", T0 + 10, 10)
+    assert [i.id for i in claimed] == [a1, b1]  # a2 waits behind a1; c1 is not due
+    assert claimed[0].attempts == 0
+    assert claimed[0].enqueued_at == T0
+    assert box.claim("hook", T0 + 10, 10) == []  # A and B are in flight
+
+    box.mark_sent(a1, T0 + 10)
+    assert [i.id for i in box.claim("hook", T0 + 60, 10)] == [a2, c1]
+    box.mark_sent(b1, T0 + 60)
+    box.mark_sent(a2, T0 + 60)
+    box.mark_sent(c1, T0 + 60)
+    assert box.depth("hook") == 0
+    assert box.counts() == {("hook", "sent"): 4, ("elsewhere", "pending"): 1}
+    box.close()
+
+
+def test_claim_respects_limit(db: Path) -> None:
+    box = open_outbox(db)
+    ids = [box.enqueue("hook", f"g{n}", f"k{n}", b"x", T0 + n) for n in range(5)]
+    assert [i.id for i in box.claim("hook", T0 + 10, 2)] == ids[:2]
+    assert [i.id for i in box.claim("hook", T0 + 10, 10)] == ids[2:]
+    assert box.claim("hook", T0 + 10, 0) == []
+    box.close()
+
+
+def test_a_later_item_waits_while_the_group_head_backs_off(db: Path) -> None:
+    box = open_outbox(db)
+    first = box.enqueue("hook", "A", "a1", b"firing", T0)
+    second = box.enqueue("hook", "A", "a2", b"resolved", T0 + 1)
+    (item,) = box.claim("hook", T0, 10)
+    assert box.mark_failed(item.id, T0, None, "HTTP 500") == "pending"
+    assert box.last_error(first) == "HTTP 500"
+    # The head is not due yet and the second must not overtake it.
+    assert box.claim("hook", T0 + 1, 10) == []
+    assert box.next_due("hook") is not None
+    due = box.next_due("hook")
+    assert due is not None
+    assert T0 + 1.0 <= due <= T0 + 2.0
+    assert [i.id for i in box.claim("hook", due, 10)] == [first]
+    box.mark_sent(first, due)
+    assert [i.id for i in box.claim("hook", due, 10)] == [second]
+    box.close()
+
+
+def test_backoff_grows_with_equal_jitter_and_is_capped(db: Path) -> None:
+    box = open_outbox(db)
+    item_id = box.enqueue("hook", "A", "a1", b"x", T0)
+    now = T0
+    delays = []
+    for _ in range(10):
+        (item,) = box.claim("hook", now, 1)
+        box.mark_failed(item.id, now, None, "HTTP 503")
+        due = box.next_due("hook")
+        assert due is not None
+        delays.append(due - now)
+        now = due
+    for attempt, delay in enumerate(delays, start=1):
+        ceiling = min(60.0, 2.0 * 2 ** (attempt - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert max(delays) <= 60.0
+    assert box.status(item_id) == "pending"
+    box.close()
+
+
+def test_backoff_is_reproducible_with_an_injected_rng(db: Path, tmp_path: Path) -> None:
+    def run(path: Path) -> float | None:
+        box = open_outbox(path, seed=42)
+        box.enqueue("hook", "A", "a1", b"x", T0)
+        (item,) = box.claim("hook", T0, 1)
+        box.mark_failed(item.id, T0, None, "boom")
+        due = box.next_due("hook")
+        box.close()
+        return due
+
+    assert run(db) == run(tmp_path / "second.sqlite")
+
+
+def test_retry_after_is_honoured_and_capped(db: Path) -> None:
+    box = open_outbox(db)
+    box.enqueue("hook", "A", "a1", b"x", T0)
+    (item,) = box.claim("hook", T0, 1)
+    box.mark_failed(item.id, T0, 30.0, "HTTP 429")
+    assert box.next_due("hook") == T0 + 30.0
+    (item,) = box.claim("hook", T0 + 30, 1)
+    box.mark_failed(item.id, T0 + 30, 10_000.0, "HTTP 429")
+    assert box.next_due("hook") == T0 + 30 + 120.0  # retry_after_cap
+    box.close()
+
+
+def test_dead_letter_after_max_age(db: Path) -> None:
+    box = open_outbox(db)
+    item_id = box.enqueue("hook", "A", "a1", b"x", T0)
+    later = box.enqueue("hook", "A", "a2", b"y", T0 + 1)
+    (item,) = box.claim("hook", T0 + 3599, 1)
+    assert box.mark_failed(item.id, T0 + 3599, None, "HTTP 500") == "pending"
+    due = box.next_due("hook")
+    assert due is not None
+    (item,) = box.claim("hook", due, 1)
+    assert box.mark_failed(item.id, due, None, "HTTP 502") == "dead"
+    assert box.status(item_id) == "dead"
+    assert box.last_error(item_id) == "HTTP 502"
+    # The group moves on: the next notification is not held hostage by a dead one.
+    assert [i.id for i in box.claim("hook", due, 10)] == [later]
+    assert box.counts() == {("hook", "dead"): 1, ("hook", "pending"): 1}
+    assert box.depth("hook") == 1
+    box.close()
+
+
+def test_mark_dead_is_immediate_and_final(db: Path) -> None:
+    box = open_outbox(db)
+    item_id = box.enqueue("hook", "A", "a1", b"x", T0)
+    box.claim("hook", T0, 1)
+    box.mark_dead(item_id, T0, "HTTP 400")
+    assert box.status(item_id) == "dead"
+    box.mark_sent(item_id, T0)  # a late success report does not resurrect it
+    assert box.status(item_id) == "dead"
+    assert box.mark_failed(item_id, T0, None, "late") == "dead"
+    with pytest.raises(OutboxError):
+        box.mark_failed(999, T0, None, "no such item")
+    box.close()
+
+
+def test_claimed_but_unmarked_items_are_claimable_after_reopening(db: Path) -> None:
+    box = open_outbox(db)
+    first = box.enqueue("hook", "A", "a1", b"x", T0)
+    assert [i.id for i in box.claim("hook", T0, 10)] == [first]
+    box.close()  # the "crash": claimed, never marked
+
+    reopened = open_outbox(db)
+    (item,) = reopened.claim("hook", T0 + 1, 10)
+    assert (item.id, item.payload, item.idempotency_key) == (first, b"x", "a1")
+    reopened.close()
+
+
+def test_release_gives_back_a_claim(db: Path) -> None:
+    box = open_outbox(db)
+    first = box.enqueue("hook", "A", "a1", b"x", T0)
+    box.claim("hook", T0, 10)
+    assert box.claim("hook", T0, 10) == []
+    box.release([first])
+    assert [i.id for i in box.claim("hook", T0, 10)] == [first]
+    box.close()
+
+
+def test_prune_drops_old_finished_rows_only(db: Path) -> None:
+    box = open_outbox(db)
+    sent = box.enqueue("hook", "A", "a1", b"x", T0)
+    pending = box.enqueue("hook", "B", "b1", b"y", T0)
+    box.claim("hook", T0, 10)
+    box.mark_sent(sent, T0)
+    box.release([pending])
+    assert box.prune(T0 + 100, keep_for=200) == 0
+    assert box.prune(T0 + 300, keep_for=200) == 1
+    assert box.status(sent) is None
+    assert box.status(pending) == "pending"
+    box.close()
+
+
+def test_policy_validation_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="initial"):
+        RetryPolicy(initial=0)
+    with pytest.raises(ValueError, match="dead_letter_after"):
+        RetryPolicy(dead_letter_after=0)
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"this is not a database file" * 100)
+    with pytest.raises(OutboxError, match="not-a-db"):
+        Outbox(bad)
