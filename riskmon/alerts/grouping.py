@@ -1,0 +1,195 @@
+"""Notification grouping: Alertmanager's aggregation groups, as pure state on injected time.
+
+Alerts that reach the same route with the same group_by values form one group, and a group is
+sent as one notification holding all its alerts:
+
+- a new group waits `group_wait`, so alerts that fire together go out together (an alert that has
+  already been firing longer than `group_wait`, e.g. after a restart, goes out at once);
+- after that the group is looked at on a `group_interval` tick grid: a change (a new firing alert,
+  or the resolution of one the receiver was told about) goes out at the next tick;
+- with no change, the firing alerts are sent again at the first tick `repeat_interval` after the last send;
+- a resolved alert is sent once and then dropped; one the receiver never heard fire is dropped silently
+  (Alertmanager does the same, so a flap inside `group_wait` makes no noise);
+- a group with nothing left is removed.
+
+The caller passes `now`, asks `next_due()` when to wake, and calls `due(now)` then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.alerts.routing import RouteMatch
+
+_EPS = 1e-9
+
+
+class Notification(msgspec.Struct, frozen=True):
+    ts: float
+    receiver: str
+    route_id: str
+    group_key: str
+    group_labels: dict[str, str]
+    firing: tuple[AlertTransition, ...]
+    resolved: tuple[AlertTransition, ...]
+    group_started_at: float
+    """When the group was created; with `sequence` it names the episode."""
+    sequence: int
+    """1 for the group's first notification, then 2, 3, ... (repeats included)."""
+    idempotency_key: str
+
+
+def idempotency_key(
+    route_id: str,
+    group_key: str,
+    statuses: list[tuple[str, Literal["firing", "resolved"]]],
+    group_started_at: float,
+    sequence: int,
+) -> str:
+    """sha256 over the group, its alerts' fingerprints with their status, and the episode.
+
+    The same notification rebuilt from the same inputs gets the same key, so a receiver can drop a
+    duplicate; a repeat, a later change or a new episode of the same group gets a new one.
+    """
+    material = "\x1e".join(
+        [
+            route_id,
+            group_key,
+            repr(float(group_started_at)),
+            str(sequence),
+            "\x1f".join(f"{fp}:{status}" for fp, status in sorted(statuses)),
+        ]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class _Group:
+    order: int
+    match: RouteMatch
+    started_at: float
+    due_at: float
+    alerts: dict[str, AlertTransition] = field(default_factory=dict)
+    told_firing: set[str] = field(default_factory=set)
+    """Fingerprints that were firing in the last notification sent."""
+    anchor: float | None = None
+    """Time of the first flush: the group_interval grid starts there."""
+    due_tick: int = 0
+    done_tick: int = -1
+    """Index on the grid of due_at, and of the last tick looked at."""
+    last_sent: float | None = None
+    sequence: int = 0
+
+    def changed(self) -> bool:
+        return any(a.status == "resolved" or fp not in self.told_firing for fp, a in self.alerts.items())
+
+    def tick_at_or_after(self, t: float, *, after: float) -> tuple[int, float]:
+        """The first grid tick that is >= t, > `after`, and later than the last tick looked at."""
+        assert self.anchor is not None
+        interval = self.match.group_interval
+        k = max(
+            self.done_tick + 1,
+            math.ceil((t - self.anchor) / interval - _EPS),
+            math.floor((after - self.anchor) / interval + _EPS) + 1,
+        )
+        return k, self.anchor + k * interval
+
+
+class NotificationGroups:
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._created = 0
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def add(self, transition: AlertTransition, match: RouteMatch, now: float) -> None:
+        """Take one alert transition for one route it reached (call once per RouteMatch)."""
+        key = (match.route_id, match.group_key)
+        group = self._groups.get(key)
+        fp = transition.fingerprint
+        if group is None:
+            if transition.status == "resolved":
+                return  # nothing the receiver was told about
+            late = transition.starts_at + match.group_wait < now
+            self._created += 1
+            group = _Group(self._created, match, now, now if late else now + match.group_wait)
+            self._groups[key] = group
+        if transition.status == "firing" or fp in group.told_firing:
+            group.alerts[fp] = transition
+        else:
+            group.alerts.pop(fp, None)
+        if not group.alerts:
+            del self._groups[key]
+            return
+        if group.anchor is None:
+            return  # the first flush is already set for the end of group_wait
+        if group.changed():
+            k, at = group.tick_at_or_after(now, after=now - _EPS)
+            if at < group.due_at:
+                group.due_tick, group.due_at = k, at
+        else:  # e.g. a flap that ended where the receiver last saw it: back to the repeat tick
+            assert group.last_sent is not None
+            wake = group.last_sent + group.match.repeat_interval
+            group.due_tick, group.due_at = group.tick_at_or_after(wake, after=now - _EPS)
+
+    def next_due(self) -> float | None:
+        return min((g.due_at for g in self._groups.values()), default=None)
+
+    def due(self, now: float) -> list[Notification]:
+        """The notifications due by `now`, oldest first; advances each group to its next tick."""
+        ready = sorted((g for g in self._groups.values() if g.due_at <= now), key=lambda g: (g.due_at, g.order))
+        out: list[Notification] = []
+        for group in ready:
+            notification = self._flush(group, now)
+            if notification is not None:
+                out.append(notification)
+        return out
+
+    def _flush(self, group: _Group, now: float) -> Notification | None:
+        tick = group.due_at
+        if group.anchor is None:
+            group.anchor, group.due_tick = tick, 0
+        group.done_tick = group.due_tick
+        firing = tuple(a for a in group.alerts.values() if a.status == "firing")
+        repeat = group.last_sent is not None and tick >= group.last_sent + group.match.repeat_interval - _EPS
+        notification = None
+        if group.changed() or (firing and repeat):
+            notification = self._notification(group, firing, now)
+            group.last_sent = now
+            group.told_firing = {a.fingerprint for a in firing}
+            group.alerts = {a.fingerprint: a for a in firing}
+        if not group.alerts:
+            del self._groups[(group.match.route_id, group.match.group_key)]
+            return notification
+        assert group.last_sent is not None
+        wake = group.last_sent + group.match.repeat_interval
+        group.due_tick, group.due_at = group.tick_at_or_after(wake, after=now)
+        return notification
+
+    @staticmethod
+    def _notification(group: _Group, firing: tuple[AlertTransition, ...], now: float) -> Notification:
+        resolved = tuple(a for a in group.alerts.values() if a.status == "resolved")
+        group.sequence += 1
+        match = group.match
+        statuses = [(a.fingerprint, a.status) for a in (*firing, *resolved)]
+        return Notification(
+            ts=now,
+            receiver=match.receiver,
+            route_id=match.route_id,
+            group_key=match.group_key,
+            group_labels=dict(match.group_labels),
+            firing=firing,
+            resolved=resolved,
+            group_started_at=group.started_at,
+            sequence=group.sequence,
+            idempotency_key=idempotency_key(
+                match.route_id, match.group_key, statuses, group.started_at, group.sequence
+            ),
+        )
