@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import decimal
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Literal
 
+from riskmon.alerts.matchers import Matcher
 from riskmon.config.types import UNIT_SECONDS
 
 MAX_LENGTH = 1000
@@ -234,22 +234,8 @@ class Not(Condition):
         return not self.operand._evaluate(values, labels)
 
 
-@dataclass(frozen=True, slots=True)
-class LabelMatcher:
-    label: str
-    op: Literal["=", "!=", "=~", "!~"]
-    value: str
-    pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.op in ("=~", "!~"):
-            object.__setattr__(self, "pattern", re.compile(self.value))  # re.error is the parser's to report
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        actual = labels.get(self.label, "")
-        if self.pattern is None:
-            return (actual == self.value) == (self.op == "=")
-        return (self.pattern.fullmatch(actual) is not None) == (self.op == "=~")
+# Label matchers are the alert routing's own (riskmon/alerts/matchers.py): one set of semantics.
+LabelMatcher = Matcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,4 +245,4 @@ class Labels(Condition):
     depth: int = field(default=1, init=False, repr=False, compare=False)
 
     def _evaluate(self, values: Mapping[str, Numeric], labels: Mapping[str, str]) -> bool:
-        return all(matcher.matches(labels) for matcher in self.matchers)
+        return all(matcher.matches(labels.get(matcher.name, "")) for matcher in self.matchers)

@@ -334,7 +334,7 @@ class _Parser:
             value = self.expect("string", "expected a quoted label value")
             try:
                 matchers.append(LabelMatcher(label.text, op.kind, value.text))  # type: ignore[arg-type]
-            except (re.error, RecursionError, OverflowError) as exc:
+            except (ValueError, RecursionError, OverflowError) as exc:
                 raise self.error(f"bad regex: {exc}", value.column) from None
             if self.token.kind != ",":
                 break
