@@ -15,7 +15,7 @@ from typing import Literal, get_args
 MatchOp = Literal["=", "!=", "=~", "!~"]
 _OPS: dict[str, MatchOp] = {op: op for op in get_args(MatchOp)}
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Alertmanager's classic matcher grammar: name, operator, then the rest as the raw value.
 _MATCHER = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|=|!=|!~)\s*(.*?)\s*", re.DOTALL)
 
@@ -28,7 +28,7 @@ class Matcher:
     _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        if not _LABEL_NAME.fullmatch(self.name):
+        if not LABEL_NAME.fullmatch(self.name):
             raise ValueError(f"invalid label name {self.name!r} in matcher {self}")
         if self.op not in _OPS:
             raise ValueError(f"invalid operator {self.op!r} in matcher for label {self.name!r}")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from riskmon.alerts.matchers import Matcher, format_matchers, matches, parse_matchers, quote
+from riskmon.alerts.matchers import LABEL_NAME, Matcher, format_matchers, matches, parse_matchers, quote
 
 ALL: Final = "..."
 """`group_by: ["..."]`: group by every label, so each alert is its own group."""
@@ -28,7 +28,6 @@ DEFAULT_GROUP_WAIT: Final = 30.0
 DEFAULT_GROUP_INTERVAL: Final = 300.0
 DEFAULT_REPEAT_INTERVAL: Final = 4 * 3600.0
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
 _DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
 _KEYS = frozenset(
@@ -187,7 +186,7 @@ def _group_by(value: object, path: str) -> GroupBy:
             raise ValueError(f"{path}: '...' groups by all labels and cannot be combined with other names")
         return ALL
     for i, name in enumerate(value):
-        if not _LABEL_NAME.fullmatch(name):
+        if not LABEL_NAME.fullmatch(name):
             raise ValueError(f"{path}[{i}]: invalid label name {name!r}")
     if len(set(value)) != len(value):
         raise ValueError(f"{path}: duplicate label names")
