@@ -11,13 +11,12 @@ matcher lists from the root down) and the values of its group_by labels, as Aler
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from riskmon.alerts.matchers import LABEL_NAME, Matcher, format_matchers, matches, parse_matchers, quote
+from riskmon.config.types import Duration
 
 ALL: Final = "..."
 """`group_by: ["..."]`: group by every label, so each alert is its own group."""
@@ -28,8 +27,6 @@ DEFAULT_GROUP_WAIT: Final = 30.0
 DEFAULT_GROUP_INTERVAL: Final = 300.0
 DEFAULT_REPEAT_INTERVAL: Final = 4 * 3600.0
 
-_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
-_DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
 _KEYS = frozenset(
     {"receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue", "routes"}
 )
@@ -146,24 +143,11 @@ def format_labels(labels: Mapping[str, str]) -> str:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or a Prometheus duration string (`30s`, `5m`, `1h30m`, `250ms`, `0`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '30s' or a number of seconds, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        found = _DURATION.fullmatch(value.strip())
-        if value.strip() == "0":
-            seconds = 0.0
-        elif found is None or not any(found.groups()):
-            raise ValueError(f"invalid duration {value!r}: expected e.g. '30s', '5m', '1h30m', '250ms'")
-        else:
-            seconds = sum(int(n) * unit for n, unit in zip(found.groups(), _DURATION_UNITS, strict=True) if n)
-    else:
-        raise ValueError(f"expected a duration like '30s' or a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"invalid duration {value!r}: must be finite and not negative")
-    return seconds
+    """Seconds from a number or a duration string (`30s`, `5m`, `1h30m`, `250ms`, `0`): the config's own parser."""
+    try:
+        return float(Duration.parse(value))
+    except ValueError as exc:
+        raise ValueError(f"invalid duration {value!r}: {exc}") from None
 
 
 def _setting(d: Mapping[str, Any], key: str, inherited: float, path: str, *, positive: bool = True) -> float:

@@ -7,10 +7,20 @@ setting silently ignored. Venue sections are a union tagged by `kind`.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
+from riskmon.config.alerting import (
+    ConsoleReceiver,
+    DeliveryConfig,
+    InhibitRuleConfig,
+    ReceiverConfig,
+    RuleConfig,
+)
 from riskmon.config.types import Duration, Secret
+
+__all__ = ["ConsoleReceiver", "ReceiverConfig", "RuleConfig"]
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -166,24 +176,26 @@ class DeskLimits(_Section):
     # sitting on the line does not flap.
     clear_at: Decimal = Decimal("0.95")
     pending_for: Duration = msgspec.field(default=Duration(0.0), name="for")
+    # Accepted RFQ quotes not yet confirmed, summed at their worst-case loss.
+    max_pending_rfq_usd: Decimal | None = None
+    # Worst-case loss of the desk's bets and RFQ positions on any one event (market).
+    max_worst_case_loss_usd: Decimal | None = None
 
 
 class Desk(_Section):
     # venue name -> the desk's account ids on that venue (Mango: MangoAccount pubkeys).
     accounts: dict[str, list[str]]
     limits: DeskLimits = msgspec.field(default_factory=DeskLimits)
-
-
-class ConsoleReceiver(_Section, tag_field="kind", tag="console", kw_only=True):
-    pass
-
-
-ReceiverConfig = ConsoleReceiver
+    # Rules that apply to this desk only: their alerts carry desk=<name>, and state names
+    # (desk.*, market.*) are read for this desk alone.
+    rules: list[RuleConfig] = []
 
 
 class AlertsConfig(_Section):
     # How long a one-off alert (a fill revoke) stays firing before it resolves by itself.
     event_resolve_after: Duration = Duration(300.0)
+    # Threshold and absent rules are re-evaluated at least this often: ages grow without events.
+    evaluation_interval: Duration = Duration(1.0)
 
 
 class WatchdogsConfig(_Section):
@@ -200,6 +212,12 @@ class MonitorConfig(_Section):
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     watchdogs: WatchdogsConfig = msgspec.field(default_factory=WatchdogsConfig)
     receivers: dict[str, ReceiverConfig] = msgspec.field(default_factory=lambda: {"console": ConsoleReceiver()})
+    rules: list[RuleConfig] = []
+    # The routing tree (Alertmanager's `route`); None: every alert to every receiver at once.
+    routes: dict[str, Any] | None = None
+    # None: the default (a venue's FeedDown inhibits its absent-rule alerts); [] turns inhibition off.
+    inhibit_rules: list[InhibitRuleConfig] | None = None
+    delivery: DeliveryConfig = msgspec.field(default_factory=DeliveryConfig)
     # underlying -> {venue name: that venue's market}: SOL-PERP on Mango, SOL on Phoenix and
     # lighter-sol-usd on Mobula are one exposure, priced by the best mark any of them has.
     underlyings: dict[str, dict[str, str]] = {}

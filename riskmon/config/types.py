@@ -7,16 +7,22 @@ import re
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# Prometheus' compound form (1h30m, 2d12h): integer parts, largest unit first, each at most once.
+_COMPOUND = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
+_COMPOUND_UNITS = (7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_EXPECTED = "expected a duration like 250ms, 10s, 15m, 1h or 1h30m"
 
 
 class Duration(float):
-    """Seconds, written in config as `250ms`, `10s`, `15m`, `1h` or a bare number of seconds."""
+    """Seconds, written in config as `250ms`, `10s`, `15m`, `1h`, a Prometheus compound such as
+    `1h30m`, or a bare number of seconds. One parser serves every duration in monitor.yaml, routes
+    included, so the same text means the same time everywhere."""
 
     @classmethod
     def parse(cls, value: object) -> Duration:
         if isinstance(value, bool):
-            raise ValueError("expected a duration like 10s, 15m or 1h")
+            raise ValueError(_EXPECTED)
         if isinstance(value, int | float):
             if not math.isfinite(value) or value < 0:
                 raise ValueError("expected a finite, non-negative duration")
@@ -25,7 +31,11 @@ class Duration(float):
             match = _DURATION.match(value)
             if match:
                 return cls(float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"])
-        raise ValueError("expected a duration like 10s, 15m or 1h")
+            compound = _COMPOUND.fullmatch(value.strip())
+            if compound is not None and any(compound.groups()):
+                parts = zip(compound.groups(), _COMPOUND_UNITS, strict=True)
+                return cls(sum(int(n) * unit for n, unit in parts if n))
+        raise ValueError(_EXPECTED)
 
 
 class Secret:

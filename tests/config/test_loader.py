@@ -409,7 +409,8 @@ def test_unknown_section_names_it_and_lists_sections() -> None:
             "warn_at: 0.75",
             None,
             ("desks", "sol-desk", "limits", "warn_att"),
-            "clear_at, for, max_gross_notional_usd, max_net_notional_usd, warn_at",
+            "clear_at, for, max_gross_notional_usd, max_net_notional_usd, max_pending_rfq_usd, "
+            "max_worst_case_loss_usd, warn_at",
         ),
         (
             "base_decimals: 6",
