@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from riskmon import __version__
+from riskmon import __version__, silence_cli
 from riskmon.bench import add_watchdog_bench_arguments
 from riskmon.capture import CaptureError
 from riskmon.config import ConfigError, MonitorConfig, load_config
@@ -64,14 +64,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_until_signalled(config: MonitorConfig, record: Path | None) -> None:
+async def _run_until_signalled(config: MonitorConfig, config_path: Path, record: Path | None) -> None:
     from riskmon.runtime.monitor import Monitor
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await Monitor(config, record=record).run(stop)
+    monitor = Monitor(config, record=record, config_path=config_path)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(monitor.reload())
+        reloads.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    await monitor.run(stop)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -79,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
-        asyncio.run(_run_until_signalled(config, Path(args.record) if args.record else None))
+        asyncio.run(_run_until_signalled(config, Path(args.config), Path(args.record) if args.record else None))
     except OSError as exc:
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -137,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep virtual time running this long after the last line, so pending deadlines fire",
     )
     rep.set_defaults(func=cmd_replay)
+
+    silence_cli.register(sub)
 
     bench = sub.add_parser("bench-watchdogs", help="measure watchdog lateness with many pending deadlines")
     add_watchdog_bench_arguments(bench)

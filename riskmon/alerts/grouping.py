@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -138,6 +139,28 @@ class NotificationGroups:
             assert group.last_sent is not None
             wake = group.last_sent + group.match.repeat_interval
             group.due_tick, group.due_at = group.tick_at_or_after(wake, after=now - _EPS)
+
+    def withdraw(self, fp: str) -> None:
+        """Forget an alert without telling anyone (it became silenced or inhibited), as Alertmanager
+        leaves a muted alert out of later notifications rather than announcing it resolved."""
+        for key, group in list(self._groups.items()):
+            if group.alerts.pop(fp, None) is not None or fp in group.told_firing:
+                group.told_firing.discard(fp)
+                if not group.alerts:
+                    del self._groups[key]
+
+    def retain(self, keep: Callable[[RouteMatch], RouteMatch | None]) -> list[AlertTransition]:
+        """After a reload: keep each group whose route `keep` maps to a (possibly retimed) match, with
+        its timers; drop the rest and return their alerts for the caller to route afresh."""
+        orphans: list[AlertTransition] = []
+        for key, group in list(self._groups.items()):
+            match = keep(group.match)
+            if match is None:
+                del self._groups[key]
+                orphans.extend(a for a in group.alerts.values() if a.status == "firing")
+            else:
+                group.match = match
+        return orphans
 
     def next_due(self) -> float | None:
         return min((g.due_at for g in self._groups.values()), default=None)

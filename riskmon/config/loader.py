@@ -20,6 +20,7 @@ import base58
 import msgspec
 import yaml
 
+from riskmon.config.alerting_checks import check_alerting, is_http_url
 from riskmon.config.schema import (
     MangoV3FillsVenue,
     MobulaPerpEventsVenue,
@@ -342,7 +343,7 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
             if isinstance(stream_url, str) and not _is_websocket_url(stream_url):
                 issue(("venues", name, key), "expected a ws:// or wss:// URL with a host")
         rest_url = getattr(venue, "rest_url", None)
-        if isinstance(rest_url, str) and not _is_http_url(rest_url):
+        if isinstance(rest_url, str) and not is_http_url(rest_url):
             issue(("venues", name, "rest_url"), "expected an http:// or https:// URL with a host")
         backoff = getattr(venue, "reconnect", None)
         if backoff is not None and (backoff.initial <= 0 or backoff.max < backoff.initial):
@@ -387,6 +388,8 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
                 issue((*limits_path, "max_net_notional_usd", index, "market"), "invalid pattern")
         if limits.max_gross_notional_usd is not None and limits.max_gross_notional_usd <= 0:
             issue((*limits_path, "max_gross_notional_usd"), "expected a positive amount")
+    for path, message in check_alerting(config):
+        issue(path, message)
     for underlying, markets in config.underlyings.items():
         for venue_name in markets:
             if venue_name not in config.venues:
@@ -395,15 +398,6 @@ def _check_semantics(config: MonitorConfig, filename: str, lines: dict[KeyPath, 
 
 
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _is_websocket_url(url: str) -> bool:

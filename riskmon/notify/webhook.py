@@ -14,10 +14,11 @@ import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,6 +27,8 @@ from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.config.types import Secret
 from riskmon.notify.outbox import Outbox
 from riskmon.venues.base import redact_endpoint
+
+_T = TypeVar("_T")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 SIGNATURE_HEADER = "X-Riskmon-Signature"
@@ -201,15 +204,29 @@ class DeliveryReport:
 
 
 async def deliver_once(
-    outbox: Outbox, receiver: str, sender: Sender, now: float, concurrency: int, limit: int = 100
+    outbox: Outbox,
+    receiver: str,
+    sender: Sender,
+    now: float,
+    concurrency: int,
+    limit: int = 100,
+    *,
+    db: Executor | None = None,
 ) -> DeliveryReport:
     """Claim what is due for `receiver` and send it, at most `concurrency` POSTs at a time.
 
     One round; the runtime calls it again at `outbox.next_due(receiver)` or when something is
-    enqueued. A cancelled round gives its unsent claims back to the outbox.
+    enqueued. A cancelled round gives its unsent claims back to the outbox. With `db`, every
+    outbox call runs on that executor (one thread: SQLite never blocks the event loop, and calls
+    stay in order); without it they run inline.
     """
+    loop = asyncio.get_running_loop()
+
+    async def run(fn: Callable[..., _T], *args: Any) -> _T:
+        return fn(*args) if db is None else await loop.run_in_executor(db, fn, *args)
+
     report = DeliveryReport()
-    items = outbox.claim(receiver, now, limit)
+    items = await run(outbox.claim, receiver, now, limit)
     gate = asyncio.Semaphore(max(1, concurrency))
     unsettled = {item.id for item in items}
 
@@ -221,12 +238,12 @@ async def deliver_once(
                 result = SendResult(False, None, error=f"{type(exc).__name__} in sender")
         unsettled.discard(item_id)
         if result.ok:
-            outbox.mark_sent(item_id, now)
+            await run(outbox.mark_sent, item_id, now)
             report.sent.append(item_id)
         elif not result.retryable:
-            outbox.mark_dead(item_id, now, result.error or "refused")
+            await run(outbox.mark_dead, item_id, now, result.error or "refused")
             report.dead.append(item_id)
-        elif outbox.mark_failed(item_id, now, result.retry_after, result.error or "failed") == "dead":
+        elif await run(outbox.mark_failed, item_id, now, result.retry_after, result.error or "failed") == "dead":
             report.dead.append(item_id)
         else:
             report.retrying.append(item_id)
@@ -234,5 +251,9 @@ async def deliver_once(
     try:
         await asyncio.gather(*(one(i.id, i.payload, i.idempotency_key) for i in items))
     finally:
-        outbox.release(unsettled)
+        # Not awaited: a cancelled round must still give its claims back, in order with other calls.
+        if db is None:
+            outbox.release(unsettled)
+        else:
+            db.submit(outbox.release, unsettled)
     return report

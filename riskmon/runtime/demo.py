@@ -204,7 +204,7 @@ async def _run(
     config = parse_config(text, "riskmon/demo/demo.yaml", {**venues.environ(), "RISKMON_DEMO_STATE": str(state)})
     interactive = sys.stdout.isatty()
     console = Console(soft_wrap=True)
-    monitor = Monitor(config, clock=clock, receivers=[_RichReceiver(console)], http_port=port)
+    monitor = Monitor(config, clock=clock, listeners=[_RichReceiver(console)], http_port=port)
     async with _TradingSystem(monitor) as trading:
         scenario = DemoScenario(venues, now=clock.now, step=step, declare_order=trading.declare)
         await scenario.seed()

@@ -1,5 +1,5 @@
-"""The monitor's HTTP server: /metrics, /healthz and, when the runtime wires a sink, the order
-intake (`POST /api/v1/orders`, see riskmon.runtime.intake), served by uvicorn on a loopback socket.
+"""The monitor's HTTP server: /metrics, /healthz and the endpoints the runtime mounts (the
+order intake `POST /api/v1/orders`, silences, `POST /-/reload`), served by uvicorn on a loopback socket.
 
 The runtime owns signals (Ctrl-C, SIGTERM), so uvicorn's own signal capture is switched off.
 """
@@ -7,6 +7,7 @@ The runtime owns signals (Ctrl-C, SIGTERM), so uvicorn's own signal capture is s
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -16,16 +17,19 @@ from riskmon.runtime.intake import ORDERS_PATH, IntakeSink, OrderIntakeEndpoint,
 _READ_METHODS = ("GET", "HEAD")
 
 
-def build_app(registry: CollectorRegistry, orders: AsgiApp | None = None) -> AsgiApp:
-    """The router. `orders` serves ORDERS_PATH; without it that path is not found."""
+def build_app(registry: CollectorRegistry, mounts: Mapping[str, AsgiApp] | None = None) -> AsgiApp:
+    """The router. `mounts` maps a path to the app serving it; a key ending in `/` takes the subtree."""
+    mounted = sorted((mounts or {}).items(), key=lambda item: len(item[0]), reverse=True)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path = scope["path"]
-        if path == ORDERS_PATH and orders is not None:
-            await orders(scope, receive, send)
-        elif path not in ("/metrics", "/healthz"):
+        for prefix, handler in mounted:
+            if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+                await handler(scope, receive, send)
+                return
+        if path not in ("/metrics", "/healthz"):
             await respond(send, 404, b"not found\n", "text/plain")
         elif scope["method"] not in _READ_METHODS:
             await respond(send, 405, b"method not allowed\n", "text/plain", [(b"allow", b"GET, HEAD")])
@@ -46,10 +50,11 @@ class HttpServer(AsgiServer):
         *,
         intake: IntakeSink | None = None,
         intake_policy: OrderIntakePolicy | None = None,
+        mounts: Mapping[str, AsgiApp] | None = None,
     ) -> None:
-        orders: AsgiApp | None = None
+        routes = dict(mounts or {})
         if intake is not None:
             if intake_policy is None:
                 raise ValueError("an order intake sink needs an intake_policy (venues, desks, token)")
-            orders = OrderIntakeEndpoint(intake, intake_policy)
-        super().__init__(build_app(registry, orders), host, port)
+            routes[ORDERS_PATH] = OrderIntakeEndpoint(intake, intake_policy)
+        super().__init__(build_app(registry, routes), host, port)

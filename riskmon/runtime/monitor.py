@@ -14,21 +14,24 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.capture import CaptureWriter
 from riskmon.clock import Clock, SystemClock
+from riskmon.config.loader import ConfigError, load_config
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine.engine import Engine
 from riskmon.events import OrderIntake
 from riskmon.metrics import engine_registry
-from riskmon.notify.console import ConsoleReceiver
+from riskmon.runtime.alerting import AlertPipeline
 from riskmon.runtime.deadline_timer import DeadlineTimer
 from riskmon.runtime.http import HttpServer
 from riskmon.runtime.intake import OrderIntakePolicy
 from riskmon.runtime.reconciler import Reconciler
+from riskmon.runtime.reload import RELOAD_PATH, ReloadEndpoint, ReloadOutcome, plan_reload
 from riskmon.runtime.remedies import Remedies
+from riskmon.runtime.silence_api import SILENCES_PATH, SilenceEndpoint
 from riskmon.store.deadlines import DeadlineStore, StoreError
 from riskmon.venues.base import Inbound
 from riskmon.venues.registry import AdapterUnavailable, VenueSession, build_codec, build_session
@@ -37,7 +40,9 @@ from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 log = logging.getLogger(__name__)
 
 
-class Receiver(Protocol):
+class AlertListener(Protocol):
+    """Sees every alert transition as the engine makes it (the demo's live view, tests)."""
+
     def deliver(self, transition: AlertTransition) -> None: ...
 
 
@@ -48,7 +53,9 @@ class Monitor:
         *,
         clock: Clock | None = None,
         record: Path | None = None,
-        receivers: Sequence[Receiver] | None = None,
+        listeners: Sequence[AlertListener] = (),
+        config_path: Path | None = None,
+        console: TextIO | None = None,
         http: bool = True,
         http_port: int | None = None,
         inbound_capacity: int = 10_000,
@@ -58,7 +65,10 @@ class Monitor:
         self.engine = Engine(config)
         self.registry = engine_registry(self.engine)
         self.recent_alerts: deque[AlertTransition] = deque(maxlen=100)
-        self._receivers = list(receivers) if receivers is not None else [ConsoleReceiver()]
+        self._listeners = list(listeners)
+        self._config_path = config_path
+        # Routing, grouping, silences and the durable delivery of notifications.
+        self.alerting = AlertPipeline(config, self.clock, console=console)
         self._recorder = CaptureWriter(record) if record is not None else None
         # Bounded: a venue faster than the engine is slowed at its socket, never buffered without limit.
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=inbound_capacity)
@@ -76,6 +86,11 @@ class Monitor:
                 config.server.port if http_port is None else http_port,
                 intake=self.declare_order,
                 intake_policy=intake_policy,
+                mounts={
+                    SILENCES_PATH: SilenceEndpoint(self.alerting, config.server.token, clock=self.clock),
+                    SILENCES_PATH + "/": SilenceEndpoint(self.alerting, config.server.token, clock=self.clock),
+                    RELOAD_PATH: ReloadEndpoint(self.reload, config.server.token),
+                },
             )
             if http
             else None
@@ -108,6 +123,7 @@ class Monitor:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then close everything in order."""
         restored = await self._open_store()
+        await self.alerting.start()
         self.engine.start(self.clock.now(), restored)
         self._after_step(self.engine.advance(self.clock.now()))
         self.reconciler.start()
@@ -132,6 +148,7 @@ class Monitor:
             self.reconciler.shutdown()
             await self._remedies.aclose()
             await self._close_store()
+            await self.alerting.stop()
             if self._http is not None:
                 await self._http.stop()
             if self._recorder is not None:
@@ -203,8 +220,34 @@ class Monitor:
     def _publish(self, transitions: list[AlertTransition]) -> None:
         for transition in transitions:
             self.recent_alerts.append(transition)
-            for receiver in self._receivers:
+            for listener in self._listeners:
                 try:
-                    receiver.deliver(transition)
+                    listener.deliver(transition)
                 except Exception:
-                    log.exception("receiver %s failed", type(receiver).__name__)
+                    log.exception("alert listener %s failed", type(listener).__name__)
+        self.alerting.observe(transitions)
+
+    async def reload(self) -> ReloadOutcome:
+        """Re-read the config file (SIGHUP, POST /-/reload); a bad one is rejected and the running one stays."""
+        if self._config_path is None:
+            return ReloadOutcome("rejected", ["this monitor was not started from a config file"])
+        try:
+            new = await asyncio.to_thread(load_config, self._config_path)
+        except ConfigError as exc:
+            errors = [str(issue) for issue in exc.issues]
+            log.error("reload rejected; the running config stays:\n  %s", "\n  ".join(errors))
+            return ReloadOutcome("rejected", errors)
+        except OSError as exc:
+            log.error("reload rejected: %s", exc)
+            return ReloadOutcome("rejected", [f"{self._config_path}: {exc.strerror}"])
+        applied, restart = plan_reload(self.config, new)
+        # Synchronous from here: no engine step can interleave with the swap.
+        transitions = self.engine.reload(applied, self.clock.now())
+        self.config = applied
+        self.alerting.reload(applied)
+        self._after_step(transitions)
+        if restart:
+            log.warning("reloaded; these changes wait for a restart: %s", ", ".join(restart))
+        else:
+            log.info("reloaded %s", self._config_path)
+        return ReloadOutcome("reloaded", restart_required=restart)

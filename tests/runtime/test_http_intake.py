@@ -22,6 +22,7 @@ from riskmon.events import OrderIntake
 from riskmon.runtime.http import HttpServer, build_app
 from riskmon.runtime.intake import (
     MAX_BODY_BYTES,
+    ORDERS_PATH,
     IntakeRejected,
     IntakeSink,
     OrderIntakeEndpoint,
@@ -394,7 +395,7 @@ async def test_a_full_engine_queue_is_503_after_the_timeout() -> None:
         await stalled.wait()  # never set: the queue never frees a slot
 
     endpoint = OrderIntakeEndpoint(full, POLICY, sink_timeout=0.05)
-    async with serving(AsgiServer(build_app(CollectorRegistry(), endpoint))) as client:
+    async with serving(AsgiServer(build_app(CollectorRegistry(), {ORDERS_PATH: endpoint}))) as client:
         response = await client.post(URL, json=OK)
         assert response.status_code == 503
         assert response.json() == {"error": "the monitor is busy; retry"}

@@ -66,7 +66,7 @@ async def test_live_run_records_a_capture_that_replays_to_the_same_state(tmp_pat
     config = parse_config(CONFIG, "t.yaml", {"URL": sim.url, "STATE": str(tmp_path / "state.db")})
     capture = tmp_path / "live.jsonl"
     received = Collect()
-    monitor = Monitor(config, record=capture, receivers=[received], http=False)
+    monitor = Monitor(config, record=capture, listeners=[received], http=False)
     stop = asyncio.Event()
     runner = asyncio.create_task(monitor.run(stop))
     stats = monitor.engine.stats["mango"]

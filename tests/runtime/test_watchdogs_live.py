@@ -157,7 +157,7 @@ async def running(
 ) -> AsyncIterator[Live]:
     """A Monitor running against the simulators; stopped (and its task awaited) on the way out."""
     received = Collect()
-    monitor = Monitor(config, clock=clock, record=record, receivers=[received], http=http, http_port=0)
+    monitor = Monitor(config, clock=clock, record=record, listeners=[received], http=http, http_port=0)
     stop = asyncio.Event()
     runner = asyncio.create_task(monitor.run(stop), name="monitor")
     try:

@@ -1,0 +1,261 @@
+"""Alerts from a live monitor to real loopback receivers: routing, grouping, a failing receiver
+that recovers, the webhook v4 payload and its signature, Slack, and silences over the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
+from riskmon.config import parse_config
+from riskmon.config.types import Secret
+from riskmon.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify_signature
+from riskmon.runtime.monitor import Monitor
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
+DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
+STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
+HMAC = "hook-signing-secret"
+TOKEN = "api-token-for-tests"
+
+CONFIG = f"""
+state:
+  path: ${{STATE}}
+server:
+  token: ${{TOKEN}}
+venues:
+  mango:
+    kind: mango_v3_fills
+    urls: ["${{URL}}"]
+    reconnect: {{initial: 10ms, max: 50ms}}
+desks:
+  sol-desk:
+    accounts: {{mango: [{DESK}]}}
+    limits:
+      max_net_notional_usd: [{{market: SOL-PERP, max_usd: 2500}}]
+receivers:
+  hook: {{kind: webhook, url: "${{HOOK}}/alerts?key=s3cr3t", hmac_secret: "${{HMAC}}"}}
+  slack: {{kind: slack, webhook_url: "${{SLACK}}/services/T0/B0/xyz", channel: "#risk"}}
+routes:
+  receiver: hook
+  group_by: [alertname, desk]
+  group_wait: 0s
+  group_interval: 100ms
+  repeat_interval: 1h
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: slack
+      continue: true
+    - receiver: hook
+delivery:
+  external_url: http://riskmon.example:9860
+  retry_initial: 10ms
+  retry_max: 50ms
+"""
+
+
+@dataclass
+class RecordingReceiver:
+    """A loopback HTTP receiver that fails as scripted, then records what it accepts."""
+
+    failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    accepted: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    attempts: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = await read_body(receive) or b""
+        self.attempts += 1
+        if self.failures:
+            status, headers = self.failures.pop(0)
+            await respond(send, status, b"busy", "text/plain", [(k.encode(), v.encode()) for k, v in headers.items()])
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.accepted.append(({**headers, ":path": scope["path"], ":query": scope["query_string"].decode()}, body))
+        self.changed.set()
+        await respond(send, 200, b"ok", "text/plain")
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """Accepted bodies with duplicates (same idempotency key) dropped, as a receiver would."""
+        seen: set[str] = set()
+        out = []
+        for headers, body in self.accepted:
+            key = headers[IDEMPOTENCY_HEADER.lower()]
+            if key not in seen:
+                seen.add(key)
+                out.append(json.loads(body))
+        return out
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def buy(qty_lots: int) -> SimFill:
+    return SimFill(maker=STREET, taker=DESK, taker_side="bid", price_lots=15_000, quantity_lots=qty_lots, timestamp=1)
+
+
+@dataclass
+class Setup:
+    sim: MangoV3FillsSimulator
+    monitor: Monitor
+    hook: RecordingReceiver
+    slack: RecordingReceiver
+    api: httpx.AsyncClient
+
+
+@pytest_asyncio.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    hook, slack = RecordingReceiver(), RecordingReceiver()
+    hook_server, slack_server = AsgiServer(hook), AsgiServer(slack)
+    await hook_server.start()
+    await slack_server.start()
+    sim = MangoV3FillsSimulator([SOL])
+    await sim.start()
+    env = {
+        "URL": sim.url,
+        "STATE": str(tmp_path / "state.db"),
+        "HOOK": f"http://127.0.0.1:{hook_server.port}",
+        "SLACK": f"http://127.0.0.1:{slack_server.port}",
+        "HMAC": HMAC,
+        "TOKEN": TOKEN,
+    }
+    config = parse_config(CONFIG, "t.yaml", env)
+    monitor = Monitor(config, http_port=0)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(monitor.run(stop))
+    try:
+        await sim.wait_for_connections(1)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{monitor.http_port}") as api:
+            yield Setup(sim, monitor, hook, slack, api)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await sim.stop()
+        await hook_server.stop()
+        await slack_server.stop()
+
+
+async def breach(setup: Setup) -> None:
+    for _ in range(4):  # 5 SOL at $150 each time: warning at $2250, critical at $3000
+        await setup.sim.push_fill(SOL.name, buy(500))
+
+
+async def test_failing_receiver_recovers_and_gets_every_notification_once_in_order(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup.hook.failures = [(500, {}), (500, {}), (429, {"Retry-After": "0"})]
+    await breach(setup)
+    await setup.hook.wait_for(lambda: len(setup.hook.bodies()) == 2)
+    await setup.slack.wait_for(lambda: len(setup.slack.accepted) == 1)
+    assert setup.hook.attempts >= 5  # three refusals before the first success
+
+    first, second = setup.hook.bodies()
+    assert [a["labels"]["severity"] for a in first["alerts"]] == ["warning"]
+    assert sorted(a["labels"]["severity"] for a in second["alerts"]) == ["critical", "warning"]
+
+    # The Alertmanager v4 webhook shape, field by field.
+    assert set(second) == {
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
+    }
+    assert second["version"] == "4"
+    assert second["status"] == "firing"
+    assert second["receiver"] == "hook"
+    assert second["groupKey"] == '{}/{}:{alertname="ExposureLimitBreach", desk="sol-desk"}'
+    assert second["groupLabels"] == {"alertname": "ExposureLimitBreach", "desk": "sol-desk"}
+    assert second["commonLabels"] == {
+        "alertname": "ExposureLimitBreach",
+        "desk": "sol-desk",
+        "limit": "net_notional",
+        "market": "SOL-PERP",
+    }
+    assert second["externalURL"] == "http://riskmon.example:9860"
+    assert second["truncatedAlerts"] == 0
+    for alert in second["alerts"]:
+        assert set(alert) == {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}
+        assert alert["status"] == "firing"
+        assert alert["endsAt"] == "0001-01-01T00:00:00Z"
+        assert alert["startsAt"].endswith("Z")
+        assert alert["annotations"]["limit"] == "2500.00"
+        assert len(alert["fingerprint"]) == 16
+
+    # Signed, keyed and posted to the configured path and query.
+    for headers, body in setup.hook.accepted:
+        assert verify_signature(Secret(HMAC), headers[SIGNATURE_HEADER.lower()], body, time.time())
+        assert headers[":path"] == "/alerts" and headers[":query"] == "key=s3cr3t"
+    keys = [h[IDEMPOTENCY_HEADER.lower()] for h, _ in setup.hook.accepted]
+    assert len(set(keys)) == 2
+
+    # Only the critical alert reaches Slack, as Block Kit in a red attachment.
+    [(_, slack_body)] = setup.slack.accepted
+    message = json.loads(slack_body)
+    assert message["channel"] == "#risk"
+    [attachment] = message["attachments"]
+    assert attachment["color"] == "#E01E5A"
+    assert attachment["blocks"][0]["type"] == "header"
+    assert "critical" in attachment["blocks"][0]["text"]["text"]
+
+    # Neither the hook's query secret, its signing key nor Slack's hook path reaches a log line.
+    text = caplog.text
+    assert "s3cr3t" not in text and HMAC not in text and "/services/T0" not in text
+
+
+async def test_silence_over_http_mutes_and_its_expiry_releases_at_once(setup: Setup) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    refused = await setup.api.post("/api/v1/silences", json={"matchers": ['desk="sol-desk"']})
+    assert refused.status_code == 401
+    created = await setup.api.post(
+        "/api/v1/silences",
+        headers=auth,
+        json={
+            "matchers": ['desk="sol-desk"', 'severity="critical"'],
+            "duration": "2h",
+            "created_by": "risk-officer",
+            "comment": "known breach, unwinding",
+        },
+    )
+    assert created.status_code == 201, created.text
+    silence_id = created.json()["id"]
+    listed = await setup.api.get("/api/v1/silences", params={"state": "active"})
+    assert [s["id"] for s in listed.json()] == [silence_id]
+
+    await breach(setup)
+    await setup.hook.wait_for(lambda: len(setup.hook.bodies()) == 1)
+    [warning_only] = setup.hook.bodies()
+    assert [a["labels"]["severity"] for a in warning_only["alerts"]] == ["warning"]
+    assert setup.monitor.alerting.notifier.muted()[0].severity == "critical"
+    assert setup.slack.accepted == []
+
+    expired = await setup.api.delete(f"/api/v1/silences/{silence_id}", headers=auth)
+    assert expired.status_code == 200 and expired.json()["state"] == "expired"
+    await setup.slack.wait_for(lambda: len(setup.slack.accepted) == 1)
+    await setup.hook.wait_for(lambda: len(setup.hook.bodies()) == 2)
+    assert sorted(a["labels"]["severity"] for a in setup.hook.bodies()[1]["alerts"]) == ["critical", "warning"]
+    assert setup.monitor.alerting.notifier.muted() == []
