@@ -188,6 +188,7 @@ class Delivery:
                         outbox.enqueue, item.queue, item.group_key, item.idempotency_key, item.payload, now
                     )
                     self.outcomes[(item.receiver, "enqueued")] += 1
+                    log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
                 except OutboxError as exc:
                     self.outcomes[(item.receiver, "enqueue_failed")] += 1
                     log.error("could not queue a notification for %s: %s", item.receiver, exc)

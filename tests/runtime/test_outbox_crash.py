@@ -1,0 +1,108 @@
+"""A notification written to the outbox survives a SIGKILL of the process before it was sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskmon.asgi_server import AsgiServer
+from tests.runtime.test_alert_delivery import RecordingReceiver
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+CONFIG = """
+state:
+  path: {state}
+server:
+  port: 0
+venues:
+  mango:
+    kind: mango_v3_fills
+    urls: ["ws://127.0.0.1:{dead_port}"]
+    reconnect: {{initial: 50ms, max: 200ms}}
+    feed_down_grace: 100ms
+desks:
+  sol-desk:
+    accounts: {{mango: [DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm]}}
+receivers:
+  hook: {{kind: webhook, url: "http://127.0.0.1:{hook_port}/alerts"}}
+delivery:
+  retry_initial: 50ms
+  retry_max: 100ms
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_riskmon(config: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "riskmon",
+        "run",
+        "-c",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+async def wait_for_line(process: asyncio.subprocess.Process, needle: str) -> str:
+    assert process.stderr is not None
+    async with asyncio.timeout(20):
+        while line := (await process.stderr.readline()).decode():
+            if needle in line:
+                return line
+    raise AssertionError(f"riskmon exited before logging {needle!r}")
+
+
+async def test_sigkill_after_the_write_delivers_after_restart(tmp_path: Path) -> None:
+    hook_port, state = free_port(), tmp_path / "state.db"
+    config = tmp_path / "monitor.yaml"
+    config.write_text(CONFIG.format(state=state, dead_port=free_port(), hook_port=hook_port))
+
+    # Nothing listens on the hook's port yet: the FeedDown notification is written and cannot be sent.
+    first = await start_riskmon(config)
+    try:
+        await wait_for_line(first, "queued for hook")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    assert first.returncode == -signal.SIGKILL
+    with contextlib.closing(sqlite3.connect(state)) as db:
+        pending = db.execute("SELECT idempotency_key, payload FROM notify_outbox WHERE status = 'pending'").fetchall()
+    assert pending, "the notification was not committed before the kill"
+    killed_keys = {key for key, _ in pending}
+
+    receiver = RecordingReceiver()
+    server = AsgiServer(receiver, "127.0.0.1", hook_port)
+    await server.start()
+    second = await start_riskmon(config)
+    try:
+        await receiver.wait_for(
+            lambda: killed_keys <= {h["idempotency-key"] for h, _ in receiver.accepted},
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await second.wait()
+        await server.stop()
+    # The very bytes committed before the kill are what the receiver got, once per key after dedupe.
+    by_key = {h["idempotency-key"]: body for h, body in receiver.accepted}
+    assert {key: by_key[key] for key in killed_keys} == {key: bytes(payload) for key, payload in pending}
+    delivered = [json.loads(by_key[key]) for key in killed_keys]
+    assert [(d["status"], d["alerts"][0]["labels"]["alertname"]) for d in delivered] == [("firing", "FeedDown")]
+    assert second.returncode == 0
