@@ -108,6 +108,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from riskmon.rule_tests import run_file
+
+    return max(run_file(Path(name), sys.stdout) for name in args.files)
+
+
 def cmd_bench_watchdogs(args: argparse.Namespace) -> int:
     from riskmon.bench.watchdogs import run_from_args
 
@@ -148,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay)
 
     silence_cli.register(sub)
+
+    rule_test = sub.add_parser("test", help="run rule unit tests: inputs at times, expected alerts and notifications")
+    rule_test.add_argument("files", nargs="+", metavar="RULES_TEST.yaml")
+    rule_test.set_defaults(func=cmd_test)
 
     bench = sub.add_parser("bench-watchdogs", help="measure watchdog lateness with many pending deadlines")
     add_watchdog_bench_arguments(bench)

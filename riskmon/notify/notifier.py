@@ -60,6 +60,8 @@ class Outgoing:
 class Due:
     outgoing: list[Outgoing] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+    # What was decided, before rendering: one per grouped message (rule tests compare these).
+    notifications: list[Notification] = field(default_factory=list)
 
 
 def alertmanager_queue(receiver: str, replica: int) -> str:
@@ -220,6 +222,7 @@ class Notifier:
             if not notification.firing:
                 return
             notification = msgspec.structs.replace(notification, resolved=())
+        out.notifications.append(notification)
         if isinstance(receiver, ConsoleReceiver):
             out.console.extend(format_transition(a) for a in (*notification.firing, *notification.resolved))
             return
