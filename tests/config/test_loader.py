@@ -853,7 +853,7 @@ def check_with_dummy_env(
         # else only needs to be non-empty.
         if "URL" not in name.upper():
             value = f"dummy-{name.lower()}"
-        elif "PROPHETX" in name.upper() or "REST" in name.upper():
+        elif "PROPHETX" in name.upper() or "REST" in name.upper() or "WEBHOOK" in name.upper():
             value = "http://127.0.0.1:9"
         else:
             value = "ws://127.0.0.1:9"
