@@ -13,20 +13,27 @@ line or an exception.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import math
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import Enum
 
 import msgspec
 
 from riskmon.asgi_server import Receive, Scope, Send, respond
 from riskmon.config.types import Secret
 from riskmon.events import OrderIntake
+from riskmon.runtime.api_common import (
+    Answer,
+    BodyTooLarge,
+    ClientGone,
+    bounded,
+    read_request_body,
+    refuse_unauthorized,
+    shown,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +51,6 @@ IntakeSink = Callable[[OrderIntake], Awaitable[None]]
 
 _JSON = "application/json"
 _SHOWN_NAMES = 10  # configured names listed in an error message, at most
-_SHOWN_CHARS = 64  # characters of a client's value echoed in an error message, at most
-_MAX_ERROR_CHARS = 300
 # Control (Cc), format (Cf: bidi overrides, zero-width) and surrogate (Cs) characters.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 
@@ -95,18 +100,18 @@ def parse_order(body: bytes, policy: OrderIntakePolicy) -> OrderIntake:
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        raise IntakeRejected(_bounded(f"invalid order: {exc}")) from None
+        raise IntakeRejected(bounded(f"invalid order: {exc}")) from None
     except UnicodeDecodeError:
         raise IntakeRejected("body is not valid UTF-8") from None
     except (msgspec.DecodeError, ValueError) as exc:
-        raise IntakeRejected(_bounded(f"body is not valid JSON: {exc}")) from None
+        raise IntakeRejected(bounded(f"body is not valid JSON: {exc}")) from None
     _check_venue(request.venue, policy)
     _check_order_id(request.order_id)
     if request.placed_at is not None:
         _check_placed_at(request.placed_at)
     if request.desk is not None and request.desk not in policy.desks:
         known = f"configured desks: {_names(policy.desks)}" if policy.desks else "no desks are configured"
-        raise IntakeRejected(f"unknown desk {_shown(request.desk)} ({known})")
+        raise IntakeRejected(f"unknown desk {shown(request.desk)} ({known})")
     return OrderIntake(request.venue, request.order_id, placed_at=request.placed_at, desk=request.desk)
 
 
@@ -118,9 +123,9 @@ def _check_venue(venue: str, policy: OrderIntakePolicy) -> None:
     tracked = f"venues that take order intake: {_names(policy.venues)}" if policy.venues else "no venue takes it"
     if venue in policy.untracked_venues:
         raise IntakeRejected(
-            f"venue {_shown(venue)} has no activation watchdog, so it takes no order intake ({tracked})"
+            f"venue {shown(venue)} has no activation watchdog, so it takes no order intake ({tracked})"
         )
-    raise IntakeRejected(f"unknown venue {_shown(venue)} ({tracked})")
+    raise IntakeRejected(f"unknown venue {shown(venue)} ({tracked})")
 
 
 def _check_order_id(order_id: str) -> None:
@@ -138,66 +143,6 @@ def _check_placed_at(placed_at: float) -> None:
         raise IntakeRejected(f"placed_at must be unix seconds; {placed_at:g} looks like milliseconds")
 
 
-class AuthFailure(Enum):
-    MISSING = "missing"
-    INVALID = "invalid"
-
-
-def authorize(headers: Iterable[tuple[bytes, bytes]], token: Secret | None) -> AuthFailure | None:
-    """None when the request may write; otherwise why not. Compares in constant time."""
-    if token is None:
-        return None
-    values = [value for name, value in headers if name.lower() == b"authorization"]
-    if not values:
-        return AuthFailure.MISSING
-    if len(values) > 1:
-        return AuthFailure.INVALID
-    scheme, _, credentials = values[0].strip().partition(b" ")
-    if scheme.lower() != b"bearer":
-        return AuthFailure.MISSING
-    # Digests of both sides: equal lengths, so the comparison time says nothing of the token's length.
-    expected = hashlib.sha256(token.reveal().encode()).digest()
-    offered = hashlib.sha256(credentials.strip()).digest()
-    return None if hmac.compare_digest(offered, expected) else AuthFailure.INVALID
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Disconnected(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-_Answer = tuple[int, dict[str, object], list[tuple[bytes, bytes]]]
-
-
 class OrderIntakeEndpoint:
     """The ASGI handler for ORDERS_PATH."""
 
@@ -209,7 +154,7 @@ class OrderIntakeEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             status, payload, headers = await self._handle(scope, receive)
-        except _Disconnected:
+        except ClientGone:
             return  # the client left before sending its whole body: nothing was accepted
         except Exception:
             # A bug, not the client's fault. The traceback holds no header values, so no token.
@@ -217,24 +162,16 @@ class OrderIntakeEndpoint:
             status, payload, headers = 500, {"error": "internal error"}, []
         await respond(send, status, msgspec.json.encode(payload), _JSON, headers)
 
-    async def _handle(self, scope: Scope, receive: Receive) -> _Answer:
+    async def _handle(self, scope: Scope, receive: Receive) -> Answer:
         if scope["method"] != "POST":
             return 405, {"error": f"method {scope['method']} not allowed; use POST"}, [(b"allow", b"POST")]
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        failure = authorize(headers, self._policy.token)
-        if failure is not None:
-            log.info("order intake: refused a request from %s: %s bearer token", _peer(scope), failure.value)
-            challenge = b"Bearer" if failure is AuthFailure.MISSING else b'Bearer error="invalid_token"'
-            message = "a bearer token is required" if failure is AuthFailure.MISSING else "the bearer token is wrong"
-            return 401, {"error": message}, [(b"www-authenticate", challenge)]
-        too_large: _Answer = 413, {"error": f"body is larger than {MAX_BODY_BYTES} bytes"}, []
-        declared = _declared_length(headers)
-        if declared is not None and declared > MAX_BODY_BYTES:
-            return too_large
+        refused = refuse_unauthorized(scope, self._policy.token, log, "order intake")
+        if refused is not None:
+            return refused
         try:
-            body = await _read_body(receive, MAX_BODY_BYTES)
-        except _TooLarge:
-            return too_large
+            body = await read_request_body(scope, receive, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            return too_large(MAX_BODY_BYTES)
         try:
             order = parse_order(body, self._policy)
         except IntakeRejected as exc:
@@ -253,22 +190,7 @@ class OrderIntakeEndpoint:
         return 202, {"accepted": True, "venue": order.venue, "order_id": order.order_id}, []
 
 
-def _peer(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "unknown"
-
-
-def _shown(value: str) -> str:
-    """A client's value for an error message: quoted, escaped, bounded."""
-    quoted = msgspec.json.encode(value[:_SHOWN_CHARS]).decode()
-    return quoted if len(value) <= _SHOWN_CHARS else quoted[:-1] + '..."'
-
-
 def _names(names: frozenset[str]) -> str:
     shown = sorted(names)[:_SHOWN_NAMES]
     more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
     return ", ".join(shown) + more
-
-
-def _bounded(message: str) -> str:
-    return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 3] + "..."

@@ -17,7 +17,7 @@ import msgspec
 from riskmon.asgi_server import Receive, Scope, Send, respond
 from riskmon.config.schema import MonitorConfig
 from riskmon.config.types import Secret
-from riskmon.runtime.intake import authorize
+from riskmon.runtime.api_common import refuse_unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ class ReloadEndpoint:
         if scope["method"] != "POST":
             await respond(send, 405, b"method not allowed\n", "text/plain", [(b"allow", b"POST")])
             return
-        if authorize(scope["headers"], self._token) is not None:
-            await respond(send, 401, b'{"error": "a valid bearer token is required"}', "application/json")
+        refused = refuse_unauthorized(scope, self._token, log, "reload")
+        if refused is not None:
+            status, payload, headers = refused
+            await respond(send, status, msgspec.json.encode(payload), "application/json", headers)
             return
         try:
             outcome = await self._reload()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,11 +26,20 @@ from urllib.parse import parse_qs
 import msgspec
 
 from riskmon.alerts.silences import SILENCE_STATES, Silence, SilenceError, SilenceState, UnknownSilence
-from riskmon.asgi_server import Receive, Scope, Send, read_body, respond
+from riskmon.asgi_server import Receive, Scope, Send, respond
 from riskmon.clock import Clock, SystemClock
 from riskmon.config.types import Duration, Secret
 from riskmon.notify.webhook import rfc3339
-from riskmon.runtime.intake import AuthFailure, authorize
+from riskmon.runtime.api_common import (
+    Answer,
+    BodyTooLarge,
+    ClientGone,
+    bounded,
+    read_request_body,
+    refuse_unauthorized,
+    shown,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +52,6 @@ MAX_UNIX_SECONDS = 1e11
 _JSON = "application/json"
 _STATES: dict[str, SilenceState] = {state: state for state in SILENCE_STATES}
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-_MAX_ERROR_CHARS = 300
 
 
 class SilenceApi(Protocol):
@@ -107,11 +115,11 @@ def parse_new_silence(body: bytes, now: float) -> NewSilence:
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        raise SilenceError(_bounded(f"invalid silence: {exc}")) from None
+        raise SilenceError(bounded(f"invalid silence: {exc}")) from None
     except UnicodeDecodeError:
         raise SilenceError("body is not valid UTF-8") from None
     except (msgspec.DecodeError, ValueError) as exc:
-        raise SilenceError(_bounded(f"body is not valid JSON: {exc}")) from None
+        raise SilenceError(bounded(f"body is not valid JSON: {exc}")) from None
     starts_at = None if request.starts_at is None else parse_time("starts_at", request.starts_at)
     if (request.ends_at is None) == (request.duration is None):
         raise SilenceError("give exactly one of ends_at and duration")
@@ -142,9 +150,6 @@ def silence_json(silence: Silence, now: float) -> dict[str, object]:
     }
 
 
-_Answer = tuple[int, object, list[tuple[bytes, bytes]]]
-
-
 class SilenceEndpoint:
     """The ASGI handler for SILENCES_PATH and the paths under it."""
 
@@ -158,13 +163,15 @@ class SilenceEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             status, payload, headers = await self._handle(scope, receive)
+        except ClientGone:
+            return
         except Exception:
             # A bug, not the client's fault. The traceback holds no header values, so no token.
             log.exception("silences endpoint failed")
             status, payload, headers = 500, {"error": "internal error"}, []
         await respond(send, status, msgspec.json.encode(payload), _JSON, headers)
 
-    async def _handle(self, scope: Scope, receive: Receive) -> _Answer:
+    async def _handle(self, scope: Scope, receive: Receive) -> Answer:
         path: str = scope["path"].rstrip("/")
         method: str = scope["method"]
         if path == SILENCES_PATH:
@@ -179,13 +186,13 @@ class SilenceEndpoint:
         if method in ("GET", "HEAD"):
             silence = self._registry.get(silence_id)
             if silence is None:
-                return 404, {"error": f"no silence with id {_shown(silence_id)}"}, []
+                return 404, {"error": f"no silence with id {shown(silence_id)}"}, []
             return 200, silence_json(silence, self._clock.now()), []
         if method == "DELETE":
             return await self._write(scope, receive, silence_id)
         return _not_allowed(method, "GET, HEAD, DELETE")
 
-    def _list(self, scope: Scope) -> _Answer:
+    def _list(self, scope: Scope) -> Answer:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         states = query.get("state", [])
         if len(states) > 1 or (states and states[0] not in SILENCE_STATES):
@@ -194,26 +201,16 @@ class SilenceEndpoint:
         now = self._clock.now()
         return 200, [silence_json(s, now) for s in self._registry.list(state)], []
 
-    async def _write(self, scope: Scope, receive: Receive, expire_id: str | None) -> _Answer:
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        failure = authorize(headers, self._token)
-        if failure is not None:
-            log.info("silences: refused a %s from %s: %s bearer token", scope["method"], _peer(scope), failure.value)
-            challenge = b"Bearer" if failure is AuthFailure.MISSING else b'Bearer error="invalid_token"'
-            message = "a bearer token is required" if failure is AuthFailure.MISSING else "the bearer token is wrong"
-            return 401, {"error": message}, [(b"www-authenticate", challenge)]
+    async def _write(self, scope: Scope, receive: Receive, expire_id: str | None) -> Answer:
+        refused = refuse_unauthorized(scope, self._token, log, "silences")
+        if refused is not None:
+            return refused
         try:
             if expire_id is not None:
                 silence = await self._registry.expire(expire_id)
                 log.info("silences: expired %s", silence.id)
                 return 200, silence_json(silence, self._clock.now()), []
-            too_large: _Answer = 413, {"error": f"body is larger than {MAX_BODY_BYTES} bytes"}, []
-            declared = _declared_length(headers)
-            if declared is not None and declared > MAX_BODY_BYTES:
-                return too_large
-            body = await read_body(receive, MAX_BODY_BYTES)
-            if body is None:
-                return too_large
+            body = await read_request_body(scope, receive, MAX_BODY_BYTES)
             request = parse_new_silence(body, self._clock.now())
             silence = await self._registry.add(
                 request.matchers,
@@ -222,37 +219,16 @@ class SilenceEndpoint:
                 created_by=request.created_by,
                 comment=request.comment,
             )
+        except BodyTooLarge:
+            return too_large(MAX_BODY_BYTES)
         except UnknownSilence as exc:
-            return 404, {"error": _bounded(str(exc))}, []
+            return 404, {"error": bounded(str(exc))}, []
         except SilenceError as exc:
             log.debug("silences: refused: %r", str(exc))
-            return 400, {"error": _bounded(str(exc))}, []
+            return 400, {"error": bounded(str(exc))}, []
         log.info("silences: %s created %s for %s", silence.created_by, silence.id, ",".join(silence.matchers))
         return 201, silence_json(silence, self._clock.now()), []
 
 
-def _not_allowed(method: str, allow: str) -> _Answer:
-    return 405, {"error": f"method {_shown(method)} not allowed; use {allow}"}, [(b"allow", allow.encode())]
-
-
-def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _peer(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "unknown"
-
-
-def _shown(value: str) -> str:
-    return msgspec.json.encode(value[:64]).decode()
-
-
-def _bounded(message: str) -> str:
-    return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 3] + "..."
+def _not_allowed(method: str, allow: str) -> Answer:
+    return 405, {"error": f"method {shown(method)} not allowed; use {allow}"}, [(b"allow", allow.encode())]
