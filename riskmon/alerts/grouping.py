@@ -44,6 +44,10 @@ class Notification(msgspec.Struct, frozen=True):
     sequence: int
     """1 for the group's first notification, then 2, 3, ... (repeats included)."""
     idempotency_key: str
+    previously_firing: frozenset[str] = frozenset()
+    """Fingerprints the receiver was told were firing by the group's previous notification."""
+    repeat_due: bool = False
+    """The repeat interval has passed: worth sending even if nothing changed."""
 
 
 def idempotency_key(
@@ -149,17 +153,19 @@ class NotificationGroups:
                 if not group.alerts:
                     del self._groups[key]
 
-    def retain(self, keep: Callable[[RouteMatch], RouteMatch | None]) -> list[AlertTransition]:
-        """After a reload: keep each group whose route `keep` maps to a (possibly retimed) match, with
-        its timers; drop the rest and return their alerts for the caller to route afresh."""
+    def retain(self, keep: Callable[[RouteMatch, list[AlertTransition]], RouteMatch | None]) -> list[AlertTransition]:
+        """After a reload: keep each group that `keep` maps (given its route and its alerts) to a match in
+        the new tree, with its timers; drop the rest and return their firing alerts to be routed afresh."""
         orphans: list[AlertTransition] = []
-        for key, group in list(self._groups.items()):
-            match = keep(group.match)
+        kept: dict[tuple[str, str], _Group] = {}
+        for group in self._groups.values():
+            match = keep(group.match, list(group.alerts.values()))
             if match is None:
-                del self._groups[key]
                 orphans.extend(a for a in group.alerts.values() if a.status == "firing")
             else:
                 group.match = match
+                kept[(match.route_id, match.group_key)] = group
+        self._groups = kept
         return orphans
 
     def next_due(self) -> float | None:
@@ -184,7 +190,7 @@ class NotificationGroups:
         repeat = group.last_sent is not None and tick >= group.last_sent + group.match.repeat_interval - _EPS
         notification = None
         if group.changed() or (firing and repeat):
-            notification = self._notification(group, firing, now)
+            notification = self._notification(group, firing, now, repeat)
             group.last_sent = now
             group.told_firing = {a.fingerprint for a in firing}
             group.alerts = {a.fingerprint: a for a in firing}
@@ -197,7 +203,7 @@ class NotificationGroups:
         return notification
 
     @staticmethod
-    def _notification(group: _Group, firing: tuple[AlertTransition, ...], now: float) -> Notification:
+    def _notification(group: _Group, firing: tuple[AlertTransition, ...], now: float, repeat: bool) -> Notification:
         resolved = tuple(a for a in group.alerts.values() if a.status == "resolved")
         group.sequence += 1
         match = group.match
@@ -215,4 +221,6 @@ class NotificationGroups:
             idempotency_key=idempotency_key(
                 match.route_id, match.group_key, statuses, group.started_at, group.sequence
             ),
+            previously_firing=frozenset(group.told_firing),
+            repeat_due=repeat,
         )

@@ -109,6 +109,12 @@ class AlertmanagerFeed:
         self._new.pop(fp, None)  # keep the order of the latest observation
         self._new[fp] = transition
 
+    def withdraw(self, fp: str) -> None:
+        """Stop posting an alert that became muted; Alertmanager lets it lapse at its endsAt."""
+        self._firing.pop(fp, None)
+        self._new.pop(fp, None)
+        self._queue = [t for t in self._queue if t.fingerprint != fp]
+
     def firing(self) -> list[AlertTransition]:
         return list(self._firing.values())
 

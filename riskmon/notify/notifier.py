@@ -126,20 +126,10 @@ class Notifier:
         self._recheck_mutes(now)
 
     def reload(self, config: MonitorConfig, now: float) -> None:
-        """New routes, receivers and inhibition; groups whose route is unchanged keep their timers."""
+        """New routes, receivers and inhibition; a group whose alerts still reach the same receiver under
+        the same group key keeps its timers (route ids may shift: they carry sibling positions)."""
         self._configure(config)
         self._inhibitor.update(a.labels for a in self._firing.values())
-
-        def keep(match: RouteMatch) -> RouteMatch | None:
-            if match.receiver not in self._receivers:
-                return None
-            for candidate in self._route.route(match.group_labels):
-                if candidate.route_id == match.route_id and candidate.group_key == match.group_key:
-                    return candidate
-            return None
-
-        for orphan in self._groups.retain(keep):
-            self._dispatch(orphan, now)
         feeds: dict[str, AlertmanagerFeed] = {}
         for name, receiver in self._receivers.items():
             if isinstance(receiver, AlertmanagerReceiver):
@@ -147,6 +137,17 @@ class Notifier:
                 feed.resend_interval = receiver.resend_interval
                 feeds[name] = feed
         self._feeds = feeds
+
+        def keep(match: RouteMatch, alerts: list[AlertTransition]) -> RouteMatch | None:
+            if match.receiver not in self._receivers or not alerts:
+                return None
+            for candidate in self._route.route(alerts[0].labels):
+                if candidate.receiver == match.receiver and candidate.group_key == match.group_key:
+                    return candidate
+            return None
+
+        for orphan in self._groups.retain(keep):
+            self._dispatch(orphan, now)
         self._recheck_mutes(now)
 
     # Outputs --------------------------------------------------------------------------------------
@@ -213,13 +214,17 @@ class Notifier:
             if fp not in self._muted and self._is_muted(transition.labels, now):
                 self._mute(transition)
                 self._groups.withdraw(fp)
+                for feed in self._feeds.values():
+                    feed.withdraw(fp)
 
     def _render(self, notification: Notification, out: Due) -> None:
         receiver = self._receivers.get(notification.receiver)
         if receiver is None:
             return
         if not receiver.send_resolved:
-            if not notification.firing:
+            firing = {a.fingerprint for a in notification.firing}
+            # As Alertmanager: with resolutions left out, a set that only shrank tells nothing new.
+            if not firing or (firing <= notification.previously_firing and not notification.repeat_due):
                 return
             notification = msgspec.structs.replace(notification, resolved=())
         out.notifications.append(notification)
