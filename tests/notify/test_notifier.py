@@ -397,8 +397,8 @@ def test_reload_with_identical_routes_keeps_group_timers_when_matchers_use_label
     _reload_keeps_timers(TREE)
 
 
-# Severity in group_by, so that re-routing a group by its group labels finds its route (see the xfail above).
 # Severity in group_by too, so these trees also cover routes whose matchers are all group labels.
+SEV_TREE = """\
 routes:
   receiver: risk-webhook
   group_by: [alertname, desk, severity]
