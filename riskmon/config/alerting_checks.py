@@ -8,12 +8,14 @@ secrets (a Slack hook is its own credential): a message says what is wrong, neve
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from riskmon.alerts.inhibition import InhibitRule
-from riskmon.alerts.routing import Route
 from riskmon.config.alerting import AlertmanagerReceiver, SlackReceiver, WebhookReceiver
 from riskmon.config.schema import MonitorConfig
+
+if TYPE_CHECKING:
+    from riskmon.alerts.routing import Route
 
 KeyPath = tuple[str | int, ...]
 Problem = tuple[KeyPath, str]
@@ -23,7 +25,12 @@ _PATH_PART = re.compile(r"\.([A-Za-z_]+)|\[(\d+)\]")
 
 
 def check_alerting(config: MonitorConfig) -> list[Problem]:
-    problems: list[Problem] = []
+    # Imported here: the alerts and rules layers build on config (their modules import its types),
+    # so importing them at the top would make the config package import itself in a circle.
+    from riskmon.alerts.inhibition import InhibitRule
+    from riskmon.rules.ruleset import check_rules
+
+    problems: list[Problem] = list(check_rules(config))
     problems.extend(_check_receivers(config))
     problems.extend(_check_routes(config))
     for index, rule in enumerate(config.inhibit_rules or []):
@@ -73,6 +80,8 @@ def _check_receivers(config: MonitorConfig) -> list[Problem]:
 
 
 def _check_routes(config: MonitorConfig) -> list[Problem]:
+    from riskmon.alerts.routing import Route
+
     if config.routes is None:
         return []
     try:

@@ -8,7 +8,7 @@ runtime runs it in a single task with no locks, and replay runs it on virtual ti
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.exposure import ExposureBook, PositionKey
 from riskmon.engine.fills import FillLedger
 from riskmon.engine.markets import VenueMarkets
+from riskmon.engine.rule_hooks import RuleHooks
 from riskmon.engine.stats import VenueStats
 from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, Quote, QuoteBook
 from riskmon.engine.venue_alerts import market_closed_alerts, session_refusals_disproved, subscription_alert
@@ -80,6 +81,9 @@ class Engine:
         self.stats: dict[str, VenueStats] = {name: VenueStats() for name in config.venues}
         self._seen: dict[str, dict[str, None]] = {}
         self.watchdogs = Watchdogs(config, self.deadlines, self.alerts, self.book)
+        self.rule_hooks = RuleHooks(
+            config, self.deadlines, self.alerts, self.book, self.orders, self.stats, self.watchdogs, self.limits
+        )
         # The REST call the events being applied came from (None: the stream).
         self._source: str | None = None
         self._reconciling = False
@@ -134,14 +138,20 @@ class Engine:
         if is_frame and source is None:
             stats.frames += 1
             stats.last_frame_at = now
+        hooks = self.rule_hooks
         for event in events:
             stats.events += 1
             try:
+                was_live = hooks.before(event) if hooks.tracking else False
                 out.extend(self._handlers[type(event)](event, now))
+                if hooks.tracking:
+                    hooks.after(venue, event, was_live, now)
             except Exception:
                 # One event the engine cannot apply must not take down every desk's monitoring.
                 stats.engine_errors += 1
                 log.exception("engine could not apply %s from %s", type(event).__name__, venue)
+        if hooks.tracking:
+            out.extend(hooks.evaluate(now))
         return out
 
     def advance(self, now: float) -> list[AlertTransition]:
@@ -150,9 +160,13 @@ class Engine:
         Stamping the due time (not `now`) keeps replay exact when frames are sparse.
         """
         out: list[AlertTransition] = []
+        if not self.rule_hooks.rules.started:
+            self.rule_hooks.start(now)
         while (entry := self.deadlines.pop_next(now)) is not None:
             due, key = entry
             fired = self.watchdogs.on_deadline(key, due)
+            if fired is None:
+                fired = self.rule_hooks.on_deadline(key, due)
             if fired is not None:
                 out.extend(fired)
                 continue
@@ -168,6 +182,18 @@ class Engine:
         """A live run begins: re-arm persisted deadlines and start the startup feed grace."""
         self.watchdogs.restore(restored, now)
         self.watchdogs.start(now)
+        self.rule_hooks.start(now)
+
+    def reload(self, config: MonitorConfig, now: float) -> list[AlertTransition]:
+        """Apply a new config's rules and desk limits; books, ledger and watchdogs are untouched.
+
+        Unchanged rules keep their state; removed or changed ones resolve their alerts (returned).
+        """
+        out = self.advance(now)
+        self.config = config
+        self.limits = LimitEvaluator(config.desks)
+        out.extend(self.rule_hooks.reload(config, self.limits, now))
+        return out
 
     def take_actions(self) -> list[Action]:
         """Remedies the watchdogs decided on since the last call, for the runtime to carry out."""
@@ -185,7 +211,13 @@ class Engine:
         stats.fills += 1
         self.book.apply_fill(fill)
         instrument = self.book.instrument(fill.venue, fill.market)
-        return self.limits.evaluate(fill.desk, (instrument,), self.book, self.alerts, now)
+        out = self._evaluate_limits(fill.desk, (instrument,), now)
+        out.extend(self.rule_hooks.fill(fill, now))
+        return out
+
+    def _evaluate_limits(self, desk: str, instruments: Collection[str], now: float) -> list[AlertTransition]:
+        self.rule_hooks.touch_markets(desk, instruments)
+        return self.limits.evaluate(desk, instruments, self.book, self.alerts, now)
 
     def _on_revoke(self, revoke: FillRevoked, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(revoke.venue)
@@ -206,8 +238,9 @@ class Engine:
         for fill in merge.new:
             self.book.apply_fill(fill)
             touched.setdefault(fill.desk, set()).add(self.book.instrument(fill.venue, fill.market))
+            out.extend(self.rule_hooks.fill(fill, now))
         for desk, markets in touched.items():
-            out.extend(self.limits.evaluate(desk, markets, self.book, self.alerts, now))
+            out.extend(self._evaluate_limits(desk, markets, now))
         for fill in merge.voided:
             stats.voided += 1
             out.extend(self._reverse(fill, "it is missing from the venue's checkpoint (fork while disconnected)", now))
@@ -216,8 +249,9 @@ class Engine:
     def _reverse(self, fill: FillReceived, why: str, now: float) -> list[AlertTransition]:
         self.book.apply_fill(fill, reverse=True)
         instrument = self.book.instrument(fill.venue, fill.market)
-        out = self.limits.evaluate(fill.desk, (instrument,), self.book, self.alerts, now)
+        out = self._evaluate_limits(fill.desk, (instrument,), now)
         out.extend(self._event_alert(event_alerts.fill_reversed(fill, why), now))
+        out.extend(self.rule_hooks.fill_revoked(fill, now))
         return out
 
     def _event_alert(self, alert: event_alerts.EventAlert, now: float) -> list[AlertTransition]:
@@ -246,14 +280,15 @@ class Engine:
         instrument = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
         out: list[AlertTransition] = []
         for desk in self.book.desks_holding(instrument):
-            out.extend(self.limits.evaluate(desk, (instrument,), self.book, self.alerts, now))
+            out.extend(self._evaluate_limits(desk, (instrument,), now))
+        out.extend(self.rule_hooks.venue_signal("mark", mark.venue, now, mark.price, market=mark.market))
         return out
 
     def _on_malformed(self, event: FrameMalformed, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
         stats.malformed += 1
         log.warning("%s: dropped a malformed frame (%s); %d so far", event.venue, event.reason, stats.malformed)
-        return []
+        return list(self.rule_hooks.venue_signal("malformed", event.venue, now, reason=event.reason))
 
     def _on_feed_up(self, event: FeedUp, now: float) -> list[AlertTransition]:
         self.venue_stats(event.venue).feed_up = True
@@ -261,24 +296,28 @@ class Engine:
         self.watchdogs.health_check.on_feed_up(event.venue, now)
         out = self.watchdogs.feeds.on_up(event.venue, now)
         out.extend(session_refusals_disproved(self.alerts, event.venue, now))
+        out.extend(self.rule_hooks.venue_signal("feed_up", event.venue, now))
         return out
 
     def _on_feed_down(self, event: FeedDown, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
-        if stats.feed_up:
+        was_up = stats.feed_up
+        if was_up:
             stats.reconnects += 1
         stats.feed_up = False
         log.warning("%s: feed down at %s: %s", event.venue, event.endpoint, event.reason)
         self.watchdogs.health_check.on_feed_down(event.venue)
         self.watchdogs.feeds.on_down(event.venue, event.reason, now)
-        return []
+        return self.rule_hooks.feed_down(event, was_up, now)
 
     def _on_liquidation(self, event: Liquidation, now: float) -> list[AlertTransition]:
         if not self._first_sighting(event.venue, f"liquidation:{event.key}"):
             self.venue_stats(event.venue).duplicates += 1
             return []
         self.venue_stats(event.venue).liquidations += 1
-        return self._event_alert(event_alerts.liquidation(event), now)
+        out = self._event_alert(event_alerts.liquidation(event), now)
+        out.extend(self.rule_hooks.liquidation(event, now))
+        return out
 
     def _on_amended(self, event: PositionAmended, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
@@ -315,6 +354,8 @@ class Engine:
         first_rejection = held is None or held.status is not OrderStatus.REJECTED
         if update.status is OrderStatus.REJECTED and first_rejection and not reported:
             out.extend(self._event_alert(event_alerts.activation_failed(update), now))
+        if update.status is OrderStatus.REJECTED and first_rejection:
+            out.extend(self.rule_hooks.order_rejected(update, now))
         return out
 
     def _on_intake(self, intake: OrderIntake, now: float) -> list[AlertTransition]:
@@ -334,7 +375,9 @@ class Engine:
             self.watchdogs.drift.rest_quote(held.status if held is not None else None, update)
         quote, moved = self.quotes.apply(update, now)
         self._reserve(quote)
-        return self.watchdogs.rfq.on_quote(quote, moved, now)
+        out = self.watchdogs.rfq.on_quote(quote, moved, now)
+        out.extend(self.rule_hooks.quote(quote, moved, now))
+        return out
 
     def _reserve(self, quote: Quote) -> None:
         if quote.rfq_id is not None:
@@ -350,14 +393,16 @@ class Engine:
                 out.extend(self.watchdogs.rfq.on_quote(quote, True, now, closed_by=update.status.value))
             return out
         if update.status is RfqPositionStatus.ERROR:
-            return self._event_alert(event_alerts.rfq_position_error(update), now)
+            out = self._event_alert(event_alerts.rfq_position_error(update), now)
+            out.extend(self.rule_hooks.position_error(update, now))
+            return out
         return []
 
     def _on_positions(self, report: PositionsReported, now: float) -> list[AlertTransition]:
         self.venue_stats(report.venue).position_reports += 1
         positions = {row.market: row.quantity for row in report.positions}
         changed = self.book.report_positions(report.desk, report.venue, report.account, positions, report.complete)
-        out = self.limits.evaluate(report.desk, changed, self.book, self.alerts, now) if changed else []
+        out = self._evaluate_limits(report.desk, changed, now) if changed else []
         # Every non-trading market of the venue: a snapshot that leaves one out has flattened it.
         for (venue, _market), status in list(self.markets.statuses.items()):
             if venue == report.venue and not status.tradable:
@@ -367,7 +412,10 @@ class Engine:
     def _on_sequence_gap(self, gap: SequenceGap, now: float) -> list[AlertTransition]:
         self.venue_stats(gap.venue).sequence_gaps += 1
         self.watchdogs.feeds.on_gap(gap.venue, gap.stream, now)
-        return self._event_alert(event_alerts.sequence_gap(gap), now)
+        out = self._event_alert(event_alerts.sequence_gap(gap), now)
+        missed = Decimal(gap.received - gap.expected)
+        out.extend(self.rule_hooks.venue_signal("sequence_gap", gap.venue, now, missed, stream=gap.stream))
+        return out
 
     def _on_market_status(self, change: MarketStatusChanged, now: float) -> list[AlertTransition]:
         self.markets.set_status(change)
@@ -383,13 +431,21 @@ class Engine:
     def _on_subscription_failed(self, event: SubscriptionFailed, now: float) -> list[AlertTransition]:
         self.venue_stats(event.venue).subscription_errors += 1
         log.error("%s: subscription %s refused: %s", event.venue, event.subscription, event.reason)
-        return subscription_alert(self.alerts, event.venue, event.subscription, event, now)
+        out = subscription_alert(self.alerts, event.venue, event.subscription, event, now)
+        out.extend(
+            self.rule_hooks.venue_signal(
+                "subscription_error", event.venue, now, subscription=event.subscription, reason=event.reason
+            )
+        )
+        return out
 
     def _on_heartbeat(self, event: Heartbeat, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
         stats.heartbeats += 1
         stats.last_heartbeat_at = now
-        return self.watchdogs.health_check.on_heartbeat(event.venue, now)
+        out = self.watchdogs.health_check.on_heartbeat(event.venue, now)
+        out.extend(self.rule_hooks.venue_signal("heartbeat", event.venue, now))
+        return out
 
     def _on_book(self, book: BookSnapshot, now: float) -> list[AlertTransition]:
         if self._source is None:
@@ -405,7 +461,7 @@ class Engine:
     def _on_trade(self, trade: TradeExecuted, now: float) -> list[AlertTransition]:
         self.venue_stats(trade.venue).trades += 1
         self.markets.record_trade(trade)
-        return []
+        return list(self.rule_hooks.venue_signal("trade", trade.venue, now, trade.price, market=trade.market))
 
     def _on_resynced(self, event: StreamResynced, now: float) -> list[AlertTransition]:
         log.info("%s: %s rebuilt from a fresh snapshot", event.venue, event.stream)

@@ -224,3 +224,44 @@ class ExposureBook:
             pending = sum(self._pending.get(key, {}).values(), ZERO)
             if confirmed or pending:
                 yield RiskRow(key, confirmed, pending)
+
+    # Reads for rules and limits.
+
+    def desks(self) -> list[str]:
+        return list(self._by_desk)
+
+    def held_instruments(self) -> list[tuple[str, str]]:
+        """Every (desk, instrument) the desk has held a position in."""
+        return list(self._by_instrument)
+
+    def desk_market_position(self, desk: str, instrument: str) -> Decimal:
+        """Net base units of a desk in one instrument across its venues and accounts."""
+        return sum((self._positions.get(key, ZERO) for key in self._by_instrument.get((desk, instrument), ())), ZERO)
+
+    def desk_open_positions(self, desk: str) -> int:
+        return sum(1 for key in self._by_desk.get(desk, ()) if self._positions.get(key, ZERO) != 0)
+
+    def firm_pending(self) -> Decimal:
+        return sum((self.desk_pending(desk) for desk in self._by_desk), ZERO)
+
+    def firm_worst_case_loss(self) -> Decimal:
+        return sum((self.desk_worst_case_loss(desk) for desk in self._by_desk), ZERO)
+
+    def desk_worst_case_loss_by_event(self, desk: str) -> dict[str, Decimal]:
+        """Confirmed worst-case loss of a desk per event.
+
+        The event of a ProphetX market (`sport_event_id/market_id/outcome_id`) is its sport event;
+        an RFQ position (`rfq:<id>`) or any other market is its own event. Summing the outcomes of
+        one event overstates a loss only one of them can cause, which is the safe side for a limit.
+        """
+        out: dict[str, Decimal] = {}
+        for key in self._by_desk.get(desk, ()):
+            sources = self._risk.get(key)
+            if sources:
+                event = event_of(key.market)
+                out[event] = out.get(event, ZERO) + sum(sources.values(), ZERO)
+        return out
+
+
+def event_of(market: str) -> str:
+    return market.split("/", 1)[0]

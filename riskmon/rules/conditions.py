@@ -123,14 +123,15 @@ def _tokenize(text: str) -> list[_Token]:
 
 def _number(match: re.Match[str], column: int, text: str) -> Decimal:
     digits, suffix = match.group("number"), match.group("suffix")
-    if suffix is not None:
-        try:
-            Duration.parse(digits + suffix)  # the config's duration syntax, so both read alike
-        except ValueError:
-            raise ConditionError(f"bad number or duration {match.group(0)!r}", column, text) from None
     try:
-        number = _CTX.create_decimal(digits.replace("_", ""))
-        return number if suffix is None else _CTX.multiply(number, _UNIT[suffix])
+        if suffix is None:
+            return _CTX.create_decimal(digits.replace("_", ""))
+        seconds = Duration.parse(digits + suffix)  # the config's duration syntax, so both read alike
+        if suffix in _UNIT:
+            return _CTX.multiply(_CTX.create_decimal(digits.replace("_", "")), _UNIT[suffix])
+        return _CTX.create_decimal(repr(float(seconds)))  # a compound such as 1h30m
+    except ValueError:
+        raise ConditionError(f"bad number or duration {match.group(0)!r}", column, text) from None
     except decimal.Overflow:
         raise ConditionError(f"number {match.group(0)!r} is out of range", column, text) from None
 

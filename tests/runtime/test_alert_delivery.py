@@ -209,7 +209,8 @@ async def test_failing_receiver_recovers_and_gets_every_notification_once_in_ord
     # Signed, keyed and posted to the configured path and query.
     for headers, body in setup.hook.accepted:
         assert verify_signature(Secret(HMAC), headers[SIGNATURE_HEADER.lower()], body, time.time())
-        assert headers[":path"] == "/alerts" and headers[":query"] == "key=s3cr3t"
+        assert headers[":path"] == "/alerts"
+        assert headers[":query"] == "key=s3cr3t"
     keys = [h[IDEMPOTENCY_HEADER.lower()] for h, _ in setup.hook.accepted]
     assert len(set(keys)) == 2
 
@@ -224,7 +225,9 @@ async def test_failing_receiver_recovers_and_gets_every_notification_once_in_ord
 
     # Neither the hook's query secret, its signing key nor Slack's hook path reaches a log line.
     text = caplog.text
-    assert "s3cr3t" not in text and HMAC not in text and "/services/T0" not in text
+    assert "s3cr3t" not in text
+    assert HMAC not in text
+    assert "/services/T0" not in text
 
 
 async def test_silence_over_http_mutes_and_its_expiry_releases_at_once(setup: Setup) -> None:
@@ -254,7 +257,8 @@ async def test_silence_over_http_mutes_and_its_expiry_releases_at_once(setup: Se
     assert setup.slack.accepted == []
 
     expired = await setup.api.delete(f"/api/v1/silences/{silence_id}", headers=auth)
-    assert expired.status_code == 200 and expired.json()["state"] == "expired"
+    assert expired.status_code == 200
+    assert expired.json()["state"] == "expired"
     await setup.slack.wait_for(lambda: len(setup.slack.accepted) == 1)
     await setup.hook.wait_for(lambda: len(setup.hook.bodies()) == 2)
     assert sorted(a["labels"]["severity"] for a in setup.hook.bodies()[1]["alerts"]) == ["critical", "warning"]

@@ -1,0 +1,190 @@
+"""Where the engine meets the configured rules: signals out of applied events, what each ingest
+touched, the risk limits that orders and quotes move, and a reload of rules and limits.
+
+The engine calls one method per applied event; each returns at once, without building a
+Signal, when no rule listens to that kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Hashable, Iterable, Mapping
+from decimal import Decimal
+
+from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
+from riskmon.config.alerting import SignalKind
+from riskmon.config.schema import MonitorConfig
+from riskmon.engine.deadlines import DeadlineHeap
+from riskmon.engine.exposure import ExposureBook
+from riskmon.engine.stats import VenueStats
+from riskmon.engine.trading import OrderBook, Quote
+from riskmon.events import (
+    Event,
+    FeedDown,
+    FillReceived,
+    Liquidation,
+    MarkPrice,
+    OrderUpdate,
+    QuoteStatus,
+    QuoteUpdate,
+    RfqPositionUpdate,
+)
+from riskmon.rules.limits import LimitEvaluator
+from riskmon.rules.ruleset import RuleSet
+from riskmon.rules.signals import Signal
+from riskmon.rules.state_values import LIVE_ORDER, MonitorState
+from riskmon.rules.threshold import Touched
+from riskmon.watchdogs.suite import Watchdogs
+
+_NONE: tuple[AlertTransition, ...] = ()
+# Events that move a desk's USD at risk (orders' worst-case loss, RFQ reservations).
+_RISK_EVENTS = (OrderUpdate, QuoteUpdate, RfqPositionUpdate)
+
+
+def _has_risk_limits(config: MonitorConfig) -> bool:
+    return any(
+        desk.limits.max_pending_rfq_usd is not None or desk.limits.max_worst_case_loss_usd is not None
+        for desk in config.desks.values()
+    )
+
+
+class RuleHooks:
+    def __init__(
+        self,
+        config: MonitorConfig,
+        deadlines: DeadlineHeap,
+        alerts: AlertTracker,
+        book: ExposureBook,
+        orders: OrderBook,
+        stats: Mapping[str, VenueStats],
+        watchdogs: Watchdogs,
+        limits: LimitEvaluator,
+    ) -> None:
+        self.state = MonitorState(book, orders, stats, watchdogs.activation.pending, watchdogs.rfq.pending)
+        self.rules = RuleSet(config, deadlines, alerts, state=self.state)
+        self.limits = limits
+        self._alerts = alerts
+        self.touched = Touched()
+        self._risk_desks: set[str] = set()
+        self._configure(config)
+
+    def _configure(self, config: MonitorConfig) -> None:
+        was_tracking = getattr(self, "tracking", False)
+        self.listened: frozenset[SignalKind] = self.rules.listened
+        self._risk_limits = _has_risk_limits(config)
+        # Per-event bookkeeping (touched keys, open orders, mark ages) only when something reads it.
+        self.tracking = self.rules.reads_state or self._risk_limits
+        if self.tracking and not was_tracking:
+            self.state.recount_open_orders()
+
+    # --- the ingest loop ---------------------------------------------------------------------
+
+    def before(self, event: Event) -> bool:
+        """Whether the order an update is about was live before it is applied."""
+        if type(event) is OrderUpdate:
+            held = self.state.orders.get(event.venue, event.order_id)
+            return held is not None and held.status in LIVE_ORDER
+        return False
+
+    def after(self, venue: str, event: Event, was_live: bool, now: float) -> None:
+        self.touched.venues.add(venue)
+        kind = type(event)
+        if kind is MarkPrice:
+            assert isinstance(event, MarkPrice)
+            self.state.mark_seen_at[self.state.book.instrument(event.venue, event.market)] = now
+            return
+        desk = getattr(event, "desk", None)
+        if isinstance(desk, str):
+            self.touched.desks.add(desk)
+            if kind in _RISK_EVENTS:
+                self._risk_desks.add(desk)
+        if kind is OrderUpdate:
+            assert isinstance(event, OrderUpdate)
+            self.state.order_moved(was_live, self.state.orders.get(event.venue, event.order_id))
+
+    def touch_markets(self, desk: str, instruments: Collection[str]) -> None:
+        if self.tracking:
+            self.touched.desks.add(desk)
+            self.touched.markets.update((desk, instrument) for instrument in instruments)
+
+    def evaluate(self, now: float) -> list[AlertTransition]:
+        """After an ingest: the risk limits of the desks it moved, then the threshold rules."""
+        out: list[AlertTransition] = []
+        if self._risk_limits:
+            for desk in sorted(self._risk_desks):
+                out.extend(self.limits.evaluate_risk(desk, self.state.book, self._alerts, now))
+        self._risk_desks.clear()
+        if self.rules.reads_state and self.touched:
+            out.extend(self.rules.evaluate(self.state, self.touched, now))
+        self.touched.clear()
+        return out
+
+    def on_deadline(self, key: Hashable, due: float) -> list[AlertTransition] | None:
+        return self.rules.on_deadline(key, due)
+
+    def start(self, now: float) -> None:
+        self.rules.start(now)
+
+    def reload(self, config: MonitorConfig, limits: LimitEvaluator, now: float) -> list[AlertTransition]:
+        self.limits = limits
+        out = self.rules.reload(config, now)
+        self._configure(config)
+        out.extend(limits.evaluate_all(self.state.book, self._alerts, now))
+        return out
+
+    # --- signals, one per applied event ------------------------------------------------------
+
+    def _emit(
+        self, kind: SignalKind, venue: str, labels: dict[str, str], value: Decimal | None, now: float
+    ) -> list[AlertTransition]:
+        return self.rules.on_signal(Signal(kind, venue, labels, value), now)
+
+    def fill(self, fill: FillReceived, now: float) -> Iterable[AlertTransition]:
+        if "fill" not in self.listened:
+            return _NONE
+        labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market, "side": fill.side.value}
+        return self._emit("fill", fill.venue, labels, fill.quantity, now)
+
+    def fill_revoked(self, fill: FillReceived, now: float) -> Iterable[AlertTransition]:
+        if "fill_revoked" not in self.listened:
+            return _NONE
+        labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market}
+        return self._emit("fill_revoked", fill.venue, labels, fill.quantity, now)
+
+    def liquidation(self, event: Liquidation, now: float) -> Iterable[AlertTransition]:
+        if "liquidation" not in self.listened:
+            return _NONE
+        labels = {"desk": event.desk, "venue": event.venue, "market": event.market}
+        return self._emit("liquidation", event.venue, labels, event.quantity, now)
+
+    def order_rejected(self, update: OrderUpdate, now: float) -> Iterable[AlertTransition]:
+        if "order_rejected" not in self.listened:
+            return _NONE
+        reason = update.reason or update.venue_status
+        labels = {"desk": update.desk, "venue": update.venue, "market": update.market, "reason": reason}
+        return self._emit("order_rejected", update.venue, labels, None, now)
+
+    def position_error(self, update: RfqPositionUpdate, now: float) -> Iterable[AlertTransition]:
+        if "position_error" not in self.listened:
+            return _NONE
+        labels = {"desk": update.desk, "venue": update.venue, "rfq": update.rfq_id}
+        return self._emit("position_error", update.venue, labels, None, now)
+
+    def venue_signal(
+        self, kind: SignalKind, venue: str, now: float, value: Decimal | None = None, **labels: str
+    ) -> Iterable[AlertTransition]:
+        """A signal whose labels are the venue plus a few plain strings (feeds, gaps, heartbeats...)."""
+        if kind not in self.listened:
+            return _NONE
+        return self._emit(kind, venue, {"venue": venue, **labels}, value, now)
+
+    def feed_down(self, event: FeedDown, was_up: bool, now: float) -> list[AlertTransition]:
+        out = list(self.venue_signal("feed_down", event.venue, now))
+        if was_up:
+            out.extend(self.venue_signal("reconnect", event.venue, now, reason=event.reason))
+        return out
+
+    def quote(self, quote: Quote, moved: bool, now: float) -> Iterable[AlertTransition]:
+        if "quote_accepted" not in self.listened or not moved or quote.status is not QuoteStatus.ACCEPTED:
+            return _NONE
+        labels = {"desk": quote.desk, "venue": quote.venue, "rfq": quote.rfq_id or ""}
+        return self._emit("quote_accepted", quote.venue, labels, quote.worst_case_loss_usd, now)

@@ -1,0 +1,135 @@
+"""Threshold rules: a condition on monitor state, per desk, (desk, instrument), venue or firm-wide.
+
+`when` starts an alert (held `for` before it fires), `clear` ends it (default: `when` no longer
+holds), so a value oscillating around its line does not flap. A key whose values cannot be
+evaluated (no mark yet, a division by zero) gets no decision: counted, neither fired nor resolved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
+from riskmon.config.alerting import ThresholdRule
+from riskmon.config.schema import MonitorConfig
+from riskmon.rules import rule_parse
+from riskmon.rules.conditions import EvaluationError, Expression
+from riskmon.rules.rule_alerts import RuleAlerts, number
+from riskmon.rules.state_values import SCOPE_LABELS, MonitorState, ScopeKey, scope_keys
+
+
+@dataclass(slots=True)
+class Touched:
+    """What one ingest changed, so only the rule keys it can affect are evaluated."""
+
+    desks: set[str] = field(default_factory=set)
+    markets: set[tuple[str, str]] = field(default_factory=set)  # (desk, instrument)
+    venues: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.desks or self.markets or self.venues)
+
+    def clear(self) -> None:
+        self.desks.clear()
+        self.markets.clear()
+        self.venues.clear()
+
+
+class ThresholdEvaluator:
+    kind = "threshold"
+
+    def __init__(self, rule: ThresholdRule, desk: str | None, config: MonitorConfig, tracker: AlertTracker) -> None:
+        self.config = rule
+        self.desk = desk
+        self.when = rule_parse.condition(rule.when, ("when",))
+        self.clear = None if rule.clear is None else rule_parse.condition(rule.clear, ("clear",))
+        first = rule_parse.first_comparison(self.when)
+        self.value: Expression | None = first.left if first is not None else None
+        if rule.value is not None:
+            self.value = rule_parse.expression(rule.value, ("value",))
+        self.limit: Expression | None = first.right if first is not None else None
+        parts = [(rule.when, ("when",), self.when.names)]
+        if self.clear is not None and rule.clear is not None:
+            parts.append((rule.clear, ("clear",), self.clear.names))
+        if self.value is not None and rule.value is not None:
+            parts.append((rule.value, ("value",), self.value.names))
+        self.scope = rule_parse.state_scope(parts)
+        labels = tuple(dict.fromkeys((*SCOPE_LABELS[self.scope], *(("desk",) if desk else ()))))
+        rule_parse.check_labels(self.when, rule.when, ("when",), labels, f"{self.scope}-scope state")
+        if self.clear is not None and rule.clear is not None:
+            rule_parse.check_labels(self.clear, rule.clear, ("clear",), labels, f"{self.scope}-scope state")
+        self.names = self.when.names | (self.clear.names if self.clear else frozenset())
+        self.names |= (self.value.names if self.value else frozenset()) | (
+            self.limit.names if self.limit else frozenset()
+        )
+        self.alerts = RuleAlerts(tracker, rule, "threshold", desk)
+        self.errors: Counter[str] = Counter()
+        self.bind(config)
+
+    def bind(self, config: MonitorConfig) -> None:
+        """Follow the desks and venues of a (re)loaded config; the rule's alert state is untouched."""
+        if self.desk is None:
+            self.desks = frozenset(config.desks)
+            self.venues = frozenset(config.venues)
+        else:
+            desk = config.desks.get(self.desk)
+            self.desks = frozenset((self.desk,))
+            self.venues = frozenset(desk.accounts if desk is not None else ())
+
+    def evaluate(self, state: MonitorState, touched: Touched | None, now: float) -> list[AlertTransition]:
+        """Evaluate every key (`touched` None) or only the keys an ingest touched."""
+        out: list[AlertTransition] = []
+        for key in self._keys(state, touched):
+            transition = self._evaluate_key(state, key, now)
+            if transition is not None:
+                out.append(transition)
+        return out
+
+    def _keys(self, state: MonitorState, touched: Touched | None) -> Iterable[ScopeKey]:
+        if touched is None:
+            return scope_keys(self.scope, state, sorted(self.desks), sorted(self.venues))
+        if self.scope == "firm":
+            return [ScopeKey()] if touched.desks or touched.markets else []
+        if self.scope == "venue":
+            return [ScopeKey(venue=v) for v in sorted(touched.venues & self.venues)]
+        if self.scope == "market":
+            return [ScopeKey(d, i) for d, i in sorted(touched.markets) if d in self.desks]
+        desks = touched.desks | {desk for desk, _ in touched.markets}
+        return [ScopeKey(desk=d) for d in sorted(desks & self.desks)]
+
+    def _evaluate_key(self, state: MonitorState, key: ScopeKey, now: float) -> AlertTransition | None:
+        values = state.values(self.names, key, now)
+        group = key.labels()
+        try:
+            breached = self.when.evaluate(values, group)
+            cleared = self.clear.evaluate(values, group) if self.clear is not None else not breached
+            value = self.value.value(values) if self.value is not None else None
+        except EvaluationError as exc:
+            self.errors[exc.kind] += 1
+            return None
+
+        def fields() -> dict[str, str]:
+            out = {"value": number(value) if value is not None else ""}
+            if self.limit is not None:
+                # {limit} stays as written rather than showing a guess.
+                with contextlib.suppress(EvaluationError):
+                    out["limit"] = number(self.limit.value(values))
+            return out
+
+        return self.alerts.observe(
+            key,
+            group,
+            breached=breached,
+            cleared=cleared,
+            fields=fields,
+            value=float(value) if isinstance(value, Decimal) else None,
+            pending_for=self.config.pending_for,
+            now=now,
+        )
+
+    def retire(self, now: float) -> list[AlertTransition]:
+        return self.alerts.resolve_all(now)
