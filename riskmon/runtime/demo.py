@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import sys
 import tempfile
@@ -204,11 +205,17 @@ async def _run(
     config = parse_config(text, "riskmon/demo/demo.yaml", {**venues.environ(), "RISKMON_DEMO_STATE": str(state)})
     interactive = sys.stdout.isatty()
     console = Console(soft_wrap=True)
-    monitor = Monitor(config, clock=clock, listeners=[_RichReceiver(console)], http_port=port)
+    # The live view prints every transition itself; the console receiver's lines would garble it.
+    monitor = Monitor(config, clock=clock, listeners=[_RichReceiver(console)], http_port=port, console=_Discard())
     async with _TradingSystem(monitor) as trading:
         scenario = DemoScenario(venues, now=clock.now, step=step, declare_order=trading.declare)
         await scenario.seed()
         return await _show(venues, monitor, scenario, console, interactive, duration)
+
+
+class _Discard(io.StringIO):
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 async def _show(

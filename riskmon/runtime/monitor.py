@@ -97,6 +97,8 @@ class Monitor:
         )
         # Set after each inbound item is applied, so callers can await progress instead of sleeping.
         self.applied = asyncio.Event()
+        # Set once the HTTP server listens and the sessions and engine run.
+        self.started = asyncio.Event()
         self._timer = DeadlineTimer(self.clock, self.engine.next_deadline, self._on_timer)
         self.sessions: list[VenueSession] = []
         for venue in config.venues:
@@ -132,6 +134,7 @@ class Monitor:
             log.info("serving /metrics on %s:%s", self.config.server.host, self._http.port)
         tasks = [asyncio.create_task(session.run(), name=f"session:{session.venue}") for session in self.sessions]
         tasks.append(asyncio.create_task(self._engine_loop(), name="engine"))
+        self.started.set()
         stopper = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
