@@ -7,7 +7,7 @@ Prometheus asks, so the hot path never pays a prometheus_client call per event.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
@@ -199,6 +199,36 @@ def _watchdog_families(engine: Engine) -> Iterator[Metric]:
     deadlines = GaugeMetricFamily("riskmon_deadlines_pending", "Deadlines armed in the engine's heap")
     deadlines.add_metric([], len(engine.deadlines))
     yield deadlines
+
+
+class DeliveryCollector(Collector):
+    """Alert delivery, from the plain counters the delivery tasks keep."""
+
+    def __init__(
+        self, outcomes: Mapping[tuple[str, str], int], depths: Mapping[str, int], muted: Callable[[], int]
+    ) -> None:
+        self._outcomes = outcomes
+        self._depths = depths
+        self._muted = muted
+
+    def collect(self) -> Iterator[Metric]:
+        notifications = CounterMetricFamily(
+            "riskmon_notifications_total",
+            "Notifications by receiver and outcome (enqueued, sent, retried, dead, enqueue_failed)",
+            labels=["receiver", "outcome"],
+        )
+        for (receiver, outcome), count in sorted(self._outcomes.items()):
+            notifications.add_metric([receiver, outcome], count)
+        yield notifications
+        depth = GaugeMetricFamily(
+            "riskmon_outbox_depth", "Notifications waiting in the outbox, per receiver queue", labels=["queue"]
+        )
+        for queue, pending in sorted(self._depths.items()):
+            depth.add_metric([queue], pending)
+        yield depth
+        yield GaugeMetricFamily(
+            "riskmon_alerts_muted", "Firing alerts held back by a silence or an inhibition", value=self._muted()
+        )
 
 
 def engine_registry(engine: Engine) -> CollectorRegistry:

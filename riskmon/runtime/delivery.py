@@ -109,6 +109,8 @@ class Delivery:
         # (receiver, outcome) -> count: sent, retried, dead, enqueued, enqueue_failed.
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.depths: dict[str, int] = {}
+        # Set after every delivery round, so callers can await progress instead of polling.
+        self.progress = asyncio.Event()
         self._unwritten = 0
         self._written = asyncio.Event()
 
@@ -233,5 +235,6 @@ class Delivery:
         self.outcomes[(receiver, "sent")] += len(sent)
         self.outcomes[(receiver, "retried")] += len(retrying)
         self.outcomes[(receiver, "dead")] += len(dead)
+        self.progress.set()
         if dead:
             log.error("%d notification(s) for %s dead-lettered", len(dead), receiver)

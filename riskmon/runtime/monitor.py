@@ -23,7 +23,7 @@ from riskmon.config.loader import ConfigError, load_config
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine.engine import Engine
 from riskmon.events import OrderIntake
-from riskmon.metrics import engine_registry
+from riskmon.metrics import DeliveryCollector, engine_registry
 from riskmon.runtime.alerting import AlertPipeline
 from riskmon.runtime.deadline_timer import DeadlineTimer
 from riskmon.runtime.http import HttpServer
@@ -69,6 +69,10 @@ class Monitor:
         self._config_path = config_path
         # Routing, grouping, silences and the durable delivery of notifications.
         self.alerting = AlertPipeline(config, self.clock, console=console)
+        delivery = self.alerting.delivery
+        self.registry.register(
+            DeliveryCollector(delivery.outcomes, delivery.depths, lambda: len(self.alerting.notifier.muted()))
+        )
         self._recorder = CaptureWriter(record) if record is not None else None
         # Bounded: a venue faster than the engine is slowed at its socket, never buffered without limit.
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=inbound_capacity)

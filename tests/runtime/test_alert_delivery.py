@@ -223,6 +223,18 @@ async def test_failing_receiver_recovers_and_gets_every_notification_once_in_ord
     assert attachment["blocks"][0]["type"] == "header"
     assert "critical" in attachment["blocks"][0]["text"]["text"]
 
+    # Delivery is counted for Prometheus: every send attempt's outcome and what still waits.
+    delivery = setup.monitor.alerting.delivery
+    async with asyncio.timeout(10):
+        while delivery.outcomes[("hook", "sent")] < 2 or delivery.outcomes[("slack", "sent")] < 1:
+            delivery.progress.clear()
+            await delivery.progress.wait()
+    scraped = (await setup.api.get("/metrics")).text
+    assert 'riskmon_notifications_total{outcome="sent",receiver="hook"} 2.0' in scraped
+    assert 'riskmon_notifications_total{outcome="retried",receiver="hook"} 3.0' in scraped
+    assert 'riskmon_notifications_total{outcome="sent",receiver="slack"} 1.0' in scraped
+    assert "riskmon_alerts_muted 0.0" in scraped
+
     # Neither the hook's query secret, its signing key nor Slack's hook path reaches a log line.
     text = caplog.text
     assert "s3cr3t" not in text
