@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import textwrap
-from typing import Any
-
-import msgspec
 
 from riskmon.alerts.lifecycle import AlertTransition, fingerprint
 from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config
 from riskmon.config.schema import MonitorConfig
 from riskmon.notify.notifier import Due, Notifier, Outgoing
+from tests.notify import notifier_support as support
+from tests.notify.notifier_support import body, drive, resolve
 
 T0 = 1_700_000_000.0
 ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
@@ -67,45 +66,12 @@ def config(*sections: str) -> MonitorConfig:
 
 
 def fire(alertname: str, severity: str, ts: float, **labels: str) -> AlertTransition:
-    full = {**labels, "alertname": alertname, "severity": severity}
-    return AlertTransition(
-        ts=ts,
-        status="firing",
-        alertname=alertname,
-        severity=severity,
-        labels=full,
-        annotations={"summary": f"{alertname} on {labels.get('desk', '-')}"},
-        fingerprint=fingerprint(full),
-        starts_at=ts,
-    )
-
-
-def resolve(alert: AlertTransition, ts: float) -> AlertTransition:
-    return msgspec.structs.replace(alert, status="resolved", ts=ts)
-
-
-def body(out: Outgoing) -> Any:
-    return json.loads(out.payload)
+    return support.fire(alertname, severity, ts, f"{alertname} on {labels.get('desk', '-')}", **labels)
 
 
 def alert_statuses(out: Outgoing) -> list[tuple[str, str]]:
     """(alertname/desk, status) of each alert in a webhook payload."""
     return [(f"{a['labels']['alertname']}/{a['labels'].get('desk', '')}", a["status"]) for a in body(out)["alerts"]]
-
-
-def drive(notifier: Notifier, start: float, until: float) -> list[tuple[float, Due]]:
-    """Wake at every next_due() up to `until`, as the runtime's timer does; the non-empty results with their time."""
-    now = start
-    sent: list[tuple[float, Due]] = []
-    for _ in range(1000):
-        wake = notifier.next_due()
-        if wake is None or wake > until:
-            return sent
-        now = max(now, wake)
-        due = notifier.due(now)
-        if due.outgoing or due.console:
-            sent.append((now, due))
-    raise AssertionError("next_due() never moved past `until`")
 
 
 def by_queue(sent: list[tuple[float, Due]]) -> list[tuple[float, str]]:

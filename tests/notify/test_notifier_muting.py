@@ -5,17 +5,14 @@ receivers and for the Alertmanager receiver.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config
 from riskmon.config.schema import MonitorConfig
-from riskmon.notify.notifier import Due, Notifier, Outgoing
+from riskmon.notify.notifier import Due, Notifier
+from tests.notify.notifier_support import body, drive, fire, resolve
 
 T0 = 1_700_000_000.0
 ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
@@ -58,49 +55,12 @@ def config(*sections: str) -> MonitorConfig:
     return parse_config(BASE + "".join(sections), "monitor.yaml", {})
 
 
-def fire(alertname: str, severity: str, ts: float, **labels: str) -> AlertTransition:
-    full = {**labels, "alertname": alertname, "severity": severity}
-    return AlertTransition(
-        ts=ts,
-        status="firing",
-        alertname=alertname,
-        severity=severity,
-        labels=full,
-        annotations={"summary": alertname},
-        fingerprint=fingerprint(full),
-        starts_at=ts,
-    )
-
-
-def resolve(alert: AlertTransition, ts: float) -> AlertTransition:
-    return msgspec.structs.replace(alert, status="resolved", ts=ts)
-
-
 def feed_down(venue: str, ts: float) -> AlertTransition:
     return fire("FeedDown", "critical", ts, venue=venue)
 
 
 def no_fills(venue: str, ts: float, desk: str = "desk-a") -> AlertTransition:
     return fire("NoFills", "warning", ts, rule_kind="absent", venue=venue, desk=desk)
-
-
-def body(out: Outgoing) -> Any:
-    return json.loads(out.payload)
-
-
-def drive(notifier: Notifier, start: float, until: float) -> list[tuple[float, Due]]:
-    """Wake at every next_due() up to `until`, as the runtime's timer does; the non-empty results with their time."""
-    now = start
-    sent: list[tuple[float, Due]] = []
-    for _ in range(1000):
-        wake = notifier.next_due()
-        if wake is None or wake > until:
-            return sent
-        now = max(now, wake)
-        due = notifier.due(now)
-        if due.outgoing or due.console:
-            sent.append((now, due))
-    raise AssertionError("next_due() never moved past `until`")
 
 
 def sent_alerts(sent: list[tuple[float, Due]]) -> list[tuple[float, list[tuple[str, str]]]]:
