@@ -103,10 +103,35 @@ class FeedUp(msgspec.Struct, frozen=True, gc=False):
     endpoint: str
 
 
+class DisconnectCause(StrEnum):
+    """Why a connection ended, from a fixed set (metric labels); the free-text `reason` is for logs."""
+
+    CLOSED_BY_VENUE = "closed_by_venue"  # the venue closed it (a close frame we did not ask for)
+    PING_TIMEOUT = "ping_timeout"  # a ping (application or transport) went unanswered
+    NETWORK_ERROR = "network_error"  # cannot connect, timed out, dropped without a close frame
+    REFUSED = "refused"  # the venue refused the handshake or a login call (an HTTP status)
+    AUTH = "auth"  # refused or closed for credentials (401/403, an auth close code)
+    IDLE = "idle"  # closed for inactivity (Mobula 4001: no subscription in time)
+    REQUESTED = "requested"  # riskmon closed it on purpose: a watchdog remedy, a session decision
+    OTHER = "other"
+
+
 class FeedDown(msgspec.Struct, frozen=True, gc=False):
+    """A connection ended. Equality ignores `cause`: it classifies `reason` for the metrics, and
+    the event is the same fact however it is classified."""
+
     venue: str
     endpoint: str
     reason: str
+    cause: DisconnectCause = DisconnectCause.OTHER
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FeedDown):
+            return NotImplemented
+        return (self.venue, self.endpoint, self.reason) == (other.venue, other.endpoint, other.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.venue, self.endpoint, self.reason))
 
 
 class Liquidation(msgspec.Struct, frozen=True, gc=False):

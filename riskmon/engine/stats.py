@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from riskmon.events import DisconnectCause
 
 
 @dataclass(slots=True)
@@ -17,7 +19,7 @@ class VenueStats:
     revoke_unknown: int = 0
     voided: int = 0
     malformed: int = 0
-    reconnects: int = 0
+    reconnects: int = 0  # connections lost after being up (rules: venue.reconnects)
     engine_errors: int = 0
     feed_up: bool = False
     last_frame_at: float | None = None
@@ -34,3 +36,14 @@ class VenueStats:
     last_heartbeat_at: float | None = None
     book_updates: int = 0
     trades: int = 0
+    # Every connection that ended (attempts that never came up included), by why: each is a reconnect.
+    disconnects: dict[DisconnectCause, int] = field(default_factory=dict)
+
+    def connection_ended(self, cause: DisconnectCause) -> bool:
+        """Count a FeedDown; returns whether the feed was up until now."""
+        was_up = self.feed_up
+        if was_up:
+            self.reconnects += 1
+        self.feed_up = False
+        self.disconnects[cause] = self.disconnects.get(cause, 0) + 1
+        return was_up

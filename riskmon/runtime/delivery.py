@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,11 +26,14 @@ from riskmon.config.alerting import AlertmanagerReceiver, DeliveryConfig, Receiv
 from riskmon.notify.alertmanager import alerts_url
 from riskmon.notify.notifier import Outgoing, alertmanager_queue
 from riskmon.notify.outbox import Outbox, OutboxError, RetryPolicy
-from riskmon.notify.webhook import Sender, WebhookSender, deliver_once
+from riskmon.notify.webhook import Sender, SendResult, WebhookSender, deliver_once
+from riskmon.watchdogs.latency import LatencyHistogram
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+# Enqueue times remembered for the delivery latency; a dead letter's entry goes oldest first.
+_ENQUEUE_TIMES_KEPT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,35 @@ def queue_specs(
     return specs
 
 
+class _TimedSender:
+    """Observes outbox enqueue -> receiver accepted (2xx) for what this process enqueued.
+
+    A message left pending by an earlier run has no enqueue time here and is not observed.
+    """
+
+    def __init__(
+        self,
+        sender: Sender,
+        queue: str,
+        enqueued_at: dict[tuple[str, str], float],
+        latency: LatencyHistogram,
+        clock: Clock,
+    ) -> None:
+        self._sender = sender
+        self._queue = queue
+        self._enqueued_at = enqueued_at
+        self._latency = latency
+        self._clock = clock
+
+    async def send(self, payload: bytes, idempotency_key: str) -> SendResult:
+        result = await self._sender.send(payload, idempotency_key)
+        if result.ok:
+            enqueued_at = self._enqueued_at.pop((self._queue, idempotency_key), None)
+            if enqueued_at is not None:
+                self._latency.observe(self._clock.now() - enqueued_at)
+        return result
+
+
 def retry_policy(config: DeliveryConfig) -> RetryPolicy:
     return RetryPolicy(
         initial=config.retry_initial,
@@ -99,7 +131,10 @@ class Delivery:
         self._keep_delivered = config.keep_delivered
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
-        self._specs = queue_specs(receivers, self._client, clock)
+        # Receiver -> seconds from outbox enqueue to accepted; (queue, idempotency key) -> enqueued at.
+        self.latency: dict[str, LatencyHistogram] = {}
+        self._enqueued_at: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._specs = self._timed(queue_specs(receivers, self._client, clock))
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmon-outbox")
         self._outbox: Outbox | None = None
         self._incoming: asyncio.Queue[list[Outgoing]] = asyncio.Queue()
@@ -113,6 +148,21 @@ class Delivery:
         self.progress = asyncio.Event()
         self._unwritten = 0
         self._written = asyncio.Event()
+
+    def _timed(self, specs: dict[str, QueueSpec]) -> dict[str, QueueSpec]:
+        return {
+            queue: replace(
+                spec,
+                sender=_TimedSender(
+                    spec.sender,
+                    queue,
+                    self._enqueued_at,
+                    self.latency.setdefault(spec.receiver, LatencyHistogram()),
+                    self._clock,
+                ),
+            )
+            for queue, spec in specs.items()
+        }
 
     async def _run_db(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -144,7 +194,7 @@ class Delivery:
             await self._written.wait()
 
     def reload(self, receivers: Mapping[str, ReceiverConfig], config: DeliveryConfig) -> None:
-        specs = queue_specs(receivers, self._client, self._clock)
+        specs = self._timed(queue_specs(receivers, self._client, self._clock))
         for queue in set(self._tasks) - set(specs):
             self._tasks.pop(queue).cancel()
         self._specs = specs
@@ -190,6 +240,7 @@ class Delivery:
                         outbox.enqueue, item.queue, item.group_key, item.idempotency_key, item.payload, now
                     )
                     self.outcomes[(item.receiver, "enqueued")] += 1
+                    self._remember_enqueued(item, now)
                     log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
                 except OutboxError as exc:
                     self.outcomes[(item.receiver, "enqueue_failed")] += 1
@@ -211,6 +262,9 @@ class Delivery:
             spec = self._specs.get(queue)
             if spec is None:
                 return
+            # Cleared before reading the outbox, not after: a wake-up for a notification committed
+            # while we read must not be lost (it would wait for the next one to be sent).
+            wake.clear()
             try:
                 due = await self._run_db(outbox.next_due, queue)
                 self.depths[queue] = await self._run_db(outbox.depth, queue)
@@ -219,7 +273,6 @@ class Delivery:
                 due = self._clock.now() + 5.0
             now = self._clock.now()
             if due is None or due > now:
-                wake.clear()
                 timeout = None if due is None else due - now
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout)
@@ -230,6 +283,11 @@ class Delivery:
                 log.error("delivery round for %s failed: %s", queue, exc)
                 continue
             self._count(spec.receiver, report.sent, report.retrying, report.dead)
+
+    def _remember_enqueued(self, item: Outgoing, now: float) -> None:
+        self._enqueued_at[(item.queue, item.idempotency_key)] = now
+        if len(self._enqueued_at) > _ENQUEUE_TIMES_KEPT:
+            self._enqueued_at.popitem(last=False)
 
     def _count(self, receiver: str, sent: list[int], retrying: list[int], dead: list[int]) -> None:
         self.outcomes[(receiver, "sent")] += len(sent)

@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 
 from riskmon.clock import Clock
 from riskmon.config.schema import Backoff
-from riskmon.events import Event, FeedDown, FeedUp, FrameMalformed
+from riskmon.events import DisconnectCause, Event, FeedDown, FeedUp, FrameMalformed, SubscriptionFailed
 from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.base import INVALID_URL, Inbound, InboundSink, PingingCodec, VenueCodec, redact_endpoint
 
@@ -34,6 +34,23 @@ _wire_log.setLevel(logging.INFO)
 
 _MESSAGE_TOO_BIG = 1009
 _CLOSE_TIMEOUT = 2.0
+_ABNORMAL_CLOSURE = 1006
+_INTERNAL_ERROR = 1011  # what websockets sends when its transport ping goes unanswered
+# Close codes venues use, to a cause: Phoenix 4401/4403/1008 and Pusher 4009 (credentials), Mobula
+# 4001 (no subscription in time) and Pusher 4202 (inactivity), Pusher 4201 (pong not received).
+# A venue that refused our credentials just before closing (Totalis closes 4001 after auth:error)
+# said so in an event, which decides first.
+_CLOSE_CAUSES = {
+    1008: DisconnectCause.AUTH,
+    4009: DisconnectCause.AUTH,
+    4401: DisconnectCause.AUTH,
+    4403: DisconnectCause.AUTH,
+    4001: DisconnectCause.IDLE,
+    4202: DisconnectCause.IDLE,
+    4201: DisconnectCause.PING_TIMEOUT,
+}
+# Words of a close reason that mean credentials (Phoenix `access_token_expired`...).
+_AUTH_WORDS = ("auth", "token", "jwt", "session_missing", "forbidden")
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -97,6 +114,8 @@ class StreamSession:
         self._ws: ClientConnection | None = None
         self._endpoint = ""
         self._drop_reason: str | None = None
+        self._drop_cause = DisconnectCause.REQUESTED
+        self._last_events: list[Event] = []  # of the last frame: a refusal sent just before a close
         self._closing: set[asyncio.Task[None]] = set()
 
     # Hooks -----------------------------------------------------------------------------------
@@ -128,8 +147,8 @@ class StreamSession:
     async def run(self) -> None:
         """Stream until cancelled, starting over after every failure."""
         while True:
-            reason = await self._connect_once()
-            await self.report(FeedDown(self.venue, self._endpoint or "?", reason))
+            reason, cause = await self._connect_once()
+            await self.report(FeedDown(self.venue, self._endpoint or "?", reason, cause))
             delay = self._backoff.next_delay()
             log.info("%s: reconnecting in %.2fs", self.venue, delay)
             await self._sleep(delay)
@@ -155,24 +174,26 @@ class StreamSession:
                 return
             await ws.send(frame)
 
-    def drop_connection(self, reason: str) -> None:
+    def drop_connection(self, reason: str, cause: DisconnectCause = DisconnectCause.REQUESTED) -> None:
         """Close the current connection on purpose; `reason` becomes the FeedDown reason."""
         self._drop_reason = reason
+        self._drop_cause = cause
         ws = self._ws
         if ws is not None:
             task = asyncio.get_running_loop().create_task(ws.close(1000, "client reconnect"))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def _connect_once(self) -> str:
+    async def _connect_once(self) -> tuple[str, DisconnectCause]:
         self._drop_reason = None
+        self._last_events = []
         try:
             target = await self.prepare()
         except VenueUnavailable as exc:
-            return str(exc)
+            return str(exc), unavailable_cause(exc)
         self._endpoint = redact_endpoint(target.url)
         if self._endpoint == INVALID_URL:
-            return "invalid URL"
+            return "invalid URL", DisconnectCause.OTHER
         settings = self._settings
         try:
             async with connect(
@@ -198,19 +219,21 @@ class StreamSession:
         except ConnectionClosed as exc:
             return await self._closed(exc)
         except InvalidURI:
-            return "invalid URL"
+            return "invalid URL", DisconnectCause.OTHER
         except InvalidStatus as exc:
             status = exc.response.status_code
             events = self.on_refused(status)
             if events:
                 await self.report(*events)
-            return f"handshake refused (HTTP {status})"
+            return f"handshake refused (HTTP {status})", refusal_cause(status)
         except InvalidHandshake as exc:
-            return f"handshake failed ({type(exc).__name__})"
+            return f"handshake failed ({type(exc).__name__})", DisconnectCause.REFUSED
+        except ConnectionRefusedError as exc:
+            return f"cannot connect ({type(exc).__name__})", DisconnectCause.REFUSED
         except (OSError, TimeoutError) as exc:
-            return f"cannot connect ({type(exc).__name__})"
+            return f"cannot connect ({type(exc).__name__})", DisconnectCause.NETWORK_ERROR
 
-    async def _stream(self, ws: ClientConnection) -> str:
+    async def _stream(self, ws: ClientConnection) -> tuple[str, DisconnectCause]:
         self._codec.connection_opened()
         await self.flush()
         if self.up_on_open:
@@ -226,6 +249,7 @@ class StreamSession:
                     events = self._codec.receive_text(message)
                 else:
                     events = self._codec.receive_bytes(message)
+                self._last_events = events
                 if first:
                     self._backoff.reset()  # a frame arrived: the link works, start backoff afresh
                     first = False
@@ -241,13 +265,14 @@ class StreamSession:
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
         if self._drop_reason is not None:
-            return self._drop_reason
+            return self._drop_reason, self._drop_cause
         # A normal close (1000/1001) ends the loop quietly; its reason can still mean something
         # to the venue (an expired token), so it goes through on_close like any other.
-        events = self.on_close(ws.close_code or 1000, ws.close_reason or "")
+        code, reason = ws.close_code or 1000, ws.close_reason or ""
+        events = self.on_close(code, reason)
         if events:
             await self.report(*events)
-        return "server closed the connection"
+        return "server closed the connection", close_cause(code, reason, [*self._last_events, *events], by_venue=True)
 
     async def _keepalive(self, codec: PingingCodec, interval: float) -> None:
         """Ping every `interval`; a ping unanswered after `pong_timeout` means a dead socket."""
@@ -257,18 +282,50 @@ class StreamSession:
             await self.flush()
             await self._heartbeat_sleep(self._settings.pong_timeout)
             if codec.pong_outstanding:
-                self.drop_connection(f"no pong within {self._settings.pong_timeout:g}s")
+                self.drop_connection(f"no pong within {self._settings.pong_timeout:g}s", DisconnectCause.PING_TIMEOUT)
                 return
 
-    async def _closed(self, exc: ConnectionClosed) -> str:
+    async def _closed(self, exc: ConnectionClosed) -> tuple[str, DisconnectCause]:
         if self._drop_reason is not None:
-            return self._drop_reason
+            return self._drop_reason, self._drop_cause
         frame = exc.rcvd if exc.rcvd is not None else exc.sent
-        code = frame.code if frame is not None else 1006
+        code = frame.code if frame is not None else _ABNORMAL_CLOSURE
         reason = frame.reason if frame is not None else ""
         if code == _MESSAGE_TOO_BIG:
             await self.report(FrameMalformed(self.venue, "frame larger than max_frame_bytes"))
         events = self.on_close(code, reason)
         if events:
             await self.report(*events)
-        return f"connection closed (code {code})"
+        cause = close_cause(code, reason, [*self._last_events, *events], by_venue=exc.rcvd is not None)
+        return f"connection closed (code {code})", cause
+
+
+def refusal_cause(status: int) -> DisconnectCause:
+    return DisconnectCause.AUTH if status in (401, 403) else DisconnectCause.REFUSED
+
+
+def unavailable_cause(exc: VenueUnavailable) -> DisconnectCause:
+    """A failed login or endpoint choice; our own message names the exception when there is no status."""
+    if exc.status is not None:
+        return refusal_cause(exc.status)
+    what = str(exc).rsplit(": ", 1)[-1]
+    if what == "timed out" or what.endswith(("Error", "Timeout")):
+        return DisconnectCause.NETWORK_ERROR
+    return DisconnectCause.OTHER
+
+
+def close_cause(code: int, reason: str, events: list[Event], *, by_venue: bool) -> DisconnectCause:
+    """Classify a close: never the reason text itself, which a venue could fill with anything."""
+    if any(isinstance(event, SubscriptionFailed) and event.subscription == "auth" for event in events):
+        return DisconnectCause.AUTH
+    cause = _CLOSE_CAUSES.get(code)
+    if cause is not None:
+        return cause
+    if by_venue and any(word in reason.lower() for word in _AUTH_WORDS):
+        return DisconnectCause.AUTH
+    if code == _ABNORMAL_CLOSURE:
+        return DisconnectCause.NETWORK_ERROR
+    if not by_venue:
+        # We closed it: websockets' own keepalive failing, or a frame over max_frame_bytes.
+        return DisconnectCause.PING_TIMEOUT if code == _INTERNAL_ERROR else DisconnectCause.OTHER
+    return DisconnectCause.CLOSED_BY_VENUE

@@ -13,6 +13,7 @@ watchdog asks for a reconnect and a REST `get_order`, and the venue's answer dec
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,37 @@ _SEVERITY = {
     Outcome.UNKNOWN: "critical",
     Outcome.LOOKUP_FAILED: "critical",
 }
+
+
+class FailureReason(StrEnum):
+    """Why an order did not activate, from a fixed set: the venue's words are free text."""
+
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    MARKET_CLOSED = "market_closed"
+    ODDS_CHANGED = "odds_changed"
+    STAKE_LIMIT = "stake_limit"
+    DUPLICATE = "duplicate"
+    UNKNOWN_ORDER = "unknown_order"  # the lookup: 404, or the venue still calls it pending
+    LOOKUP_FAILED = "lookup_failed"  # the lookup erred or never answered
+    OTHER = "other"
+
+
+# First match wins; a word of the venue's reason (or status), lower case, starting with one of these.
+_REJECTION_WORDS = (
+    (("insufficient", "balance", "funds"), FailureReason.INSUFFICIENT_BALANCE),
+    (("closed", "suspend", "wiped", "halted", "live"), FailureReason.MARKET_CLOSED),
+    (("odds", "price", "line"), FailureReason.ODDS_CHANGED),
+    (("stake", "limit", "exceed", "max", "min"), FailureReason.STAKE_LIMIT),
+    (("duplicate", "already"), FailureReason.DUPLICATE),
+)
+
+
+def rejection_reason(venue_reason: str | None) -> FailureReason:
+    words = re.findall(r"[a-z]+", (venue_reason or "").lower())
+    for prefixes, reason in _REJECTION_WORDS:
+        if any(word.startswith(prefixes) for word in words):
+            return reason
+    return FailureReason.OTHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +120,8 @@ class ActivationWatchdog:
         self._unresolved: OrderedDict[tuple[str, str], WatchedOrder] = OrderedDict()
         self.latency: dict[str, LatencyHistogram] = {venue: LatencyHistogram() for venue in settings}
         self.outcomes: Counter[tuple[str, str]] = Counter()
+        # (venue, FailureReason) -> refusals, rejections and failed lookups.
+        self.failures: Counter[tuple[str, FailureReason]] = Counter()
         self._pending: Counter[str] = Counter()  # orders awaiting activation, per venue
 
     def tracks(self, venue: str) -> bool:
@@ -150,6 +184,8 @@ class ActivationWatchdog:
 
         When it did, the engine does not raise its own activation-failed alert for the update.
         """
+        if update.status is OrderStatus.REJECTED and (held_before is None or held_before.status is not update.status):
+            self.failures[(update.venue, rejection_reason(update.reason or update.venue_status))] += 1
         key = (update.venue, update.order_id)
         order = self._orders.get(key)
         if order is None:
@@ -214,6 +250,8 @@ class ActivationWatchdog:
         self._disarm(order)
         order.outcome = outcome
         self.outcomes[(order.venue, outcome.value)] += 1
+        failure = FailureReason.UNKNOWN_ORDER if outcome is Outcome.UNKNOWN else FailureReason.LOOKUP_FAILED
+        self.failures[(order.venue, failure)] += 1
         key = (order.venue, order.order_id)
         self._unresolved[key] = order
         if len(self._unresolved) > _UNRESOLVED_KEPT:

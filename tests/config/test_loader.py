@@ -424,7 +424,7 @@ def test_unknown_section_names_it_and_lists_sections() -> None:
             ("desks", "sol-desk", "limits", "max_net_notional_usd", 1, "min_usd"),
             "market, max_usd",
         ),
-        ("port: 9861", "bind: 0.0.0.0", ("server", "bind"), "host, port, token"),
+        ("port: 9861", "bind: 0.0.0.0", ("server", "bind"), "host, metrics, port, token"),
     ],
 )
 def test_unknown_key_is_named_with_the_expected_keys(
