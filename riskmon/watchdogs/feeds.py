@@ -28,11 +28,18 @@ class FeedState(StrEnum):
     RESYNCING = "resyncing"
 
 
+@dataclass(frozen=True, slots=True)
+class FeedDetail:
+    state: FeedState
+    down_since: float | None  # the first loss while down (retries keep it), or riskmon's start
+    reason: str | None  # the session's latest word on why it is down; None before it said anything
+
+
 @dataclass(slots=True)
 class _Feed:
     state: FeedState = FeedState.DOWN
     down_since: float | None = None
-    reason: str = "not connected yet"
+    reason: str | None = None
     alert_severity: str | None = None  # the severity FeedDown fired with, while it fires
     gaps: dict[str, float] | None = None  # stream -> when its gap was seen
 
@@ -47,6 +54,12 @@ class FeedWatchdog:
     def state(self, venue: str) -> FeedState:
         feed = self._feeds.get(venue)
         return feed.state if feed is not None else FeedState.DOWN
+
+    def detail(self, venue: str) -> FeedDetail:
+        feed = self._feeds.get(venue)
+        if feed is None:
+            return FeedDetail(FeedState.DOWN, None, None)
+        return FeedDetail(feed.state, feed.down_since, feed.reason)
 
     def states(self) -> dict[str, FeedState]:
         return {venue: feed.state for venue, feed in self._feeds.items()}
@@ -120,6 +133,6 @@ class FeedWatchdog:
         annotations = {
             "summary": f"{venue} feed down since {at(feed.down_since)}",
             "description": f"The {venue} feed has been down for {due - feed.down_since:g}s "
-            f"(last reason: {feed.reason}). {exposure}",
+            f"(last reason: {feed.reason or 'not connected yet'}). {exposure}",
         }
         return self._ctx.raise_alert(ALERT, severity, {"venue": venue}, annotations, due, due - feed.down_since)
