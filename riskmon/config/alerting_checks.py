@@ -28,9 +28,11 @@ def check_alerting(config: MonitorConfig) -> list[Problem]:
     # Imported here: the alerts and rules layers build on config (their modules import its types),
     # so importing them at the top would make the config package import itself in a circle.
     from riskmon.alerts.inhibition import InhibitRule
+    from riskmon.export_rules import check_firm
     from riskmon.rules.ruleset import check_rules
 
     problems: list[Problem] = list(check_rules(config))
+    problems.extend(check_firm(config))
     problems.extend(_check_receivers(config))
     problems.extend(_check_routes(config))
     for index, rule in enumerate(config.inhibit_rules or []):
