@@ -1,9 +1,11 @@
-"""The five loopback simulators `riskmon demo` runs, started and stopped together."""
+"""The five loopback simulators `riskmon demo` runs, and the webhook receiver its alerts go to,
+started and stopped together."""
 
 from __future__ import annotations
 
 import asyncio
 
+from riskmon.demo.sink import DemoWebhookSink
 from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimMarket
 from riskmon.venues.mobula.simulator import MobulaPerpEventsSimulator
 from riskmon.venues.phoenix.sim_frames import SimMarket as PhoenixMarket
@@ -44,10 +46,17 @@ class DemoVenues:
         )
         self.totalis = TotalisRfqSimulator(_KEYS["RISKMON_DEMO_TOTALIS_KEY"], mm_id=TOTALIS_MM)
         self.phoenix = PhoenixSimulator(markets=[PHOENIX_SOL, PHOENIX_ETH], authorities=[PHOENIX_AUTHORITY])
+        # Not a venue: where demo.yaml's webhook receiver delivers, so the delivery metrics have data.
+        self.webhook = DemoWebhookSink()
 
     async def start(self) -> None:
         await asyncio.gather(
-            self.mango.start(), self.mobula.start(), self.prophetx.start(), self.totalis.start(), self.phoenix.start()
+            self.mango.start(),
+            self.mobula.start(),
+            self.prophetx.start(),
+            self.totalis.start(),
+            self.phoenix.start(),
+            self.webhook.start(),
         )
 
     async def stop(self) -> None:
@@ -57,6 +66,7 @@ class DemoVenues:
             self.prophetx.stop(),
             self.totalis.stop(),
             self.phoenix.stop(),
+            self.webhook.stop(),
             return_exceptions=True,
         )
 
@@ -70,6 +80,7 @@ class DemoVenues:
             "RISKMON_DEMO_TOTALIS_WS_URL": self.totalis.ws_url,
             "RISKMON_DEMO_TOTALIS_REST_URL": self.totalis.rest_url,
             "RISKMON_DEMO_PHOENIX_URL": self.phoenix.url,
+            "RISKMON_DEMO_WEBHOOK_URL": self.webhook.url,
         }
 
     def endpoints(self) -> dict[str, str]:

@@ -242,6 +242,7 @@ async def _show(
         console.print(f"riskmon demo: five venue simulators on loopback; metrics at {metrics}; Ctrl-C to stop")
         for venue, url in venues.endpoints().items():
             console.print(f"  {venue}: {url}", highlight=False)
+        console.print(f"  alerts webhook: {venues.webhook.url}", highlight=False)
         player = asyncio.create_task(scenario.play())
         deadline = None if duration is None else loop.time() + duration
         live = Live(render(monitor), console=console, refresh_per_second=4) if interactive else None
