@@ -7,7 +7,7 @@ setting silently ignored. Venue sections are a union tagged by `kind`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -27,17 +27,25 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class MetricsConfig(_Section):
+    # Per venue and metric family, the `market` (or `underlying`) label values exported; the
+    # smallest exposures beyond it are summed into market="other", so cardinality stays bounded.
+    max_markets: Annotated[int, msgspec.Meta(ge=1)] = 200
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 9860
     # Write endpoints require `Authorization: Bearer <token>` when set.
     token: Secret | None = None
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
 
 class StateConfig(_Section):
+    # SQLite file of the books, deadlines, silences and outbox: restored on start (riskmon.store.state).
     path: str = "riskmon.db"
-    # Fill dedupe keys kept per venue stream; older ones are forgotten oldest first.
-    fill_retention: int = 200_000
+    # Fill dedupe keys kept per venue stream, in memory and in the state file; the oldest go first.
+    fill_retention: Annotated[int, msgspec.Meta(ge=1)] = 200_000
 
 
 class Backoff(_Section):
@@ -204,6 +212,28 @@ class WatchdogsConfig(_Section):
     drift_grace: Duration = Duration(5.0)
 
 
+class FirmLimits(_Section):
+    """Firm-wide limits, evaluated in Prometheus over every riskmon instance's metrics."""
+
+    max_gross_notional_usd: Decimal | None = None
+    # fnmatch pattern on the underlying (instrument) name; the first pattern that matches applies.
+    max_net_notional_usd: list[NetNotionalLimit] = []
+    max_pending_rfq_usd: Decimal | None = None
+    max_worst_case_loss_usd: Decimal | None = None
+    warn_at: Decimal = Decimal("0.8")
+    pending_for: Duration = msgspec.field(default=Duration(0.0), name="for")
+
+
+class FirmConfig(_Section):
+    """Desks sharded over several riskmon instances: `riskmon export-rules` turns this into Prometheus rules."""
+
+    # How many riskmon instances must report; fewer make every firm-wide sum too low.
+    instances: int
+    # The Prometheus scrape job of the riskmon instances.
+    job: str = "riskmon"
+    limits: FirmLimits = msgspec.field(default_factory=FirmLimits)
+
+
 class MonitorConfig(_Section):
     venues: dict[str, VenueConfig]
     desks: dict[str, Desk]
@@ -221,3 +251,5 @@ class MonitorConfig(_Section):
     # underlying -> {venue name: that venue's market}: SOL-PERP on Mango, SOL on Phoenix and
     # lighter-sol-usd on Mobula are one exposure, priced by the best mark any of them has.
     underlyings: dict[str, dict[str, str]] = {}
+    # Firm-wide limits over several riskmon instances, exported as Prometheus rules; None: not sharded.
+    firm: FirmConfig | None = None

@@ -18,9 +18,11 @@ from riskmon.engine import event_alerts
 from riskmon.engine.actions import Action
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.exposure import ExposureBook, PositionKey
-from riskmon.engine.fills import FillLedger
+from riskmon.engine.fills import FillLedger, SeenKeys
 from riskmon.engine.markets import VenueMarkets
+from riskmon.engine.restore import DurableState
 from riskmon.engine.rule_hooks import RuleHooks
+from riskmon.engine.state_journal import StateChanges, StateSnapshot
 from riskmon.engine.stats import VenueStats
 from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, Quote, QuoteBook
 from riskmon.engine.venue_alerts import market_closed_alerts, session_refusals_disproved, subscription_alert
@@ -79,7 +81,8 @@ class Engine:
         self.quotes = QuoteBook(config.state.fill_retention)
         self.markets = VenueMarkets()
         self.stats: dict[str, VenueStats] = {name: VenueStats() for name in config.venues}
-        self._seen: dict[str, dict[str, None]] = {}
+        self.seen = SeenKeys(_SEEN_KEYS_KEPT)
+        self._durable = DurableState(self.ledger, self.book, self.orders, self.quotes, self.seen, self.markets)
         self.watchdogs = Watchdogs(config, self.deadlines, self.alerts, self.book)
         self.rule_hooks = RuleHooks(
             config, self.deadlines, self.alerts, self.book, self.orders, self.stats, self.watchdogs, self.limits
@@ -203,6 +206,18 @@ class Engine:
         """Deadline records to persist (None: delete) since the last call."""
         return self.watchdogs.take_journal()
 
+    def restore(self, snapshot: StateSnapshot) -> None:
+        """Before start: load the state file's books, then journal every change for take_state_changes."""
+        self._durable.restore(snapshot)
+
+    def take_state_changes(self) -> StateChanges:
+        """Book changes to persist since the last call (none until restore())."""
+        return self._durable.take()
+
+    def has_changes_to_persist(self) -> bool:
+        """Whether take_state_changes() or take_journal() would return anything."""
+        return self._durable.changed() or bool(self.watchdogs.ctx.journal)
+
     def _on_fill(self, fill: FillReceived, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(fill.venue)
         if not self.ledger.record(fill):
@@ -266,16 +281,6 @@ class Engine:
         )
         return [] if transition is None else [transition]
 
-    def _first_sighting(self, venue: str, key: str) -> bool:
-        """False for a key already seen on this venue (a venue repeat after a reconnect)."""
-        seen = self._seen.setdefault(venue, {})
-        if key in seen:
-            return False
-        seen[key] = None
-        if len(seen) > _SEEN_KEYS_KEPT:
-            del seen[next(iter(seen))]
-        return True
-
     def _on_mark(self, mark: MarkPrice, now: float) -> list[AlertTransition]:
         instrument = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
         out: list[AlertTransition] = []
@@ -300,18 +305,14 @@ class Engine:
         return out
 
     def _on_feed_down(self, event: FeedDown, now: float) -> list[AlertTransition]:
-        stats = self.venue_stats(event.venue)
-        was_up = stats.feed_up
-        if was_up:
-            stats.reconnects += 1
-        stats.feed_up = False
+        was_up = self.venue_stats(event.venue).connection_ended(event.cause)
         log.warning("%s: feed down at %s: %s", event.venue, event.endpoint, event.reason)
         self.watchdogs.health_check.on_feed_down(event.venue)
         self.watchdogs.feeds.on_down(event.venue, event.reason, now)
         return self.rule_hooks.feed_down(event, was_up, now)
 
     def _on_liquidation(self, event: Liquidation, now: float) -> list[AlertTransition]:
-        if not self._first_sighting(event.venue, f"liquidation:{event.key}"):
+        if not self.seen.first_sighting(event.venue, f"liquidation:{event.key}"):
             self.venue_stats(event.venue).duplicates += 1
             return []
         self.venue_stats(event.venue).liquidations += 1
@@ -321,7 +322,7 @@ class Engine:
 
     def _on_amended(self, event: PositionAmended, now: float) -> list[AlertTransition]:
         stats = self.venue_stats(event.venue)
-        if self._first_sighting(event.venue, f"amend:{event.key}"):
+        if self.seen.first_sighting(event.venue, f"amend:{event.key}"):
             stats.amendments += 1
             log.info("%s: %s on %s for desk %s", event.venue, event.change, event.market, event.desk)
         else:

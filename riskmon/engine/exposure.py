@@ -11,9 +11,12 @@ import decimal
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from riskmon.events import FillReceived, MarkKind
+
+if TYPE_CHECKING:
+    from riskmon.engine.state_journal import RiskSources, StateJournal, VenueKey
 
 # Mobula amounts carry 18 decimals; 60 digits keeps sums of them exact.
 EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
@@ -70,6 +73,7 @@ class ExposureBook:
         # key -> source id (order, quote) -> USD at risk; pending kept apart from confirmed.
         self._risk: dict[PositionKey, dict[str, Decimal]] = defaultdict(dict)
         self._pending: dict[PositionKey, dict[str, Decimal]] = defaultdict(dict)
+        self.journal: StateJournal | None = None
 
     def instrument(self, venue: str, market: str) -> str:
         return self._underlying_of.get((venue, market), market)
@@ -87,6 +91,9 @@ class ExposureBook:
             signed = -signed
         self._positions[key] = EXACT.add(self._positions.get(key, ZERO), signed)
         self._track(key)
+        journal = self.journal
+        if journal is not None:
+            journal.positions.add(key)
         return key
 
     def set_position(self, key: PositionKey, quantity: Decimal) -> bool:
@@ -96,6 +103,8 @@ class ExposureBook:
         changed = self._positions.get(key) != quantity
         self._positions[key] = quantity
         self._track(key)
+        if changed and self.journal is not None:
+            self.journal.positions.add(key)
         return changed
 
     def report_positions(
@@ -118,8 +127,11 @@ class ExposureBook:
 
     def set_mark(self, venue: str, market: str, price: Decimal, kind: MarkKind = MarkKind.TRADE) -> str:
         """Record a price; returns the instrument whose valuation it may change."""
-        self._marks[(venue, market)] = price
-        underlying = self._underlying_of.get((venue, market))
+        key = (venue, market)
+        self._marks[key] = price
+        if self.journal is not None:
+            self.journal.marks = True
+        underlying = self._underlying_of.get(key)
         if underlying is not None and kind is not MarkKind.TRADE:
             self._reference_marks[underlying] = price
         return self.instrument(venue, market)
@@ -199,6 +211,8 @@ class ExposureBook:
         else:
             target.get(key, {}).pop(source, None)
         self._by_desk[key.desk].add(key)
+        if self.journal is not None:
+            self.journal.risk.add(key)
 
     def risk_of(self, key: PositionKey, source: str) -> tuple[Decimal, bool] | None:
         if source in self._pending.get(key, {}):
@@ -224,6 +238,38 @@ class ExposureBook:
             pending = sum(self._pending.get(key, {}).values(), ZERO)
             if confirmed or pending:
                 yield RiskRow(key, confirmed, pending)
+
+    # The stored form (riskmon.engine.restore).
+
+    def own_marks(self) -> dict[VenueKey, Decimal]:
+        """Each market's own latest price, whatever its underlying's reference says."""
+        return dict(self._marks)
+
+    def reference_marks(self) -> dict[str, Decimal]:
+        return dict(self._reference_marks)
+
+    def restore(
+        self,
+        positions: Mapping[PositionKey, Decimal],
+        marks: Mapping[VenueKey, Decimal],
+        reference_marks: Mapping[str, Decimal],
+        risk: Mapping[PositionKey, RiskSources],
+    ) -> None:
+        for key, quantity in positions.items():
+            self._positions[key] = quantity
+            self._track(key)
+        self._marks.update(marks)
+        self._reference_marks.update(reference_marks)
+        for key, sources in risk.items():
+            for source, (amount, pending) in sources.items():
+                (self._pending if pending else self._risk)[key][source] = amount
+            self._by_desk[key.desk].add(key)
+
+    def risk_sources(self, key: PositionKey) -> RiskSources:
+        """Every order or quote with USD at risk on the position: (amount, pending)."""
+        sources: RiskSources = {source: (amount, False) for source, amount in self._risk.get(key, {}).items()}
+        sources.update((source, (amount, True)) for source, amount in self._pending.get(key, {}).items())
+        return sources
 
     # Reads for rules and limits.
 

@@ -6,7 +6,13 @@ markets a venue lists, not by traffic.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from riskmon.events import BookSnapshot, MarketStatusChanged, TradeExecuted
+
+if TYPE_CHECKING:
+    from riskmon.engine.state_journal import StateJournal
 
 
 class VenueMarkets:
@@ -14,6 +20,8 @@ class VenueMarkets:
         self.books: dict[tuple[str, str], BookSnapshot] = {}
         self.last_trades: dict[tuple[str, str], TradeExecuted] = {}
         self.statuses: dict[tuple[str, str], MarketStatusChanged] = {}
+        # Only statuses are durable: books and trades are re-sent by the venue on reconnect.
+        self.journal: StateJournal | None = None
 
     def apply_book(self, book: BookSnapshot) -> bool:
         """Replace the market's levels unless the venue's sequence says this one is older."""
@@ -37,7 +45,13 @@ class VenueMarkets:
         key = (change.venue, change.market)
         previous = self.statuses.get(key)
         self.statuses[key] = change
+        if self.journal is not None:
+            self.journal.statuses.add(key)
         return previous
+
+    def restore_statuses(self, statuses: Iterable[MarketStatusChanged]) -> None:
+        for status in statuses:
+            self.statuses[(status.venue, status.market)] = status
 
     def tradable(self, venue: str, market: str) -> bool:
         status = self.statuses.get((venue, market))

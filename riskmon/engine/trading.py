@@ -7,9 +7,11 @@ and both forget finished objects oldest first beyond a retention bound.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from riskmon.engine.state_journal import StateJournal, StoredOrder
 from riskmon.events import OrderStatus, OrderUpdate, QuoteLeg, QuoteStatus, QuoteUpdate
 
 ORDER_DONE = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.VOID, OrderStatus.SETTLED})
@@ -28,6 +30,7 @@ class OrderBook:
         # cancel) must not make the order forget the newest sequence or fill it has seen.
         self._newest_sequence: dict[tuple[str, str], int] = {}
         self._filled: dict[tuple[str, str], Decimal] = {}
+        self.journal: StateJournal | None = None
 
     def apply(self, update: OrderUpdate) -> tuple[bool, OrderUpdate | None, Decimal]:
         """(applied, the update held before, the filled quantity known before).
@@ -46,6 +49,8 @@ class OrderBook:
             self._filled[key] = max(filled_before, update.filled_quantity)
         self._orders[key] = update
         self._orders.move_to_end(key)
+        if self.journal is not None:
+            self.journal.order_moved(key)
         self._prune()
         return True, held, filled_before
 
@@ -55,6 +60,26 @@ class OrderBook:
     def orders(self) -> list[OrderUpdate]:
         return list(self._orders.values())
 
+    def stored(self, venue: str, order_id: str) -> StoredOrder | None:
+        """The order as the state file keeps it; None once it is forgotten."""
+        key = (venue, order_id)
+        update = self._orders.get(key)
+        if update is None:
+            return None
+        return StoredOrder(update, self._newest_sequence.get(key), self._filled.get(key))
+
+    def restore(self, orders: Iterable[StoredOrder]) -> None:
+        """Orders from the state file, least recently moved first."""
+        held = self._orders
+        for stored in orders:
+            key = (stored.update.venue, stored.update.order_id)
+            held.pop(key, None)
+            held[key] = stored.update
+            if stored.newest_sequence is not None:
+                self._newest_sequence[key] = stored.newest_sequence
+            if stored.filled is not None:
+                self._filled[key] = stored.filled
+
     def _prune(self) -> None:
         if len(self._orders) <= self._retention:
             return
@@ -62,6 +87,8 @@ class OrderBook:
             del self._orders[key]
             self._newest_sequence.pop(key, None)
             self._filled.pop(key, None)
+            if self.journal is not None:
+                self.journal.order_moved(key)
             if len(self._orders) <= self._retention:
                 return
 
@@ -113,6 +140,7 @@ class QuoteBook:
         self._retention = retention
         self._quotes: OrderedDict[tuple[str, str], Quote] = OrderedDict()
         self._by_rfq: dict[tuple[str, str], set[str]] = {}
+        self.journal: StateJournal | None = None
 
     def apply(self, update: QuoteUpdate, now: float) -> tuple[Quote, bool]:
         """Merge an update; returns the quote and whether its status moved.
@@ -149,6 +177,8 @@ class QuoteBook:
         if quote.rfq_id is not None:
             self._by_rfq.setdefault((quote.venue, quote.rfq_id), set()).add(quote.quote_id)
         self._quotes.move_to_end(key)
+        if self.journal is not None:
+            self.journal.quote_moved(key)
         self._prune()
         return quote, moved
 
@@ -160,6 +190,8 @@ class QuoteBook:
             if quote is not None and not quote.closed:
                 quote.closed = True
                 closed.append(quote)
+                if self.journal is not None:
+                    self.journal.quote_moved((venue, quote_id))
         return closed
 
     def get(self, venue: str, quote_id: str) -> Quote | None:
@@ -168,6 +200,15 @@ class QuoteBook:
     def quotes(self) -> list[Quote]:
         return list(self._quotes.values())
 
+    def restore(self, quotes: Iterable[Quote]) -> None:
+        """Quotes from the state file, least recently moved first."""
+        for quote in quotes:
+            key = (quote.venue, quote.quote_id)
+            self._quotes[key] = quote
+            self._quotes.move_to_end(key)
+            if quote.rfq_id is not None:
+                self._by_rfq.setdefault((quote.venue, quote.rfq_id), set()).add(quote.quote_id)
+
     def _prune(self) -> None:
         if len(self._quotes) <= self._retention:
             return
@@ -175,5 +216,7 @@ class QuoteBook:
             quote = self._quotes.pop(key)
             if quote.rfq_id is not None:
                 self._by_rfq.get((quote.venue, quote.rfq_id), set()).discard(quote.quote_id)
+            if self.journal is not None:
+                self.journal.quote_moved(key)
             if len(self._quotes) <= self._retention:
                 return

@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from time import perf_counter
 from typing import Protocol, TextIO
 
 from riskmon.alerts.lifecycle import AlertTransition
@@ -23,19 +24,20 @@ from riskmon.config.loader import ConfigError, load_config
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine.engine import Engine
 from riskmon.events import OrderIntake
-from riskmon.metrics import DeliveryCollector, engine_registry
+from riskmon.metrics import DeliveryCollector, RuntimeCollector, engine_registry, engine_step_histograms
 from riskmon.runtime.alerting import AlertPipeline
 from riskmon.runtime.deadline_timer import DeadlineTimer
 from riskmon.runtime.http import HttpServer
 from riskmon.runtime.intake import OrderIntakePolicy
+from riskmon.runtime.persistence import StatePersistence
+from riskmon.runtime.readiness import ReadinessCollector
 from riskmon.runtime.reconciler import Reconciler
 from riskmon.runtime.reload import RELOAD_PATH, ReloadEndpoint, ReloadOutcome, plan_reload
 from riskmon.runtime.remedies import Remedies
 from riskmon.runtime.silence_api import SILENCES_PATH, SilenceEndpoint
-from riskmon.store.deadlines import DeadlineStore, StoreError
+from riskmon.runtime.state_api import state_mounts
 from riskmon.venues.base import Inbound
 from riskmon.venues.registry import AdapterUnavailable, VenueSession, build_codec, build_session
-from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,10 @@ class Monitor:
         self.config = config
         self.clock = clock or SystemClock()
         self.engine = Engine(config)
-        self.registry = engine_registry(self.engine)
+        self.registry = engine_registry(self.engine, self.clock)
+        # Configured venues whose adapter this build lacks: never ready (/readyz, riskmon_venue_ready).
+        self.unavailable_venues: set[str] = set()
+        self.registry.register(ReadinessCollector(self.engine, self.unavailable_venues))
         self.recent_alerts: deque[AlertTransition] = deque(maxlen=100)
         self._listeners = list(listeners)
         self._config_path = config_path
@@ -71,11 +76,16 @@ class Monitor:
         self.alerting = AlertPipeline(config, self.clock, console=console)
         delivery = self.alerting.delivery
         self.registry.register(
-            DeliveryCollector(delivery.outcomes, delivery.depths, lambda: len(self.alerting.notifier.muted()))
+            DeliveryCollector(
+                delivery.outcomes, delivery.depths, lambda: len(self.alerting.notifier.muted()), delivery.latency
+            )
         )
         self._recorder = CaptureWriter(record) if record is not None else None
         # Bounded: a venue faster than the engine is slowed at its socket, never buffered without limit.
         self._inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=inbound_capacity)
+        # Seconds per engine step and venue: measured with perf_counter, not business time.
+        self.engine_seconds = engine_step_histograms()
+        self.registry.register(RuntimeCollector(self.engine_seconds, self._inbound.qsize))
         tracked = frozenset(v for v in config.venues if self.engine.watchdogs.activation.tracks(v))
         intake_policy = OrderIntakePolicy(
             venues=tracked,
@@ -94,6 +104,7 @@ class Monitor:
                     SILENCES_PATH: SilenceEndpoint(self.alerting, config.server.token, clock=self.clock),
                     SILENCES_PATH + "/": SilenceEndpoint(self.alerting, config.server.token, clock=self.clock),
                     RELOAD_PATH: ReloadEndpoint(self.reload, config.server.token),
+                    **state_mounts(self.engine, self.alerting.notifier, self.unavailable_venues, self.clock),
                 },
             )
             if http
@@ -110,13 +121,13 @@ class Monitor:
                 codec = build_codec(config, venue)
                 self.sessions.append(build_session(config, venue, codec, self._inbound.put, self.clock))
             except AdapterUnavailable as exc:
+                self.unavailable_venues.add(venue)
                 log.warning("%s; it is not monitored", exc)
         by_venue = {session.venue: session for session in self.sessions}
         self.reconciler = Reconciler(config, self.engine, by_venue, self._inbound.put, self.clock)
         self._remedies = Remedies(by_venue, self._inbound.put, self.clock, self.reconciler.reconcile)
-        self._store: DeadlineStore | None = None
-        self._unflushed: dict[JournalKey, PersistedDeadline | None] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        # Books and deadlines in the state file: restored before the venues connect.
+        self.persistence = StatePersistence(self.engine, config.state)
 
     async def declare_order(self, intake: OrderIntake) -> None:
         """The trading system placed an order (HTTP intake): arm its activation watchdog."""
@@ -128,7 +139,7 @@ class Monitor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then close everything in order."""
-        restored = await self._open_store()
+        restored = await self.persistence.open()
         await self.alerting.start()
         self.engine.start(self.clock.now(), restored)
         self._after_step(self.engine.advance(self.clock.now()))
@@ -154,7 +165,7 @@ class Monitor:
             self._timer.cancel()
             self.reconciler.shutdown()
             await self._remedies.aclose()
-            await self._close_store()
+            await self.persistence.close()
             await self.alerting.stop()
             if self._http is not None:
                 await self._http.stop()
@@ -170,56 +181,18 @@ class Monitor:
                 else:
                     self._recorder.write_report(item.received_at, item.venue, item.events)
             is_frame = item.frame is not None and item.rest is None
+            started = perf_counter()
             self._after_step(
                 self.engine.ingest(item.venue, item.events, item.received_at, is_frame=is_frame, source=item.rest)
             )
+            self.engine_seconds[item.venue].observe(perf_counter() - started)
             self.applied.set()
 
     def _after_step(self, transitions: list[AlertTransition]) -> None:
         self._publish(transitions)
         self._timer.rearm()
         self._remedies.carry_out(self.engine.take_actions())
-        changes = self.engine.take_journal()
-        if changes and self._store is not None:
-            self._unflushed.update(changes)
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.get_running_loop().create_task(self._flush())
-
-    # Deadline persistence ------------------------------------------------------------------------
-
-    async def _open_store(self) -> list[PersistedDeadline]:
-        path = self.config.state.path
-        try:
-            self._store = await asyncio.to_thread(DeadlineStore, path)
-            return await asyncio.to_thread(self._store.load)
-        except StoreError as exc:
-            # Monitoring without persistence beats not monitoring; say loudly what is lost.
-            log.error("deadlines will not survive a restart: %s", exc)
-            self._store = None
-            return []
-
-    async def _flush(self) -> None:
-        store = self._store
-        while self._unflushed and store is not None:
-            changes, self._unflushed = self._unflushed, {}
-            try:
-                await asyncio.to_thread(store.write, changes)
-            except StoreError as exc:
-                log.error("could not persist %d deadline change(s): %s", len(changes), exc)
-
-    async def _close_store(self) -> None:
-        if self._flusher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        store, self._store = self._store, None
-        if store is None:
-            return
-        self._unflushed.update(self.engine.take_journal())
-        if self._unflushed:
-            with contextlib.suppress(StoreError):
-                store.write(self._unflushed)
-            self._unflushed = {}
-        store.close()
+        self.persistence.after_step()
 
     def _on_timer(self) -> None:
         self._after_step(self.engine.advance(self.clock.now()))

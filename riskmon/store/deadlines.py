@@ -33,6 +33,46 @@ class StoreError(RuntimeError):
     pass
 
 
+def create_deadline_table(db: sqlite3.Connection) -> None:
+    db.execute(_SCHEMA)
+
+
+def read_deadlines(db: sqlite3.Connection, path: Path) -> list[PersistedDeadline]:
+    """Every stored deadline; a row that cannot be read is skipped with its reason."""
+    records: list[PersistedDeadline] = []
+    try:
+        rows = db.execute("SELECT kind, venue, subject, due, data FROM watchdog_deadlines").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"state file {path}: {exc}") from None
+    for kind, venue, subject, due, data in rows:
+        try:
+            parsed = json.loads(data)
+            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                raise ValueError("data is not a string map")
+            records.append(PersistedDeadline(kind, venue, subject, float(due), parsed))
+        except (ValueError, TypeError) as exc:
+            log.warning("state file %s: skipped the %s deadline of %s %s: %s", path, kind, venue, subject, exc)
+            continue
+    return records
+
+
+def write_deadline_changes(db: sqlite3.Connection, changes: Mapping[JournalKey, PersistedDeadline | None]) -> None:
+    """Apply changes (None deletes) inside the caller's transaction."""
+    deletes = [key for key, r in changes.items() if r is None]
+    upserts = [
+        (r.kind, r.venue, r.subject, r.due, json.dumps(r.data, sort_keys=True))
+        for r in changes.values()
+        if r is not None
+    ]
+    if deletes:
+        db.executemany("DELETE FROM watchdog_deadlines WHERE kind = ? AND venue = ? AND subject = ?", deletes)
+    if upserts:
+        db.executemany(
+            "INSERT OR REPLACE INTO watchdog_deadlines (kind, venue, subject, due, data) VALUES (?, ?, ?, ?, ?)",
+            upserts,
+        )
+
+
 class DeadlineStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -44,52 +84,23 @@ class DeadlineStore:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
+            create_deadline_table(self._db)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"state file {self.path}: {exc}") from None
 
     def load(self) -> list[PersistedDeadline]:
         """Every stored deadline; a row that cannot be read is skipped with its reason."""
-        records: list[PersistedDeadline] = []
-        try:
-            rows = self._db.execute("SELECT kind, venue, subject, due, data FROM watchdog_deadlines").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"state file {self.path}: {exc}") from None
-        for kind, venue, subject, due, data in rows:
-            try:
-                parsed = json.loads(data)
-                if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
-                    raise ValueError("data is not a string map")
-                records.append(PersistedDeadline(kind, venue, subject, float(due), parsed))
-            except (ValueError, TypeError) as exc:
-                log.warning("state file %s: skipped the %s deadline of %s %s: %s", self.path, kind, venue, subject, exc)
-                continue
-        return records
+        return read_deadlines(self._db, self.path)
 
     def write(self, changes: Mapping[JournalKey, PersistedDeadline | None]) -> None:
         """Apply one batch of changes (None deletes) in a single transaction."""
         if not changes:
             return
-        upserts = [
-            (r.kind, r.venue, r.subject, r.due, json.dumps(r.data, sort_keys=True))
-            for r in changes.values()
-            if r is not None
-        ]
-        deletes = [key for key, r in changes.items() if r is None]
         try:
             with self._db:
                 self._db.execute("BEGIN")
-                if deletes:
-                    self._db.executemany(
-                        "DELETE FROM watchdog_deadlines WHERE kind = ? AND venue = ? AND subject = ?", deletes
-                    )
-                if upserts:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO watchdog_deadlines (kind, venue, subject, due, data) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        upserts,
-                    )
+                write_deadline_changes(self._db, changes)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"state file {self.path}: {exc}") from None
 

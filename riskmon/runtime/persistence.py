@@ -1,0 +1,181 @@
+"""The state file for the runtime: restore before the venues connect, then batched writes.
+
+All SQLite work runs on one worker thread, so the event loop never waits on the disk and writes
+never overlap. After an engine step the Monitor calls after_step(); when no write is in flight it
+starts one with everything the engine journaled since the last, and while one is in flight the
+engine's journal coalesces what follows (a key changed a thousand times is written once). A write
+that fails is logged once and its batch retried ahead of the next one; the engine never waits and
+never sees the error. A file that cannot be opened or read is reported once and monitoring goes on
+from empty state without persistence, leaving the file as it is for an operator to inspect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from riskmon.config.schema import StateConfig
+from riskmon.engine.engine import Engine
+from riskmon.engine.state_journal import StateChanges
+from riskmon.store.state import StateStore, StoreError
+from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
+
+log = logging.getLogger(__name__)
+
+# A failing disk must not grow memory without bound: past this many unwritten fill steps the
+# backlog is dropped (loudly); positions and orders are absolute, so the next writes repair them.
+_RETRY_FILL_STEPS = 1_000_000
+_T = TypeVar("_T")
+Deadlines = dict[JournalKey, PersistedDeadline | None]
+
+
+class StatePersistence:
+    def __init__(self, engine: Engine, config: StateConfig) -> None:
+        self._engine = engine
+        self._config = config
+        self._executor: ThreadPoolExecutor | None = None
+        self._store: StateStore | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._settler: asyncio.Task[None] | None = None
+        self._backlog: tuple[StateChanges, Deadlines] | None = None
+        self.restored = False  # the state file was read into the engine (False: running without one)
+        self.restore_seconds: float | None = None
+        self.batches_written = 0
+        self.fill_steps_written = 0
+        self.write_failures = 0
+
+    @property
+    def persisting(self) -> bool:
+        return self._store is not None
+
+    async def _run(self, call: Callable[..., _T], *args: object) -> _T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmon-state")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+
+    async def open(self) -> list[PersistedDeadline]:
+        """Read the state file into the engine (before engine.start); returns the deadlines to re-arm."""
+        started = time.perf_counter()
+        try:
+            store = await self._run(StateStore, self._config.path, self._config.fill_retention)
+        except StoreError as exc:
+            log.error("monitoring without persistence (nothing will survive a restart): %s", exc)
+            return []
+        try:
+            snapshot = await self._run(store.load)
+        except StoreError as exc:
+            log.error("could not restore state; monitoring from empty state, without persistence: %s", exc)
+            await self._run(store.close)
+            return []
+        self._engine.restore(snapshot)
+        self._store = store
+        self.restored = True
+        self.restore_seconds = time.perf_counter() - started
+        log.info(
+            "restored state from %s in %.3f s: %d order(s), %d quote(s), %d position(s), %d deadline(s)",
+            self._config.path,
+            self.restore_seconds,
+            len(snapshot.orders),
+            len(snapshot.quotes),
+            len(snapshot.positions),
+            len(snapshot.deadlines),
+        )
+        self._settler = asyncio.get_running_loop().create_task(self._settle_restored_fills())
+        return snapshot.deadlines
+
+    async def _settle_restored_fills(self) -> None:
+        """Index the restored fill history stream by stream between events; an event on a stream
+        not indexed yet indexes it at once, so this only moves the work off the first fill."""
+        while True:
+            if not self._engine.ledger.settle_next():
+                return
+            await asyncio.sleep(0)  # one stream at a time: events go in between
+
+    def after_step(self) -> None:
+        """An engine step is done: write what it changed, unless a write is in flight (then later)."""
+        if self._store is None:
+            self._engine.take_journal()  # no file to write them to: keep the journal from growing
+            return
+        if (self._flusher is None or self._flusher.done()) and self._engine.has_changes_to_persist():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def drain(self) -> None:
+        """Return once everything journaled so far is written (or has failed): for tests and stop."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+            self.after_step()
+
+    async def _flush(self) -> None:
+        while (batch := self._take()) is not None:
+            store = self._store
+            if store is None:
+                return
+            changes, deadlines = batch
+            try:
+                await self._run(store.write, changes, deadlines)
+            except Exception as exc:
+                self._failed(changes, deadlines, exc)
+                return  # the next engine step tries again
+            self.batches_written += 1
+            self.fill_steps_written += len(changes.fills)
+            log.debug("state: wrote %d fill step(s), %d deadline change(s)", len(changes.fills), len(deadlines))
+
+    def _take(self) -> tuple[StateChanges, Deadlines] | None:
+        changes = self._engine.take_state_changes()
+        deadlines = self._engine.take_journal()
+        if self._backlog is not None:
+            older, older_deadlines = self._backlog
+            self._backlog = None
+            older.merge(changes)
+            older_deadlines.update(deadlines)
+            changes, deadlines = older, older_deadlines
+        if not changes and not deadlines:
+            return None
+        return changes, deadlines
+
+    def _failed(self, changes: StateChanges, deadlines: Deadlines, exc: Exception) -> None:
+        self.write_failures += 1
+        if len(changes.fills) > _RETRY_FILL_STEPS:
+            log.error(
+                "state file %s: dropped %d unwritten fill step(s) after repeated failures; a restart will"
+                " restore older fills: %s",
+                self._config.path,
+                len(changes.fills),
+                exc,
+            )
+            changes.fills = []
+        else:
+            log.error("state file %s: a write failed, retrying with the next batch: %s", self._config.path, exc)
+        self._backlog = (changes, deadlines)
+
+    async def close(self) -> None:
+        """Write what is left and close the file (the Monitor's stop)."""
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        store = self._store
+        if store is not None:
+            batch = self._take()
+            if batch is not None:
+                try:
+                    await self._run(store.write, *batch)
+                except Exception as exc:
+                    log.error(
+                        "state file %s: the last write failed; a restart restores older state: %s",
+                        self._config.path,
+                        exc,
+                    )
+            self._store = None
+            await self._run(store.close)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None

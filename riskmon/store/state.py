@@ -1,0 +1,398 @@
+"""The engine's books in SQLite, so a restart resumes exactly where the monitor stopped.
+
+Same state file as the other stores (WAL, synchronous=NORMAL: a batch is durable once the WAL
+reaches the disk at the next checkpoint or sync; what a power cut loses, the venues replay). One
+write transaction per batch of StateChanges, deadlines included. Schema versioned in `state_meta`.
+
+Fills are the bulk: a stream's recent ledger steps are rows of `fill_tail`; every
+min(4096, retention) steps they are sealed into one FillChunk row, so a restart reads a few hundred
+blobs instead of a million rows and keeps the fills encoded (riskmon.engine.fills). The retention
+bound holds on disk: the oldest chunks of a stream go while the newer ones still hold `retention`
+live fills. Everything else is small and kept as one row per key, Decimals as exact text.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from riskmon.engine.exposure import PositionKey
+from riskmon.engine.fills import FillChunk, HistoryStep, StoredStep, StreamKey, decode_fill, stored_step
+from riskmon.engine.restore import decode_quote
+from riskmon.engine.state_journal import StateChanges, StateSnapshot, StoredOrder
+from riskmon.events import FillReceived, MarketStatusChanged
+from riskmon.store.deadlines import StoreError, create_deadline_table, read_deadlines, write_deadline_changes
+from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_CHUNK_STEPS = 4096
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS state_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS fill_streams (stream_id INTEGER PRIMARY KEY, venue TEXT NOT NULL,"
+    " stream TEXT NOT NULL, UNIQUE (venue, stream))",
+    "CREATE TABLE IF NOT EXISTS fill_chunks (chunk_id INTEGER PRIMARY KEY, stream_id INTEGER NOT NULL,"
+    " net INTEGER NOT NULL, body BLOB NOT NULL)",
+    # body NULL: the step dropped the fill (revoked, or voided by a checkpoint).
+    "CREATE TABLE IF NOT EXISTS fill_tail (stream_id INTEGER NOT NULL, ord INTEGER NOT NULL, fill_key TEXT NOT NULL,"
+    " sequence INTEGER NOT NULL, as_of INTEGER, body BLOB, PRIMARY KEY (stream_id, ord)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS positions (desk TEXT NOT NULL, venue TEXT NOT NULL, account TEXT NOT NULL,"
+    " market TEXT NOT NULL, quantity TEXT NOT NULL, PRIMARY KEY (desk, venue, account, market)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS marks (venue TEXT NOT NULL, market TEXT NOT NULL, price TEXT NOT NULL,"
+    " PRIMARY KEY (venue, market)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS reference_marks (underlying TEXT PRIMARY KEY, price TEXT NOT NULL) WITHOUT ROWID",
+    # One row per position: its orders' and quotes' USD at risk, {source: [amount, pending]}.
+    "CREATE TABLE IF NOT EXISTS risk (desk TEXT NOT NULL, venue TEXT NOT NULL, account TEXT NOT NULL,"
+    " market TEXT NOT NULL, sources BLOB NOT NULL, PRIMARY KEY (desk, venue, account, market)) WITHOUT ROWID",
+    # Rowid order is the books' recency order: a replaced row gets a new, higher rowid.
+    "CREATE TABLE IF NOT EXISTS orders (ord INTEGER PRIMARY KEY, venue TEXT NOT NULL, order_id TEXT NOT NULL,"
+    " body BLOB NOT NULL, UNIQUE (venue, order_id))",
+    "CREATE TABLE IF NOT EXISTS quotes (ord INTEGER PRIMARY KEY, venue TEXT NOT NULL, quote_id TEXT NOT NULL,"
+    " body BLOB NOT NULL, UNIQUE (venue, quote_id))",
+    "CREATE TABLE IF NOT EXISTS seen_keys (venue TEXT NOT NULL, key TEXT NOT NULL, ord INTEGER NOT NULL,"
+    " PRIMARY KEY (venue, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS market_statuses (venue TEXT NOT NULL, market TEXT NOT NULL, body BLOB NOT NULL,"
+    " PRIMARY KEY (venue, market)) WITHOUT ROWID",
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_orders_decoder = msgspec.msgpack.Decoder(list[StoredOrder])
+_status_decoder = msgspec.msgpack.Decoder(MarketStatusChanged)
+_risk_decoder = msgspec.msgpack.Decoder(dict[str, tuple[Decimal, bool]])
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Stream:
+    """What the store must know of a stream's stored fills to append and bound them."""
+
+    stream_id: int
+    chunks: deque[tuple[int, int]] = field(default_factory=deque)  # (chunk_id, live fills it adds), oldest first
+    chunked_net: int = 0
+    tail: list[StoredStep] = field(default_factory=list)
+    next_ord: int = 0
+
+
+class StateStore:
+    def __init__(self, path: str | Path, fill_retention: int = 200_000) -> None:
+        self.path = Path(path)
+        self._retention = fill_retention
+        self._chunk_steps = max(1, min(_CHUNK_STEPS, fill_retention))
+        self._streams: dict[StreamKey, _Stream] | None = None
+        self._seen_ord: int | None = None  # the next seen_keys.ord, once read
+        try:
+            # Written from one worker thread at a time (the runtime serialises calls).
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._check_version()
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
+                create_deadline_table(self._db)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self._db.close()
+            raise exc if isinstance(exc, StoreError) else self._error(exc) from None
+
+    def _error(self, exc: BaseException | str, table: str | None = None) -> StoreError:
+        where = f" (table {table})" if table else ""
+        return StoreError(f"state file {self.path}{where}: {exc}")
+
+    def _check_version(self) -> None:
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'state_meta'").fetchone()
+        row = (
+            self._db.execute("SELECT value FROM state_meta WHERE name = 'schema_version'").fetchone()
+            if exists
+            else None
+        )
+        if row is None:
+            self._db.execute(_SCHEMA[0])
+            self._db.execute("INSERT INTO state_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"state file {self.path}: schema version {row[0]}, but this riskmon reads version {SCHEMA_VERSION};"
+                " move the file aside to start from empty state"
+            )
+
+    # --- load ------------------------------------------------------------------------------------
+
+    def load(self) -> StateSnapshot:
+        """Everything stored. A part that cannot be read fails the load naming its table: a
+        partial ledger would count a replayed fill twice, so none beats a wrong one."""
+        try:
+            return self._load()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+        except _Unreadable as exc:
+            raise self._error(exc.reason, exc.table) from None
+
+    def _load(self) -> StateSnapshot:
+        streams = self._streams = self._read_streams()
+        snapshot = StateSnapshot()
+        by_id = {stream.stream_id: key for key, stream in streams.items()}
+        fills: dict[StreamKey, list[HistoryStep]] = {key: [] for key in streams}
+        for stream_id, body in self._db.execute("SELECT stream_id, body FROM fill_chunks ORDER BY chunk_id"):
+            fills[by_id[stream_id]].append(_decoded("fill_chunks", FillChunk.decode, body))
+        for key, stream in streams.items():
+            for fill_key, _seq, _as_of, encoded in stream.tail:
+                fills[key].append(fill_key if encoded is None else _decoded("fill_tail", decode_fill, encoded))
+        snapshot.fills = fills
+        query = self._db.execute
+        snapshot.positions = {
+            PositionKey(desk, venue, account, market): _decimal("positions", quantity)
+            for desk, venue, account, market, quantity in query("SELECT * FROM positions")
+        }
+        snapshot.marks = {
+            (venue, market): _decimal("marks", price) for venue, market, price in query("SELECT * FROM marks")
+        }
+        snapshot.reference_marks = {
+            name: _decimal("reference_marks", price) for name, price in query("SELECT * FROM reference_marks")
+        }
+        snapshot.risk = {
+            PositionKey(desk, venue, account, market): _decoded("risk", _risk_decoder.decode, sources)
+            for desk, venue, account, market, sources in query("SELECT * FROM risk")
+        }
+        bodies = [body for (body,) in query("SELECT body FROM orders ORDER BY ord")]
+        snapshot.orders = _decoded("orders", _orders_decoder.decode, _msgpack_array(bodies))
+        snapshot.quotes = [
+            _decoded("quotes", decode_quote, body) for (body,) in query("SELECT body FROM quotes ORDER BY ord")
+        ]
+        for venue, key in query("SELECT venue, key FROM seen_keys ORDER BY ord"):
+            snapshot.seen.setdefault(venue, []).append(key)
+        snapshot.statuses = [
+            _decoded("market_statuses", _status_decoder.decode, body)
+            for (body,) in query("SELECT body FROM market_statuses")
+        ]
+        snapshot.deadlines = read_deadlines(self._db, self.path)
+        return snapshot
+
+    def _read_streams(self) -> dict[StreamKey, _Stream]:
+        streams: dict[StreamKey, _Stream] = {}
+        by_id: dict[int, _Stream] = {}
+        for stream_id, venue, name in self._db.execute("SELECT stream_id, venue, stream FROM fill_streams"):
+            by_id[stream_id] = streams[(venue, name)] = _Stream(stream_id)
+        for chunk_id, stream_id, net in self._db.execute(
+            "SELECT chunk_id, stream_id, net FROM fill_chunks ORDER BY chunk_id"
+        ):
+            stream = by_id[stream_id]
+            stream.chunks.append((chunk_id, net))
+            stream.chunked_net += net
+        tail = "SELECT stream_id, ord, fill_key, sequence, as_of, body FROM fill_tail ORDER BY stream_id, ord"
+        for stream_id, ordinal, fill_key, sequence, as_of, body in self._db.execute(tail):
+            stream = by_id[stream_id]
+            stream.tail.append((fill_key, sequence, as_of, body))
+            stream.next_ord = ordinal + 1
+        return streams
+
+    # --- write -----------------------------------------------------------------------------------
+
+    def write(
+        self, changes: StateChanges, deadlines: Mapping[JournalKey, PersistedDeadline | None] | None = None
+    ) -> None:
+        """Apply one batch in a single transaction."""
+        if not changes and not deadlines:
+            return
+        steps: dict[StreamKey, list[StoredStep]] = {}
+        for step in changes.fills:
+            key = (step.venue, step.stream) if isinstance(step, FillReceived) else (step[0], step[1])
+            steps.setdefault(key, []).append(stored_step(step))
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._write_fills(steps)
+                self._write_books(changes)
+                if deadlines:
+                    write_deadline_changes(self._db, deadlines)
+        except BaseException as exc:
+            self._streams = self._seen_ord = None  # maybe ahead of the rolled-back file: re-read
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise self._error(exc) from None
+            raise
+
+    def _write_fills(self, steps: Mapping[StreamKey, list[StoredStep]]) -> None:
+        if not steps:
+            return
+        if self._streams is None:
+            self._streams = self._read_streams()
+        db = self._db
+        for key, new in steps.items():
+            stream = self._streams.get(key)
+            if stream is None:
+                cursor = db.execute("INSERT INTO fill_streams (venue, stream) VALUES (?, ?)", key)
+                stream = self._streams[key] = _Stream(_row_id(cursor))
+            tail = stream.tail + new
+            if len(tail) >= self._chunk_steps:
+                net = _net(tail)
+                cursor = db.execute(
+                    "INSERT INTO fill_chunks (stream_id, net, body) VALUES (?, ?, ?)",
+                    (stream.stream_id, net, FillChunk.encode(tail)),
+                )
+                if stream.tail:
+                    db.execute("DELETE FROM fill_tail WHERE stream_id = ?", (stream.stream_id,))
+                stream.chunks.append((_row_id(cursor), net))
+                stream.chunked_net += net
+                stream.tail = []
+            else:
+                first = stream.next_ord
+                db.executemany(
+                    "INSERT INTO fill_tail (stream_id, ord, fill_key, sequence, as_of, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(stream.stream_id, first + i, *step) for i, step in enumerate(new)],
+                )
+                stream.next_ord = first + len(new)
+                stream.tail = tail
+            self._bound(stream)
+
+    def _bound(self, stream: _Stream) -> None:
+        """Drop the oldest chunks while the newer steps alone still hold `retention` live fills.
+
+        A newer step can drop at most one fill, so adds minus drops after a point is a floor on
+        the live fills after it; trimming to exactly `retention` is then the restore's job.
+        """
+        live = stream.chunked_net + _net(stream.tail)
+        gone: list[tuple[int]] = []
+        while stream.chunks and live - stream.chunks[0][1] >= self._retention:
+            chunk_id, net = stream.chunks.popleft()
+            stream.chunked_net -= net
+            live -= net
+            gone.append((chunk_id,))
+        if gone:
+            self._db.executemany("DELETE FROM fill_chunks WHERE chunk_id = ?", gone)
+
+    def _write_books(self, changes: StateChanges) -> None:
+        db = self._db
+        if changes.positions:
+            db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?)",
+                [(*key, str(quantity)) for key, quantity in changes.positions.items()],
+            )
+        if changes.marks:
+            db.executemany(
+                "INSERT OR REPLACE INTO marks VALUES (?, ?, ?)", [(*key, str(p)) for key, p in changes.marks.items()]
+            )
+        if changes.reference_marks:
+            db.executemany(
+                "INSERT OR REPLACE INTO reference_marks VALUES (?, ?)",
+                [(name, str(p)) for name, p in changes.reference_marks.items()],
+            )
+        _upsert(
+            db,
+            "risk",
+            "DELETE FROM risk WHERE desk = ? AND venue = ? AND account = ? AND market = ?",
+            "INSERT OR REPLACE INTO risk VALUES (?, ?, ?, ?, ?)",
+            ((key, (_encoder.encode(sources),) if sources else None) for key, sources in changes.risk.items()),
+        )
+        _upsert(
+            db,
+            "orders",
+            "DELETE FROM orders WHERE venue = ? AND order_id = ?",
+            "INSERT OR REPLACE INTO orders (venue, order_id, body) VALUES (?, ?, ?)",
+            ((key, None if order is None else (_encoder.encode(order),)) for key, order in changes.orders.items()),
+        )
+        _upsert(
+            db,
+            "quotes",
+            "DELETE FROM quotes WHERE venue = ? AND quote_id = ?",
+            "INSERT OR REPLACE INTO quotes (venue, quote_id, body) VALUES (?, ?, ?)",
+            ((key, None if body is None else (body,)) for key, body in changes.quotes.items()),
+        )
+        if changes.seen:
+            last: dict[tuple[str, str], bool] = {}
+            for venue, key, kept in changes.seen:
+                last.pop((venue, key), None)
+                last[(venue, key)] = kept
+            if self._seen_ord is None:
+                self._seen_ord = int(db.execute("SELECT COALESCE(MAX(ord), -1) + 1 FROM seen_keys").fetchone()[0])
+            first = self._seen_ord
+            rows = [(venue_key, (first + i,) if kept else None) for i, (venue_key, kept) in enumerate(last.items())]
+            self._seen_ord = first + len(rows)
+            _upsert(
+                db,
+                "seen_keys",
+                "DELETE FROM seen_keys WHERE venue = ? AND key = ?",
+                "INSERT OR REPLACE INTO seen_keys VALUES (?, ?, ?)",
+                rows,
+            )
+        if changes.statuses:
+            db.executemany(
+                "INSERT OR REPLACE INTO market_statuses VALUES (?, ?, ?)",
+                [(*key, _encoder.encode(status)) for key, status in changes.statuses.items()],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _upsert(
+    db: sqlite3.Connection,
+    table: str,
+    delete: str,
+    insert: str,
+    rows: Iterable[tuple[tuple[Any, ...], tuple[Any, ...] | None]],
+) -> None:
+    """(key, values or None to delete) rows, in order: deletes first, then inserts in the given order."""
+    deletes: list[tuple[Any, ...]] = []
+    inserts: list[tuple[Any, ...]] = []
+    for key, values in rows:
+        if values is None:
+            deletes.append(key)
+        else:
+            inserts.append((*key, *values))
+    if deletes:
+        db.executemany(delete, deletes)
+    if inserts:
+        db.executemany(insert, inserts)
+
+
+def _net(steps: Iterable[StoredStep]) -> int:
+    return sum(1 if step[3] is not None else -1 for step in steps)
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:
+        raise sqlite3.DatabaseError("no row id after an insert")
+    return cursor.lastrowid
+
+
+def _msgpack_array(bodies: list[bytes]) -> bytes:
+    """Stored msgpack values as one msgpack array: one decode call for all of them."""
+    return b"\xdd" + struct.pack(">I", len(bodies)) + b"".join(bodies)
+
+
+class _Unreadable(Exception):
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(table, reason)
+        self.table = table
+        self.reason = reason
+
+
+def _decoded(table: str, decode: Callable[[bytes], _T], body: bytes) -> _T:
+    try:
+        return decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+        # The decoder's words, never the row's contents.
+        raise _Unreadable(table, f"a stored row cannot be read: {type(exc).__name__}") from None
+
+
+def _decimal(table: str, text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except (InvalidOperation, TypeError, ValueError):
+        raise _Unreadable(table, "a stored amount is not a decimal") from None
+
+
+__all__ = ["SCHEMA_VERSION", "StateStore", "StoreError"]

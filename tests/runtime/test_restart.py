@@ -1,0 +1,194 @@
+"""A restart resumes from the state file: against the real Mango simulator, fills streamed before
+a stop (or a SIGKILL of a real `riskmon run` once it wrote them) are restored, the checkpoint the
+venue replays on reconnect counts none of them twice, and exposure equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from riskmon.config import parse_config
+from riskmon.config.schema import MonitorConfig
+from riskmon.engine.exposure import PositionKey
+from riskmon.runtime.monitor import Monitor
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
+DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
+STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
+POSITION = PositionKey("sol-desk", "mango", DESK, "SOL-PERP")
+
+CONFIG = f"""
+state:
+  path: "{{state}}"
+server:
+  port: 0
+venues:
+  mango:
+    kind: mango_v3_fills
+    urls: ["{{url}}"]
+    reconnect: {{{{initial: 10ms, max: 50ms}}}}
+desks:
+  sol-desk:
+    accounts: {{{{mango: [{DESK}]}}}}
+"""
+
+
+def trade(lots: int, side: str = "bid") -> SimFill:
+    return SimFill(maker=STREET, taker=DESK, taker_side=side, price_lots=15_000, quantity_lots=lots, timestamp=1)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[MangoV3FillsSimulator]:
+    server = MangoV3FillsSimulator([SOL])
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def config_for(sim: MangoV3FillsSimulator, state: Path) -> tuple[str, MonitorConfig]:
+    text = CONFIG.format(state=state, url=sim.url)
+    return text, parse_config(text, "monitor.yaml", {})
+
+
+@contextlib.asynccontextmanager
+async def running(config: MonitorConfig) -> AsyncIterator[Monitor]:
+    monitor = Monitor(config, http=False)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(monitor.run(stop))
+    try:
+        await asyncio.wait_for(monitor.started.wait(), timeout=5)
+        yield monitor
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, timeout=5)
+
+
+async def until(monitor: Monitor, condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            monitor.applied.clear()
+            await monitor.applied.wait()
+
+
+async def test_stop_and_restart_counts_nothing_twice(sim: MangoV3FillsSimulator, tmp_path: Path) -> None:
+    _, config = config_for(sim, tmp_path / "state.db")
+    async with running(config) as first:
+        stats = first.engine.stats["mango"]
+        await sim.wait_for_connections(1)
+        for lots in (500, 300, 200):  # 5 + 3 - 2 SOL
+            await sim.push_fill(SOL.name, trade(lots, "bid" if lots != 200 else "ask"))
+        await until(first, lambda: stats.fills == 3)
+        await first.persistence.drain()
+        assert first.persistence.fill_steps_written == 3
+        before = list(first.engine.book.rows())
+    assert [(r.key, r.position) for r in before] == [(POSITION, Decimal(6))]
+
+    await sim.rollback(SOL.name, 1)  # a fork while riskmon is down drops the sell of 2 SOL
+    await sim.push_fill(SOL.name, trade(100))  # and a fill arrives meanwhile: +1 SOL
+    async with running(config) as second:
+        stats = second.engine.stats["mango"]
+        assert second.persistence.restored
+        assert list(second.engine.book.rows()) == before  # restored before the venue connects
+        await until(second, lambda: stats.fills + stats.duplicates + stats.voided >= 4)
+        await second.persistence.drain()
+        # The checkpoint: two fills already held, one voided by the fork, one new.
+        assert (stats.duplicates, stats.voided, stats.fills) == (2, 1, 1)
+        assert second.engine.book.position(POSITION) == Decimal(9)  # 5 + 3 + 1, as an uninterrupted run ends
+
+    async with running(config) as third:  # and what the second run learned was written too
+        assert third.engine.book.position(POSITION) == Decimal(9)
+        assert len(third.engine.ledger) == 3  # the voided fill is gone for good
+
+
+async def test_a_failed_write_is_retried_with_the_next_batch(
+    sim: MangoV3FillsSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from riskmon.store.state import StateStore, StoreError
+
+    _, config = config_for(sim, tmp_path / "state.db")
+    real_write = StateStore.write
+    failures = iter([StoreError("state file x: disk I/O error")])
+
+    def flaky_write(self: StateStore, *args: object) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_write(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StateStore, "write", flaky_write)
+    async with running(config) as monitor:
+        stats = monitor.engine.stats["mango"]
+        await sim.wait_for_connections(1)
+        with caplog.at_level(logging.ERROR, logger="riskmon.runtime.persistence"):
+            await sim.push_fill(SOL.name, trade(500))
+            await until(monitor, lambda: stats.fills == 1)
+            await monitor.persistence.drain()
+        assert monitor.persistence.write_failures == 1
+        retrying = f"state file {config.state.path}: a write failed, retrying with the next batch"
+        assert [r.getMessage() for r in caplog.records] == [f"{retrying}: state file x: disk I/O error"]
+        await sim.push_fill(SOL.name, trade(100))
+        await until(monitor, lambda: stats.fills == 2)
+        await monitor.persistence.drain()
+        assert monitor.persistence.fill_steps_written == 2
+    async with running(config) as again:
+        assert again.engine.book.position(POSITION) == Decimal(6)
+
+
+async def start_riskmon(config: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "riskmon",
+        "--log-level",
+        "DEBUG",
+        "run",
+        "-c",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+async def test_sigkill_after_the_write_restores_every_written_fill(sim: MangoV3FillsSimulator, tmp_path: Path) -> None:
+    text, config = config_for(sim, tmp_path / "state.db")
+    path = tmp_path / "monitor.yaml"
+    path.write_text(text)
+    process = await start_riskmon(path)
+    assert process.stderr is not None
+    written = 0
+    try:
+        await sim.wait_for_connections(1, timeout=20)
+        for _ in range(4):
+            await sim.push_fill(SOL.name, trade(250))  # 2.5 SOL each
+        async with asyncio.timeout(20):
+            while written < 4:
+                line = (await process.stderr.readline()).decode()
+                assert line, "riskmon exited before writing the fills"
+                if match := re.search(r"state: wrote (\d+) fill step", line):
+                    written += int(match.group(1))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    async with running(config) as monitor:
+        stats = monitor.engine.stats["mango"]
+        assert monitor.engine.book.position(POSITION) == Decimal(10)  # restored before the venue connects
+        await until(monitor, lambda: stats.duplicates == 4)  # the checkpoint replays all four
+        assert stats.fills == 0
+        assert monitor.engine.book.position(POSITION) == Decimal(10)
