@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from riskmon import __version__, silence_cli
-from riskmon.bench import add_watchdog_bench_arguments
+from riskmon.bench import add_bench_arguments, add_watchdog_bench_arguments
 from riskmon.capture import CaptureError
 from riskmon.config import ConfigError, MonitorConfig, load_config
 
@@ -114,8 +114,42 @@ def cmd_test(args: argparse.Namespace) -> int:
     return max(run_file(Path(name), sys.stdout) for name in args.files)
 
 
+def cmd_export_rules(args: argparse.Namespace) -> int:
+    from riskmon.config import ConfigIssue
+    from riskmon.export_rules import render_rule_file
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    if config.firm is None:
+        issue = ConfigIssue(args.config, None, ("firm",), "no `firm` section: there are no firm-wide limits to export")
+        print(f"error: {issue}", file=sys.stderr)
+        return 2
+    text = render_rule_file(config.firm)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    output = Path(args.output)
+    staged = output.with_name(f".{output.name}.tmp")
+    try:
+        # Renamed into place, so a Prometheus reloading meanwhile reads the old file or the new one.
+        staged.write_text(text, encoding="utf-8")
+        staged.replace(output)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        print(f"error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_bench_watchdogs(args: argparse.Namespace) -> int:
     from riskmon.bench.watchdogs import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from riskmon.bench.suite import run_from_args
 
     return run_from_args(args)
 
@@ -159,17 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     rule_test.add_argument("files", nargs="+", metavar="RULES_TEST.yaml")
     rule_test.set_defaults(func=cmd_test)
 
+    export = sub.add_parser("export-rules", help="write Prometheus rules for the firm-wide limits (section `firm`)")
+    export.add_argument("-c", "--config", required=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="write the rule file here (default: standard output)")
+    export.set_defaults(func=cmd_export_rules)
+
     bench = sub.add_parser("bench-watchdogs", help="measure watchdog lateness with many pending deadlines")
     add_watchdog_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench_watchdogs)
+
+    suite = sub.add_parser("bench", help="measure riskmon against its targets and the floor, all sections in one run")
+    add_bench_arguments(suite)
+    suite.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = args.log_level
-    if args.command in ("demo", "replay") and level == "INFO":
-        level = "WARNING"  # keep the demo view and replay output readable
+    if args.command in ("demo", "replay", "bench") and level == "INFO":
+        level = "WARNING"  # keep the demo view, replay output and bench report readable
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code: int = args.func(args)
     return code

@@ -28,9 +28,14 @@ _E = TypeVar("_E", MarkPrice, FillReceived)
 class MangoFeed:
     """Mango fill frames as the venue sends them, each a fresh sequence number."""
 
-    def __init__(self, config: MonitorConfig, *, frames: bool, timestamp: int) -> None:
+    def __init__(
+        self, config: MonitorConfig, *, frames: bool, timestamp: int, own_fill_every: int = OWN_FILL_EVERY
+    ) -> None:
+        """`own_fill_every`: one frame in that many is a fill of the desk (0: none, marks only)."""
         self._codec = build_codec(config, MANGO)
         self._frames = frames
+        self._own_fill_every = own_fill_every
+        self._timestamp = timestamp
         self._prefix = f'{{"market":"{MARKET}","queue":"{QUEUE}","status":"New","event":"'
         self._raw_other = [
             encode_fill_event(self._fill(OTHER_TAKER, "bid" if k % 2 else "ask", k, timestamp), 0)
@@ -63,10 +68,26 @@ class MangoFeed:
         return [self._next(now, Side.BUY), self._next(now, Side.BUY)]
 
     def next_item(self, now: float) -> Inbound:
-        if (self._seq + 1) % OWN_FILL_EVERY == 0:
-            self._own_fills += 1
-            return self._next(now, Side.SELL if self._own_fills % 2 else Side.BUY)
-        return self._next(now, None)
+        return self._next(now, self._next_own_side())
+
+    def next_frame(self) -> str:
+        """The next frame's text only (the same stream as `next_item`), for a sender that frames it."""
+        own = self._next_own_side()
+        self._seq += 1
+        return self._frame(self._raw_own[own] if own is not None else self._raw_other[self._seq % _PRICES], self._seq)
+
+    def own_fill_frame(self, side: Side, quantity_lots: int) -> str:
+        """A fill of the desk of `quantity_lots` at the middle price, with the next sequence number."""
+        self._seq += 1
+        taker_side: Literal["bid", "ask"] = "bid" if side is Side.BUY else "ask"
+        fill = SimFill(MAKER, DESK_ACCOUNT, taker_side, 14_968 + _PRICES // 2, quantity_lots, self._timestamp)
+        return self._frame(encode_fill_event(fill, 0), self._seq)
+
+    def _next_own_side(self) -> Side | None:
+        if self._own_fill_every <= 0 or (self._seq + 1) % self._own_fill_every != 0:
+            return None
+        self._own_fills += 1
+        return Side.SELL if self._own_fills % 2 else Side.BUY
 
     def _next(self, now: float, own: Side | None) -> Inbound:
         self._seq += 1

@@ -1,0 +1,280 @@
+"""The venue side of the loopback benchmarks, run as its own process so that it never competes with
+riskmon for the interpreter: `python -m riskmon.bench.frame_server MODE [options]`.
+
+A websocket server written for speed, not generality: it completes the opening handshake by hand
+(RFC 6455 §4.2.2) and then writes Mango fill frames, framed once, many frames per `write`:
+
+- `bulk`: every connection gets the same `--frames` frames, built and framed before `ready`, in
+  writes of about `--batch-bytes`; the time of the handshake and of the last write are reported
+  per connection, so both sides of a pass are timed on the one monotonic clock of this machine;
+- `paced`: the first connection gets marks at `--rate` frames/s (one write per millisecond tick)
+  and, every `--cross-every` seconds, a fill of the desk that takes it over its limit, alone in its
+  write and timed, then `--clear-after` seconds later one that brings it back. Breach k buys
+  `--cross-lots` + k lots, so the notional its alert reports names it. A webhook receiver
+  (AsgiServer) in this process times each notification's arrival on the same clock.
+
+Lines of JSON on stdout talk to the parent: `ready` (ports, sizes), `served` per connection in bulk
+mode, `paced` once the paced stream is done; the process ends when stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
+from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MangoFeed
+from riskmon.config import MonitorConfig, parse_config
+from riskmon.events import Side
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_CLOSE_OPCODE = 0x8
+_CLOSE_NORMAL = b"\x88\x02\x03\xe8"  # a server close frame, code 1000
+_WRITE_BUFFER_HIGH = 4 * 1024 * 1024
+_SETTLE_S = 10.0
+
+
+def feed_config() -> MonitorConfig:
+    """What MangoFeed needs to build frames: the Mango venue and the desk's account."""
+    text = f"""
+venues: {{{MANGO}: {{kind: mango_v3_fills, urls: ["ws://127.0.0.1:9"]}}}}
+desks: {{frame-server-desk: {{accounts: {{{MANGO}: [{DESK_ACCOUNT}]}}}}}}
+"""
+    return parse_config(text, "frame-server.yaml", {})
+
+
+def ws_frame(text: str) -> bytes:
+    """One unmasked, final text frame (a server never masks)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
+def _emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    request = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        (
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        ),
+        None,
+    )
+    if key is None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        return False
+    accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())  # noqa: S324 - RFC 6455 mandates SHA-1
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
+    return True
+
+
+async def _until_client_closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer the client's close frame (the only frame a client sends here) and hang up."""
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            if data[0] & 0x0F == _CLOSE_OPCODE:
+                writer.write(_CLOSE_NORMAL)
+                break
+    writer.close()
+
+
+class BulkSender:
+    def __init__(self, frames: int, batch_bytes: int) -> None:
+        feed = MangoFeed(feed_config(), frames=True, timestamp=int(time.time()))
+        framed = [ws_frame(feed.next_frame()) for _ in range(frames)]
+        self.batches: list[bytes] = []
+        batch: list[bytes] = []
+        size = 0
+        for frame in framed:
+            batch.append(frame)
+            size += len(frame)
+            if size >= batch_bytes:
+                self.batches.append(b"".join(batch))
+                batch, size = [], 0
+        if batch:
+            self.batches.append(b"".join(batch))
+        self.frames = frames
+        self.bytes = sum(len(b) for b in self.batches)
+        self._connections = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections += 1
+        connection = self._connections
+        if not await _handshake(reader, writer):
+            writer.close()
+            return
+        handshake_at = time.monotonic()
+        try:
+            for batch in self.batches:
+                writer.write(batch)
+                await writer.drain()
+        except ConnectionError:
+            _emit({"event": "served", "connection": connection, "error": "client went away"})
+            return
+        written_at = time.monotonic()
+        _emit(
+            {
+                "event": "served",
+                "connection": connection,
+                "frames": self.frames,
+                "bytes": self.bytes,
+                "handshake_at": handshake_at,
+                "written_at": written_at,
+            }
+        )
+        await _until_client_closes(reader, writer)
+
+
+class NotificationClock:
+    """The webhook receiver (an ASGI app): when each notification arrived, and its status."""
+
+    def __init__(self) -> None:
+        # (received at, status, each alert's `value` annotation): the value names the breach.
+        self.notifications: list[tuple[float, str, list[str]]] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        received_at = time.monotonic()
+        body = await read_body(receive) or b"{}"
+        payload = json.loads(body)
+        values = [str(alert.get("annotations", {}).get("value", "")) for alert in payload.get("alerts", [])]
+        self.notifications.append((received_at, str(payload.get("status", "?")), values))
+        self.arrived.set()
+        await respond(send, 200, b"ok", "text/plain")
+
+    def firing(self) -> int:
+        return sum(status == "firing" for _, status, _ in self.notifications)
+
+
+class PacedSender:
+    def __init__(self, rate: float, duration: float, cross_every: float, clear_after: float, cross_lots: int) -> None:
+        self._feed = MangoFeed(feed_config(), frames=True, timestamp=int(time.time()), own_fill_every=0)
+        self._rate = rate
+        self._duration = duration
+        self._cross_every = cross_every
+        self._clear_after = clear_after
+        self._cross_lots = cross_lots
+        self.crossings: list[float] = []
+        self.hook = NotificationClock()
+        self._busy = False
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._busy or not await _handshake(reader, writer):
+            writer.close()
+            return
+        self._busy = True
+        try:
+            sent, started = await self._stream(writer)
+        except ConnectionError:
+            _emit({"event": "paced", "error": "client went away"})
+            return
+        elapsed = time.monotonic() - started
+        # Let the last breaches' notifications land before reporting (riskmon may be running behind).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_SETTLE_S):
+                while self.hook.firing() < len(self.crossings):
+                    self.hook.arrived.clear()
+                    await self.hook.arrived.wait()
+        _emit(
+            {
+                "event": "paced",
+                "frames": sent,
+                "seconds": elapsed,
+                "crossings": self.crossings,
+                "notifications": self.hook.notifications,
+            }
+        )
+        await _until_client_closes(reader, writer)
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> tuple[int, float]:
+        feed, rate = self._feed, self._rate
+        started = time.monotonic()
+        end = started + self._duration
+        next_cross = started + self._cross_every
+        clear_at: float | None = None
+        sent = 0
+        while (now := time.monotonic()) < end:
+            if clear_at is not None and now >= clear_at:
+                writer.write(ws_frame(feed.own_fill_frame(Side.SELL, self._cross_lots + len(self.crossings) - 1)))
+                clear_at = None
+            elif clear_at is None and now >= next_cross:
+                # Breach k buys cross_lots + k lots: its notional (the alert's value) says which breach it is.
+                crossing = ws_frame(feed.own_fill_frame(Side.BUY, self._cross_lots + len(self.crossings)))
+                self.crossings.append(time.monotonic())
+                writer.write(crossing)
+                clear_at = now + self._clear_after
+                next_cross += self._cross_every
+            owed = int((now - started) * rate) - sent
+            if owed > 0:
+                writer.write(b"".join(ws_frame(feed.next_frame()) for _ in range(owed)))
+                sent += owed
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        return sent, started
+
+
+async def _main(args: argparse.Namespace) -> None:
+    hook_server: AsgiServer | None = None
+    sender: BulkSender | PacedSender
+    ready: dict[str, Any] = {"event": "ready"}
+    if args.mode == "bulk":
+        sender = BulkSender(args.frames, args.batch_bytes)
+        ready.update(frames=sender.frames, bytes=sender.bytes, batches=len(sender.batches))
+    else:
+        sender = PacedSender(args.rate, args.duration, args.cross_every, args.clear_after, args.cross_lots)
+        hook_server = AsgiServer(sender.hook, "127.0.0.1", 0)
+        await hook_server.start()
+        ready["hook_port"] = hook_server.port
+    server = await asyncio.start_server(sender.serve, "127.0.0.1", 0)
+    ready["port"] = server.sockets[0].getsockname()[1]
+    _emit(ready)
+    try:
+        # The parent ends the run by closing stdin: one blocking read, off the loop.
+        await asyncio.to_thread(sys.stdin.buffer.read)
+    finally:
+        server.close()
+        if hook_server is not None:
+            await hook_server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m riskmon.bench.frame_server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=["bulk", "paced"])
+    parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--batch-bytes", type=int, default=256 * 1024)
+    parser.add_argument("--rate", type=float, default=50_000.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--cross-every", type=float, default=0.05)
+    parser.add_argument("--clear-after", type=float, default=0.02)
+    parser.add_argument("--cross-lots", type=int, default=1000)
+    asyncio.run(_main(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
