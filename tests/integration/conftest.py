@@ -8,7 +8,6 @@ never passed silently.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.runtime.process_support import free_port
+
+__all__ = ["Program", "free_port", "require_program", "wait_for_http"]
 
 INSTALL_HINT = "bash scripts/install-prometheus.sh installs Debian's prometheus and prometheus-alertmanager"
 
@@ -41,13 +44,6 @@ def prometheus_program() -> str:
 @pytest.fixture(scope="session")
 def alertmanager_program() -> str:
     return require_program("prometheus-alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
 from riskmon.asgi_server import AsgiServer
+from tests.runtime.process_support import free_port, start_riskmon, wait_for_line
 from tests.runtime.test_alert_delivery import RecordingReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -39,35 +36,6 @@ delivery:
   retry_initial: 50ms
   retry_max: 100ms
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def start_riskmon(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "riskmon",
-        "run",
-        "-c",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-async def wait_for_line(process: asyncio.subprocess.Process, needle: str) -> str:
-    assert process.stderr is not None
-    async with asyncio.timeout(20):
-        while line := (await process.stderr.readline()).decode():
-            if needle in line:
-                return line
-    raise AssertionError(f"riskmon exited before logging {needle!r}")
 
 
 async def test_sigkill_after_the_write_delivers_after_restart(tmp_path: Path) -> None:

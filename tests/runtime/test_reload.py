@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest_asyncio
 
 from riskmon.config import load_config
 from riskmon.runtime.monitor import Monitor
-from tests.runtime.test_outbox_crash import free_port, wait_for_line
+from tests.runtime.process_support import free_port, start_riskmon, wait_for_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -99,17 +97,7 @@ async def test_sighup_reloads_a_running_process_and_survives_a_broken_file(tmp_p
     path = tmp_path / "monitor.yaml"
     fields = {"state": tmp_path / "state.db", "token": TOKEN, "dead_port": free_port()}
     path.write_text(BASE.format(gross=100000, **fields))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "riskmon",
-        "run",
-        "-c",
-        str(path),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = await start_riskmon(path)
     try:
         await wait_for_line(process, "serving /metrics")
         path.write_text(BASE.format(gross=50000, **fields) + RULE)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +21,7 @@ from riskmon.config.schema import MonitorConfig
 from riskmon.engine.exposure import PositionKey
 from riskmon.runtime.monitor import Monitor
 from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from tests.runtime.process_support import start_riskmon
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -148,27 +147,11 @@ async def test_a_failed_write_is_retried_with_the_next_batch(
         assert again.engine.book.position(POSITION) == Decimal(6)
 
 
-async def start_riskmon(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "riskmon",
-        "--log-level",
-        "DEBUG",
-        "run",
-        "-c",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 async def test_sigkill_after_the_write_restores_every_written_fill(sim: MangoV3FillsSimulator, tmp_path: Path) -> None:
     text, config = config_for(sim, tmp_path / "state.db")
     path = tmp_path / "monitor.yaml"
     path.write_text(text)
-    process = await start_riskmon(path)
+    process = await start_riskmon(path, log_level="DEBUG")
     assert process.stderr is not None
     written = 0
     try:
