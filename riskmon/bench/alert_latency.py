@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from riskmon.alerts.lifecycle import AlertTransition
-from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MARKET
+from riskmon.bench.e2e import e2e_config
+from riskmon.bench.mango_feed import MANGO
 from riskmon.bench.measure import Percentiles
 from riskmon.bench.sender_process import FrameServerProcess
-from riskmon.config import MonitorConfig, parse_config
+from riskmon.config import MonitorConfig
 from riskmon.runtime.monitor import Monitor
 
 LIMIT_USD = 1_000
@@ -72,16 +73,11 @@ class AlertLatencyResult:
 
 
 def alert_config(url: str, hook_port: int, state_path: Path) -> MonitorConfig:
-    text = f"""
-state: {{path: "{state_path}"}}
-venues:
-  {MANGO}: {{kind: mango_v3_fills, urls: ["{url}"], reconnect: {{initial: 50ms, max: 1s}}}}
-desks:
-  bench-desk:
-    accounts: {{{MANGO}: [{DESK_ACCOUNT}]}}
-    limits:
-      max_net_notional_usd: [{{market: {MARKET}, max_usd: {LIMIT_USD}}}]
-receivers:
+    return e2e_config(
+        url,
+        state_path,
+        LIMIT_USD,
+        extra=f"""receivers:
   hook: {{kind: webhook, url: "http://127.0.0.1:{hook_port}/alerts"}}
 routes:
   receiver: hook
@@ -89,8 +85,8 @@ routes:
   group_wait: 0s
   group_interval: 10ms
   repeat_interval: 1h
-"""
-    return parse_config(text, "bench-alerts.yaml", {})
+""",
+    )
 
 
 def run_alert_latency_bench(

@@ -57,7 +57,8 @@ class E2eResult:
         return asdict(self)
 
 
-def e2e_config(url: str, state_path: Path, max_usd: int = 1_000_000_000) -> MonitorConfig:
+def e2e_config(url: str, state_path: Path, max_usd: int = 1_000_000_000, extra: str = "") -> MonitorConfig:
+    """One Mango venue and one desk; `extra` adds top-level sections (receivers, routes...)."""
     text = f"""
 state: {{path: "{state_path}"}}
 venues:
@@ -67,7 +68,7 @@ desks:
     accounts: {{{MANGO}: [{DESK_ACCOUNT}]}}
     limits:
       max_net_notional_usd: [{{market: {MARKET}, max_usd: {max_usd}}}]
-"""
+{extra}"""
     return parse_config(text, "bench-e2e.yaml", {})
 
 
