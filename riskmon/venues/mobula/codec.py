@@ -31,6 +31,7 @@ from riskmon.events import (
     Subscribed,
     SubscriptionFailed,
 )
+from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.mobula.frames import (
     AMEND_TYPES,
     CANCEL_TYPES,
@@ -313,11 +314,16 @@ class MobulaPerpEventsCodec:
 
 
 class _Parsed:
-    """The values of one perp event that every event type shares, parsed and checked once."""
+    """The values of one perp event that every event type shares, parsed and checked once.
+
+    Everything that can reject the frame is parsed here; the dedupe key and the stream only name
+    a desk's event, so they are built on first use: most frames are other traders' marks.
+    """
 
     __slots__ = (
+        "_key",
+        "envelope",
         "event",
-        "key",
         "kind",
         "market",
         "price",
@@ -325,23 +331,33 @@ class _Parsed:
         "quantity",
         "quantity_field",
         "sequence",
-        "stream",
         "venue_ts",
         "wallet",
     )
 
     def __init__(self, event: PerpEvent, kind: str, wallet: str, envelope: Envelope) -> None:
         self.event = event
+        self.envelope = envelope
         self.kind = kind
         self.wallet = wallet
         self.market: str = event.market or ""
         self.venue_ts = iso_seconds(event.date)
         self.sequence = block_number(event.blockNumber)
-        chain = event.chainId if event.chainId is not None else envelope.chainId
-        self.stream = event.exchange or (str(chain) if chain is not None else "")
         self.price_field, self.price = _price(event)
         self.quantity_field, self.quantity = _quantity(event)
-        self.key = _dedupe_key(event, kind, wallet, self)
+        self._key: str | None = None
+
+    @property
+    def stream(self) -> str:
+        event = self.event
+        chain = event.chainId if event.chainId is not None else self.envelope.chainId
+        return event.exchange or (str(chain) if chain is not None else "")
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = _dedupe_key(self.event, self.kind, self.wallet, self)
+        return self._key
 
 
 def _price(event: PerpEvent) -> tuple[str, Decimal | None]:
@@ -351,9 +367,13 @@ def _price(event: PerpEvent) -> tuple[str, Decimal | None]:
     return "price", None
 
 
+# Trade sizes repeat across traders: each distinct baseAmountRaw is parsed once.
+_base_amount: BoundedMemo[str | int, Decimal] = BoundedMemo(raw_base_amount, 16_384)
+
+
 def _quantity(event: PerpEvent) -> tuple[str, Decimal | None]:
     if event.baseAmountRaw is not None:
-        return "baseAmountRaw", raw_base_amount(event.baseAmountRaw)
+        return "baseAmountRaw", _base_amount(event.baseAmountRaw)
     if event.size is not None:
         return "size", finite(event.size, "size")
     return "size", None

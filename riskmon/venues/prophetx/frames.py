@@ -8,7 +8,10 @@ dropped frame says where it broke without echoing its content.
 from __future__ import annotations
 
 import binascii
+import operator
 import re
+import typing
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -23,10 +26,31 @@ class _Exact(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         # msgspec accepts "NaN"/"Infinity" strings for Decimal fields; such an amount would make
         # every later comparison in the engine raise, so the frame is rejected here.
-        for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if isinstance(value, Decimal) and not value.is_finite():
-                raise ValueError(f"`{name}` is not a finite number")
+        kind = type(self)
+        amounts = _AMOUNTS.get(kind)
+        if amounts is None:
+            amounts = _AMOUNTS[kind] = _amount_fields(kind)
+        names, values = amounts
+        for index, value in enumerate(values(self)):
+            if value is not None and not value.is_finite():
+                raise ValueError(f"`{names[index]}` is not a finite number")
+
+
+_Amounts = tuple[tuple[str, ...], Callable[[Any], tuple[Decimal | None, ...]]]
+_AMOUNTS: dict[type, _Amounts] = {}
+
+
+def _amount_fields(kind: type[msgspec.Struct]) -> _Amounts:
+    """The Decimal fields of a Struct and one getter for all of them: checked on every decode."""
+    names = tuple(f.name for f in msgspec.structs.fields(kind) if _is_decimal(f.type))
+    if len(names) > 1:
+        return names, operator.attrgetter(*names)
+    # attrgetter of one name returns the value itself, not a 1-tuple.
+    return names, lambda obj: tuple(getattr(obj, name) for name in names)
+
+
+def _is_decimal(annotation: object) -> bool:
+    return annotation is Decimal or Decimal in typing.get_args(annotation)
 
 
 # ---- Pusher protocol layer ------------------------------------------------------------------
@@ -92,10 +116,23 @@ class RegistrationResponse(msgspec.Struct, frozen=True):
 # ---- envelope (layer 2) ---------------------------------------------------------------------
 
 
-class Envelope(msgspec.Struct, frozen=True):
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     timestamp: int  # nanoseconds
     change_type: str
     payload: str  # base64 of JSON
+    op: str | None = None
+
+
+class WireEnvelope(msgspec.Struct, frozen=True, gc=False):
+    """Envelope with the payload base64-decoded by msgspec, in C, with the envelope itself.
+
+    msgspec's base64 is never laxer than binascii's strict mode, so an envelope it refuses is
+    decoded again as an Envelope, and the layers fail as they always did.
+    """
+
+    timestamp: int
+    change_type: str
+    payload: bytes  # the JSON itself
     op: str | None = None
 
 
@@ -222,6 +259,7 @@ T = TypeVar("T")
 
 _frame_decoder = msgspec.json.Decoder(PusherFrame)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
+_wire_envelope_decoder = msgspec.json.Decoder(WireEnvelope)
 
 
 def _decode(decoder: msgspec.json.Decoder[T], data: str | bytes, layer: str) -> T:
@@ -254,16 +292,23 @@ def decode_data(frame: PusherFrame, kind: type[T], decoder: msgspec.json.Decoder
     raise LayerError(f"{layer}: missing data")
 
 
-def decode_envelope(frame: PusherFrame) -> Envelope:
+def decode_envelope(frame: PusherFrame) -> Envelope | WireEnvelope:
+    if isinstance(frame.data, str):
+        try:
+            return _wire_envelope_decoder.decode(frame.data)
+        except msgspec.DecodeError:
+            pass  # malformed, or base64 only binascii takes: the strict decode below says which
     return decode_data(frame, Envelope, _envelope_decoder, "envelope")
 
 
-def decode_payload(envelope: Envelope, decoder: msgspec.json.Decoder[T]) -> T:
-    try:
-        raw = binascii.a2b_base64(envelope.payload, strict_mode=True)
-    except binascii.Error:
-        raise LayerError("payload: not valid base64") from None
-    return _decode(decoder, raw, f"{envelope.change_type} payload")
+def decode_payload(envelope: Envelope | WireEnvelope, decoder: msgspec.json.Decoder[T]) -> T:
+    payload = envelope.payload
+    if isinstance(payload, str):
+        try:
+            payload = binascii.a2b_base64(payload, strict_mode=True)
+        except binascii.Error:
+            raise LayerError("payload: not valid base64") from None
+    return _decode(decoder, payload, f"{envelope.change_type} payload")
 
 
 def decode_json(decoder: msgspec.json.Decoder[T], data: str | bytes, layer: str) -> T:

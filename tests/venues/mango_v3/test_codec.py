@@ -198,3 +198,69 @@ def test_fill_event_rejects_wrong_sizes_and_sides() -> None:
         decode_fill_event(b"\0" * 199)
     with pytest.raises(FillEventError, match="neither bid nor ask"):
         decode_fill_event(b"\0\x07" + b"\0" * 198)
+
+
+# ---- cheap decoding: the fast paths must say exactly what the strict ones say -------------------
+
+
+def test_base64_that_only_binascii_takes_is_judged_as_before(codec: MangoV3FillsCodec) -> None:
+    # A complete base64 text with a stray "=": binascii's strict mode takes it, msgspec refuses it.
+    # The frame falls back to the strict decode and fails on the event's size, not on its shape.
+    encoded = base64.b64encode(b"\0" * 198).decode() + "="
+    frame = json.dumps({"market": "SOL-PERP", "queue": SOL_QUEUE, "status": "New", "event": encoded})
+    (event,) = codec.receive_text(frame)
+    assert isinstance(event, FrameMalformed)
+    assert event.reason == "SOL-PERP: event is 198 bytes, expected 200"
+
+
+def test_a_wrong_type_event_is_still_a_shape_error(codec: MangoV3FillsCodec) -> None:
+    (event,) = codec.receive_text(f'{{"market":"SOL-PERP","queue":"{SOL_QUEUE}","status":"New","event":12345}}')
+    assert isinstance(event, FrameMalformed)
+    assert event.reason.startswith("unexpected frame shape: Expected `str | null`, got `int`")
+
+
+def test_accounts_that_are_no_pubkey_never_match_and_do_not_break_the_others(mango_real: dict[str, Any]) -> None:
+    # Not base58, a key of the wrong length, and a non-canonical spelling (a leading "1" adds a zero byte).
+    codec = MangoV3FillsCodec("mango", {"not-base58!": "x", "abc": "y", "1" + ALPHA: "z", ALPHA: "alpha"})
+    fills = [e for e in codec.receive_text(mango_real["update_frame"]) if isinstance(e, FillReceived)]
+    assert [(f.desk, f.account, f.liquidity) for f in fills] == [("alpha", ALPHA, Liquidity.TAKER)]
+
+
+def test_codec_fills_match_the_full_decode_of_every_checkpoint_event(mango_real: dict[str, Any]) -> None:
+    frame = json.loads(mango_real["checkpoint_frame"])
+    full = [decode_fill_event(base64.b64decode(encoded)) for encoded in frame["events"]]
+    codec = MangoV3FillsCodec("mango", {ALPHA: "alpha", BETA: "beta"})
+    snapshot = next(e for e in codec.receive_text(mango_real["checkpoint_frame"]) if isinstance(e, FillSnapshot))
+    sol = LotConverter(MAINNET_LOTS["SOL-PERP"])
+    expected = sorted(
+        (fill.seq_num, account, role, sol.price(fill.price_lots), sol.quantity(fill.quantity_lots), fee)
+        for fill in full
+        for account, role, fee in (
+            (fill.maker, Liquidity.MAKER, fill.maker_fee),
+            (fill.taker, Liquidity.TAKER, fill.taker_fee),
+        )
+        if account in (ALPHA, BETA)
+    )
+    got = sorted((f.sequence, f.account, f.liquidity, f.price, f.quantity, f.fee_rate) for f in snapshot.fills)
+    assert got == expected
+    assert len(got) >= 34
+
+
+def test_bounded_memo_computes_each_key_once_and_forgets_when_full() -> None:
+    from riskmon.venues.codec_support import BoundedMemo
+
+    calls: list[int] = []
+
+    def square(n: int) -> int:
+        calls.append(n)
+        return n * n
+
+    memo = BoundedMemo(square, limit=3)
+    assert [memo(n) for n in (1, 2, 1, 3, 2)] == [1, 4, 1, 9, 4]
+    assert calls == [1, 2, 3]
+    assert memo(4) == 16  # the fourth key clears the three before it
+    assert len(memo) == 1
+    assert memo(1) == 1
+    assert calls == [1, 2, 3, 4, 1]
+    with pytest.raises(ValueError, match="at least one"):
+        BoundedMemo(square, limit=0)

@@ -673,3 +673,21 @@ def test_random_perp_events_never_raise(data: dict[str, Any]) -> None:
     for fill in _only(events, FillReceived):
         assert fill.quantity > 0
         assert fill.price > 0
+
+
+def test_a_repeated_amount_is_the_same_exact_value_and_a_bad_one_still_fails(codec: MobulaPerpEventsCodec) -> None:
+    def frame(trader: str, raw: str, trade_id: int) -> str:
+        return _event(
+            f'"type":"LIMIT_BUY","exchange":"gains","market":"m","traderAddress":"{trader}",'
+            f'"transactionHash":"0x{trade_id}","tradeId":{trade_id},"priceUSD":"2","baseAmountRaw":"{raw}"'
+        )
+
+    (stranger_mark,) = codec.receive_text(frame(STRANGER, "2500000000000000000", 1))
+    assert isinstance(stranger_mark, MarkPrice)
+    (fill,) = _only(codec.receive_text(frame(DESK_WIRE, "2500000000000000000", 2)), FillReceived)
+    assert fill.quantity == Decimal("2.5")
+    assert fill.fill_key == f"0x2:LIMIT_BUY:{DESK_WIRE}:2"
+    assert fill.stream == "gains"
+    (bad,) = codec.receive_text(frame(STRANGER, "25e17", 3))
+    assert isinstance(bad, FrameMalformed)
+    assert bad.reason == "LIMIT_BUY: baseAmountRaw is not a non-negative integer"

@@ -549,3 +549,21 @@ def test_random_payloads_never_raise(change_type: str, info: dict[str, object], 
     for payload in (json.dumps({"info": info, "sport_event_id": 1, "market_id": 2}), raw.decode("latin-1")):
         events = codec.receive_text(channel_frame("wagers", change_type, payload))
         assert len(events) <= 1
+
+
+def test_base64_only_binascii_takes_still_decodes_as_before(codec: ProphetXCodec) -> None:
+    # "e30g" is `{} ` complete; the stray "=" after it is taken by binascii's strict mode and refused
+    # by msgspec, so the envelope falls back to the strict decode: still a heartbeat, not a drop.
+    envelope = json.dumps(
+        {"change_type": "private_system_signal", "op": "u", "payload": "e30g=", "timestamp": 1717689531000000000}
+    )
+    frame = json.dumps({"event": "health_check", "channel": PRIVATE, "data": envelope})
+    assert codec.receive_text(frame) == [Heartbeat(VENUE, "", 1717689531.0)]
+
+
+def test_a_non_finite_book_level_is_named_in_declaration_order(registered: ProphetXCodec) -> None:
+    level = '{"outcome_id":1,"odds":"NaN","stake":"Infinity"}'
+    payload = f'{{"sport_event_id":1,"market_id":2,"info":{{"selections":[[{level}]]}}}}'
+    event = only(registered.receive_text(channel_frame("market_selections", "market_selections", payload)))
+    assert isinstance(event, FrameMalformed)
+    assert "`odds` is not a finite number" in event.reason
