@@ -6,15 +6,19 @@ the reopened outbox delivers it. Within a (receiver, group_key) the oldest pendi
 first and alone: a later notification of a group waits until the earlier one is sent or dead,
 so a receiver never sees "resolved" before "firing".
 
-Pure of asyncio: the caller passes `now` (unix seconds) and does the sending. WAL mode with
-synchronous=FULL: enqueue is rare (alerts, not events), and a commit must survive power loss.
+Pure of asyncio: the caller passes `now` (unix seconds) and does the sending. WAL mode. An enqueue
+commits with synchronous=FULL (the WAL is fsynced: the notification survives power loss before any
+send). The bookkeeping after a send (sent, retry, dead) commits with synchronous=NORMAL, without a
+fsync of its own: the WAL is append-only, so power loss can lose only the latest such updates (and
+the next enqueue's fsync makes them durable too); a lost "sent" resends the notification with the
+same idempotency key, which the receiver drops, as after a crash between send and mark.
 """
 
 from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -95,7 +99,7 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except sqlite3.DatabaseError as exc:
@@ -104,28 +108,43 @@ class Outbox:
 
     def enqueue(self, receiver: str, group_key: str, idempotency_key: str, payload: bytes, now: float) -> int:
         """Commit one notification; the same (receiver, idempotency_key) again returns the first id."""
+        return self.enqueue_many([(receiver, group_key, idempotency_key, payload)], now)[0]
+
+    def enqueue_many(self, rows: Sequence[tuple[str, str, str, bytes]], now: float) -> list[int]:
+        """Commit (receiver, group_key, idempotency_key, payload) rows in one durable transaction, in
+        order (one fsync for all); returns their ids, the first row's id for a repeated key."""
+        if not rows:
+            return []
+        ids: list[int] = []
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status,"
-                    " enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)"
-                    " ON CONFLICT (receiver, idempotency_key) DO NOTHING",
-                    (receiver, group_key, idempotency_key, payload, now, now),
-                )
-                row = self._db.execute(
-                    "SELECT id FROM notify_outbox WHERE receiver = ? AND idempotency_key = ?",
-                    (receiver, idempotency_key),
-                ).fetchone()
+            # Outside any transaction: the level applies to the commit below, then drops back.
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    for receiver, group_key, idempotency_key, payload in rows:
+                        self._db.execute(
+                            "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status,"
+                            " enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)"
+                            " ON CONFLICT (receiver, idempotency_key) DO NOTHING",
+                            (receiver, group_key, idempotency_key, payload, now, now),
+                        )
+                        row = self._db.execute(
+                            "SELECT id FROM notify_outbox WHERE receiver = ? AND idempotency_key = ?",
+                            (receiver, idempotency_key),
+                        ).fetchone()
+                        ids.append(int(row[0]))
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
-        return int(row[0])
+        return ids
 
     def claim(self, receiver: str, now: float, limit: int) -> list[OutboxItem]:
         """Due items, oldest first: the head of each group only, and none of a group already claimed."""
         if limit <= 0:
             return []
-        busy = {group for rcv, group in self._claimed.values() if rcv == receiver}
+        busy = self._busy(receiver)
         rows = self._query(
             "SELECT o.id, o.receiver, o.group_key, o.idempotency_key, o.payload, o.attempts, o.enqueued_at"
             " FROM notify_outbox o WHERE o.receiver = ? AND o.status = 'pending' AND o.next_attempt_at <= ?"
@@ -181,14 +200,16 @@ class Outbox:
         return "pending"
 
     def next_due(self, receiver: str) -> float | None:
-        """When the earliest group head of `receiver` falls due (for the driver's timer)."""
-        row = self._query(
-            "SELECT MIN(o.next_attempt_at) FROM notify_outbox o WHERE o.receiver = ? AND o.status = 'pending'"
+        """When the earliest group head of `receiver` falls due (for the driver's timer). A group with
+        a claim in flight is left out: its settlement, not a timer, makes its next row due."""
+        busy = self._busy(receiver)
+        rows = self._query(
+            "SELECT o.group_key, o.next_attempt_at FROM notify_outbox o WHERE o.receiver = ? AND o.status = 'pending'"
             " AND o.id = (SELECT MIN(p.id) FROM notify_outbox p WHERE p.receiver = o.receiver"
             " AND p.group_key = o.group_key AND p.status = 'pending')",
             (receiver,),
         )
-        return None if row[0][0] is None else float(row[0][0])
+        return min((float(due) for group, due in rows if group not in busy), default=None)
 
     def depth(self, receiver: str) -> int:
         """Pending notifications of `receiver` (claimed ones included)."""
@@ -218,6 +239,9 @@ class Outbox:
     def close(self) -> None:
         self._claimed.clear()
         self._db.close()
+
+    def _busy(self, receiver: str) -> set[str]:
+        return {group for rcv, group in self._claimed.values() if rcv == receiver}
 
     def _finish(self, item_id: int, status: Status, now: float | None, error: str | None) -> None:
         self._claimed.pop(item_id, None)

@@ -1,10 +1,14 @@
 """Alert delivery: the durable outbox and one sender task per receiver queue.
 
-`submit` never blocks the caller: messages are handed to a writer task that commits them to the
-outbox (on one dedicated thread, so SQLite never stalls the event loop and commits keep their
-order) and then wakes the queue's sender. Each sender sleeps until the outbox's next due item,
-or until woken, and sends with the receiver's bounded concurrency. Every outcome is counted for
-the metrics; a crash at any point leaves committed messages pending for the next start.
+`submit` never blocks the caller: each batch of messages goes to one dedicated thread (so SQLite
+never stalls the event loop and commits keep their order), which commits the batch durably in one
+transaction and, in the same call, claims what is now due for the queues it touched. Those claims
+are sent as soon as the commit is back on the loop, without waking another task or making a
+second trip to the thread. Each queue's sender task does everything else: what a fast send left
+behind in a group, retries, and messages left pending by an earlier run. It sleeps until the
+outbox's next due item, or until woken. A receiver's sends share one bound on concurrency. Every
+outcome is counted for the metrics; a crash at any point leaves committed messages pending for
+the next start.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,8 +29,8 @@ from riskmon.clock import Clock
 from riskmon.config.alerting import AlertmanagerReceiver, DeliveryConfig, ReceiverConfig, SlackReceiver, WebhookReceiver
 from riskmon.notify.alertmanager import alerts_url
 from riskmon.notify.notifier import Outgoing, alertmanager_queue
-from riskmon.notify.outbox import Outbox, OutboxError, RetryPolicy
-from riskmon.notify.webhook import Sender, SendResult, WebhookSender, deliver_once
+from riskmon.notify.outbox import Outbox, OutboxError, OutboxItem, RetryPolicy
+from riskmon.notify.webhook import Sender, SendResult, WebhookSender, send_claimed
 from riskmon.watchdogs.latency import LatencyHistogram
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 # Enqueue times remembered for the delivery latency; a dead letter's entry goes oldest first.
 _ENQUEUE_TIMES_KEPT = 100_000
+# Messages one send round claims at most (the rest go in the next round).
+_ROUND_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,30 @@ def retry_policy(config: DeliveryConfig) -> RetryPolicy:
     )
 
 
+def _commit_and_claim(
+    outbox: Outbox, items: Sequence[Outgoing], now: float, queues: frozenset[str]
+) -> tuple[list[int], dict[str, list[OutboxItem]]]:
+    """On the outbox thread: commit a batch durably, then claim what is due in the queues it touched
+    (a claim is only ever made after the commit, so nothing is sent before it is durable)."""
+    ids = outbox.enqueue_many([(i.queue, i.group_key, i.idempotency_key, i.payload) for i in items], now)
+    claimed: dict[str, list[OutboxItem]] = {}
+    for queue in dict.fromkeys(i.queue for i in items):
+        if queue not in queues:
+            continue
+        try:
+            if due := outbox.claim(queue, now, _ROUND_LIMIT):
+                claimed[queue] = due
+        except OutboxError as exc:  # committed all the same: the queue's sender will find it
+            log.error("outbox unreadable for %s: %s", queue, exc)
+    return ids, claimed
+
+
+def _poll(outbox: Outbox, queue: str, now: float) -> tuple[list[OutboxItem], float | None, int]:
+    """On the outbox thread, in one trip: claim what is due, when the rest falls due, and the depth."""
+    items = outbox.claim(queue, now, _ROUND_LIMIT)
+    return items, outbox.next_due(queue), outbox.depth(queue)
+
+
 class Delivery:
     def __init__(
         self,
@@ -137,16 +167,17 @@ class Delivery:
         self._specs = self._timed(queue_specs(receivers, self._client, clock))
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmon-outbox")
         self._outbox: Outbox | None = None
-        self._incoming: asyncio.Queue[list[Outgoing]] = asyncio.Queue()
         self._wake: dict[str, asyncio.Event] = {}
+        self._gates: dict[str, asyncio.Semaphore] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._writer: asyncio.Task[None] | None = None
+        # Sends started straight from a commit, outside the queues' sender tasks.
+        self._rounds: set[asyncio.Task[None]] = set()
         # (receiver, outcome) -> count: sent, retried, dead, enqueued, enqueue_failed.
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.depths: dict[str, int] = {}
         # Set after every delivery round, so callers can await progress instead of polling.
         self.progress = asyncio.Event()
-        self._unwritten = 0
+        self._uncommitted = 0
         self._written = asyncio.Event()
 
     def _timed(self, specs: dict[str, QueueSpec]) -> dict[str, QueueSpec]:
@@ -173,45 +204,55 @@ class Delivery:
             pruned = await self._run_db(self._outbox.prune, self._clock.now(), self._keep_delivered)
         except OutboxError as exc:
             # Alerts still reach the console and the metrics; say loudly what is lost.
+            self._outbox = None
             log.error("alert delivery is off: %s", exc)
             return
         if pruned:
             log.info("pruned %d delivered or dead notification(s) from the outbox", pruned)
-        self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
         for queue in self._specs:
             self._start_queue(queue)
 
     def submit(self, items: list[Outgoing]) -> None:
         """Queue messages for a durable write and delivery; returns at once."""
-        if items:
-            self._unwritten += 1
-            self._written.clear()
-            self._incoming.put_nowait(items)
+        outbox = self._outbox
+        if not items or outbox is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = self._clock.now()
+        self._uncommitted += 1
+        self._written.clear()
+        batch = list(items)
+        committed = self._db.submit(_commit_and_claim, outbox, batch, now, frozenset(self._tasks))
+        # Straight from the thread to the loop: one wake-up, not an asyncio future's two steps.
+        committed.add_done_callback(lambda done: loop.call_soon_threadsafe(self._committed, batch, now, done))
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed (tests, shutdown)."""
-        if self._writer is not None and self._unwritten:
+        if self._uncommitted:
             await self._written.wait()
 
     def reload(self, receivers: Mapping[str, ReceiverConfig], config: DeliveryConfig) -> None:
         specs = self._timed(queue_specs(receivers, self._client, self._clock))
         for queue in set(self._tasks) - set(specs):
             self._tasks.pop(queue).cancel()
+        old = self._specs
         self._specs = specs
         self._policy = retry_policy(config)
         if self._outbox is not None:
             self._outbox.policy = self._policy
-            for queue in specs:
+            for queue, spec in specs.items():
                 if queue not in self._tasks:
                     self._start_queue(queue)
-                else:
-                    self._wake[queue].set()
+                    continue
+                if queue in old and old[queue].concurrency != spec.concurrency:
+                    self._gates[queue] = asyncio.Semaphore(max(1, spec.concurrency))
+                self._wake[queue].set()
 
     async def stop(self) -> None:
-        tasks = [*self._tasks.values(), *([self._writer] if self._writer else [])]
-        if self._writer is not None:
+        if self._outbox is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drain(), timeout=5)
+        tasks = [*self._tasks.values(), *self._rounds]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -226,33 +267,51 @@ class Delivery:
 
     def _start_queue(self, queue: str) -> None:
         self._wake[queue] = asyncio.Event()
+        self._gates[queue] = asyncio.Semaphore(max(1, self._specs[queue].concurrency))
         self._tasks[queue] = asyncio.create_task(self._send_loop(queue), name=f"deliver:{queue}")
 
-    async def _write_loop(self) -> None:
-        outbox = self._outbox
-        assert outbox is not None
-        while True:
-            items = await self._incoming.get()
-            now = self._clock.now()
+    def _committed(
+        self, items: list[Outgoing], now: float, done: Future[tuple[list[int], dict[str, list[OutboxItem]]]]
+    ) -> None:
+        self._uncommitted -= 1
+        if not self._uncommitted:
+            self._written.set()
+        try:
+            _, claimed = done.result()
+        except Exception as exc:  # nothing was committed: the batch is one transaction
+            reason = str(exc) if isinstance(exc, OutboxError) else type(exc).__name__
             for item in items:
-                try:
-                    await self._run_db(
-                        outbox.enqueue, item.queue, item.group_key, item.idempotency_key, item.payload, now
-                    )
-                    self.outcomes[(item.receiver, "enqueued")] += 1
-                    self._remember_enqueued(item, now)
-                    log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
-                except OutboxError as exc:
-                    self.outcomes[(item.receiver, "enqueue_failed")] += 1
-                    log.error("could not queue a notification for %s: %s", item.receiver, exc)
-                wake = self._wake.get(item.queue)
-                if wake is not None:
-                    wake.set()
-                else:
-                    log.warning("a notification is queued for %s, which no receiver sends to", item.queue)
-            self._unwritten -= 1
-            if not self._unwritten:
-                self._written.set()
+                self.outcomes[(item.receiver, "enqueue_failed")] += 1
+                log.error("could not queue a notification for %s: %s", item.receiver, reason)
+            return
+        for item in items:
+            self.outcomes[(item.receiver, "enqueued")] += 1
+            self._remember_enqueued(item, now)
+            log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
+            if item.queue not in self._wake:
+                log.warning("a notification is queued for %s, which no receiver sends to", item.queue)
+        for queue, due in claimed.items():
+            spec, outbox = self._specs.get(queue), self._outbox
+            if outbox is None:
+                continue  # stopping: claims live in memory only, the rows stay pending for the next start
+            if spec is None:  # its receiver was reloaded away meanwhile
+                self._db.submit(outbox.release, [item.id for item in due])
+                continue
+            task = asyncio.create_task(self._round(queue, spec, outbox, due, now), name=f"send:{queue}")
+            self._rounds.add(task)
+            task.add_done_callback(self._rounds.discard)
+
+    async def _round(self, queue: str, spec: QueueSpec, outbox: Outbox, items: list[OutboxItem], now: float) -> None:
+        try:
+            report = await send_claimed(outbox, items, spec.sender, now, self._gates[queue], db=self._db)
+        except OutboxError as exc:
+            log.error("delivery round for %s failed: %s", queue, exc)
+        else:
+            self._count(spec.receiver, report.sent, report.retrying, report.dead)
+        finally:
+            # Later messages of these groups, and retries, are the queue's sender's to schedule.
+            if (wake := self._wake.get(queue)) is not None:
+                wake.set()
 
     async def _send_loop(self, queue: str) -> None:
         outbox = self._outbox
@@ -265,24 +324,20 @@ class Delivery:
             # Cleared before reading the outbox, not after: a wake-up for a notification committed
             # while we read must not be lost (it would wait for the next one to be sent).
             wake.clear()
+            now = self._clock.now()
             try:
-                due = await self._run_db(outbox.next_due, queue)
-                self.depths[queue] = await self._run_db(outbox.depth, queue)
+                items, due, self.depths[queue] = await self._run_db(_poll, outbox, queue, now)
             except OutboxError as exc:
                 log.error("outbox unreadable for %s: %s", queue, exc)
-                due = self._clock.now() + 5.0
-            now = self._clock.now()
-            if due is None or due > now:
-                timeout = None if due is None else due - now
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+                items, due = [], now + 5.0
+            if items:
+                await self._round(queue, spec, outbox, items, now)
                 continue
-            try:
-                report = await deliver_once(outbox, queue, spec.sender, now, spec.concurrency, db=self._db)
-            except OutboxError as exc:
-                log.error("delivery round for %s failed: %s", queue, exc)
+            if due is not None and due <= now:
                 continue
-            self._count(spec.receiver, report.sent, report.retrying, report.dead)
+            timeout = None if due is None else due - self._clock.now()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
 
     def _remember_enqueued(self, item: Outgoing, now: float) -> None:
         self._enqueued_at[(item.queue, item.idempotency_key)] = now

@@ -223,3 +223,60 @@ def test_policy_validation_and_unreadable_file(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database file" * 100)
     with pytest.raises(OutboxError, match="not-a-db"):
         Outbox(bad)
+
+
+def test_enqueue_many_commits_a_batch_in_order_and_keeps_first_ids_for_repeated_keys(db: Path) -> None:
+    box = open_outbox(db)
+    first = box.enqueue("hook", "A", "a1", b"a1", T0)
+    ids = box.enqueue_many([("hook", "A", "a2", b"a2"), ("hook", "A", "a1", b"again"), ("hook", "B", "b1", b"b1")], T0)
+    assert ids[1] == first
+    assert first < ids[0] < ids[2]
+    assert box.enqueue_many([], T0) == []
+    other = sqlite3.connect(db)
+    try:
+        rows = other.execute("SELECT idempotency_key, payload FROM notify_outbox ORDER BY id").fetchall()
+    finally:
+        other.close()
+    assert rows == [("a1", b"a1"), ("a2", b"a2"), ("b1", b"b1")]
+    box.close()
+
+
+def test_enqueue_commits_at_full_sync_and_the_bookkeeping_without(db: Path) -> None:
+    """A notification is fsynced before anyone can claim it; marking it sent is not (a lost mark
+    only repeats an idempotent send)."""
+    box = open_outbox(db)
+    statements: list[str] = []
+    box._db.set_trace_callback(statements.append)
+    item = box.enqueue("hook", "A", "a1", b"a1", T0)
+    enqueue_trace, statements[:] = list(statements), []
+    box.claim("hook", T0, 10)
+    box.mark_sent(item, T0 + 1)
+    mark_trace = list(statements)
+    box._db.set_trace_callback(None)
+
+    begin = next(i for i, s in enumerate(enqueue_trace) if s.startswith("BEGIN"))
+    commit = next(i for i, s in enumerate(enqueue_trace) if s.startswith("COMMIT"))
+    levels = [(i, s) for i, s in enumerate(enqueue_trace) if s.startswith("PRAGMA synchronous")]
+    assert [s for _, s in levels] == ["PRAGMA synchronous=FULL", "PRAGMA synchronous=NORMAL"]
+    assert levels[0][0] < begin < commit < levels[1][0]  # FULL is in force for that commit
+    assert not any(s.startswith("PRAGMA") for s in mark_trace)
+    assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL between enqueues
+    assert box.status(item) == "sent"
+    box.close()
+
+
+def test_next_due_leaves_out_groups_with_a_claim_in_flight(db: Path) -> None:
+    box = open_outbox(db)
+    a1 = box.enqueue("hook", "A", "a1", b"a1", T0)
+    box.enqueue("hook", "A", "a2", b"a2", T0 + 1)
+    box.enqueue("hook", "B", "b1", b"b1", T0 + 5)
+    assert box.next_due("hook") == T0
+    assert [i.id for i in box.claim("hook", T0, 1)] == [a1]
+    # A's head is being sent: its settlement, not a timer, makes a2 due; B is next on the clock.
+    assert box.next_due("hook") == T0 + 5
+    box.claim("hook", T0 + 5, 10)
+    assert box.next_due("hook") is None
+    box.mark_sent(a1, T0 + 6)
+    box.release(list(box._claimed))
+    assert box.next_due("hook") == T0 + 1  # a2 is A's head now
+    box.close()

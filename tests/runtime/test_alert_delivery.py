@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,13 @@ import pytest
 import pytest_asyncio
 
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
+from riskmon.clock import SystemClock, VirtualClock
 from riskmon.config import parse_config
 from riskmon.config.types import Secret
+from riskmon.notify.notifier import Outgoing
 from riskmon.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify_signature
+from riskmon.runtime.deadline_timer import DeadlineTimer
+from riskmon.runtime.delivery import Delivery
 from riskmon.runtime.monitor import Monitor
 from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
 
@@ -275,3 +280,131 @@ async def test_silence_over_http_mutes_and_its_expiry_releases_at_once(setup: Se
     await setup.hook.wait_for(lambda: len(setup.hook.bodies()) == 2)
     assert sorted(a["labels"]["severity"] for a in setup.hook.bodies()[1]["alerts"]) == ["critical", "warning"]
     assert setup.monitor.alerting.notifier.muted() == []
+
+
+# The delivery shell alone: commit, claim and send ------------------------------------------------
+
+
+@dataclass
+class HoldingReceiver:
+    """Records each request with what the outbox said about it on arrival; holds group A's first."""
+
+    state: Path
+    hold_first: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: list[tuple[str, str | None, int]] = field(default_factory=list)  # key, outbox status, client port
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await read_body(receive)
+        key = dict(scope["headers"])[IDEMPOTENCY_HEADER.lower().encode()].decode()
+        with contextlib.closing(sqlite3.connect(self.state)) as db:
+            row = db.execute("SELECT status FROM notify_outbox WHERE idempotency_key = ?", (key,)).fetchone()
+        self.arrived.append((key, None if row is None else row[0], scope["client"][1]))
+        self.changed.set()
+        if key == "A1":
+            await self.hold_first.wait()
+        await respond(send, 200, b"ok", "text/plain")
+
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.arrived) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def outgoing(group: str, key: str) -> Outgoing:
+    return Outgoing("hook", "hook", group, key, json.dumps({"group": group, "key": key}).encode())
+
+
+async def test_a_message_is_committed_before_it_is_sent_and_its_group_waits_for_it(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    receiver = HoldingReceiver(state)
+    server = AsgiServer(receiver)
+    await server.start()
+    config = parse_config(
+        f"""
+venues: {{mango: {{kind: mango_v3_fills, urls: ["ws://127.0.0.1:9"]}}}}
+desks: {{sol-desk: {{accounts: {{mango: [{DESK}]}}}}}}
+receivers: {{hook: {{kind: webhook, url: "http://127.0.0.1:{server.port}/alerts"}}}}
+""",
+        "t.yaml",
+        {},
+    )
+    delivery = Delivery(state, config.receivers, config.delivery, SystemClock())
+    await delivery.start()
+    try:
+        delivery.submit([outgoing("A", "A1")])
+        await receiver.wait_for(1)
+        delivery.submit([outgoing("A", "A2"), outgoing("B", "B1")])
+        await receiver.wait_for(2)  # B is another group: it goes while A's head is held
+        await delivery.drain()
+        assert [key for key, _, _ in receiver.arrived] == ["A1", "B1"]
+        receiver.hold_first.set()
+        await receiver.wait_for(3)
+        async with asyncio.timeout(5):
+            while delivery.outcomes[("hook", "sent")] < 3:
+                delivery.progress.clear()
+                await delivery.progress.wait()
+    finally:
+        receiver.hold_first.set()
+        await delivery.stop()
+        await server.stop()
+    assert [key for key, _, _ in receiver.arrived] == ["A1", "B1", "A2"]
+    # Every message was already in the outbox (committed, pending) when the receiver got it.
+    assert [status for _, status, _ in receiver.arrived] == ["pending"] * 3
+    # Keep-alive: A1 and B1 overlapped on two connections, and A2 reused one of them.
+    assert len({port for _, _, port in receiver.arrived}) == 2
+    assert delivery.outcomes[("hook", "enqueued")] == 3
+    assert delivery.latency["hook"].count == 3  # enqueue -> accepted, observed for each
+
+
+# The deadline timer that serves group waits (and the engine's deadlines) ---------------------------
+
+
+async def test_deadline_timer_settles_on_the_due_time_and_never_fires_early() -> None:
+    clock = SystemClock()
+    due: list[float | None] = [None]
+    fired_at: list[float] = []
+    fired = asyncio.Event()
+
+    def on_due() -> None:
+        now = clock.now()
+        if due[0] is not None and now >= due[0]:
+            fired_at.append(now - due[0])
+            due[0] = None
+            fired.set()
+        timer.rearm()
+
+    timer = DeadlineTimer(clock, lambda: due[0], on_due, settle=0.002)
+    for delay in (0.0, 0.0004, 0.003, 0.005):
+        fired.clear()
+        due[0] = clock.now() + delay
+        timer.rearm()
+        await asyncio.wait_for(fired.wait(), timeout=5)
+    timer.cancel()
+    assert len(fired_at) == 4
+    assert all(late >= 0 for late in fired_at)
+
+
+async def test_deadline_timer_waits_in_loop_time_when_the_clock_is_virtual() -> None:
+    clock = VirtualClock(1_000.0)
+    calls: list[float] = []
+    fired = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_due() -> None:
+        calls.append(loop.time())
+        fired.set()
+
+    timer = DeadlineTimer(clock, lambda: 1_000.003, on_due)
+    armed = loop.time()
+    timer.rearm()
+    timer.rearm()  # the same deadline: nothing changes
+    await asyncio.wait_for(fired.wait(), timeout=5)
+    # Fired once, 3 ms of loop time later, though the virtual clock never moved (no endless settling).
+    assert len(calls) == 1
+    assert calls[0] - armed >= 0.003
+    timer.cancel()
+    assert timer._handle is None
