@@ -1,7 +1,7 @@
 """Section `memory`: the bytes riskmon holds per open order, its activation deadline included.
 
 Each order arrives the way it does in production: the trading system's `OrderIntake` (which arms
-the activation watchdog: a heap entry, a due entry, a WatchedOrder) and then the venue's first
+the activation watchdog: a WatchedOrder, which is its own deadline heap entry) and then the venue's first
 word on it, a ProphetX `wagers` frame for the placed, not yet active wager, built by the
 simulator's wager book and decoded by the real codec into a pending `OrderUpdate` that the
 engine's order book keeps. Every order has its own ids and its own decoded values, as live.

@@ -1,11 +1,12 @@
-"""Section `restart`: from Monitor construction to ready, with a state file of open orders.
+"""Section `restart`: from Monitor construction to ready, with a state file of open orders and
+a fill history.
 
-The state file is seeded with what riskmon persists today: the activation deadlines of
-`open_orders` open ProphetX orders, written through a real Engine's journal (the records are the
-ones the runtime writes) into the DeadlineStore, due a day ahead so that none fires during the
-start. `seed_restart_state` is where the fill history plugs in: with `fill_history > 0` it also
-seeds the durable state store's books (riskmon.bench.state_seed, owned by the state store's work)
-into the same file; the Monitor reads them once it restores that store.
+The state file is seeded with what riskmon persists: `open_orders` open ProphetX orders (pending
+activation, as the memory section arms them) with their activation deadlines, written through a
+real Engine's journals (the rows are the ones the runtime writes), due a day ahead so that none
+fires during the start; and `fill_history` Mango fills over five event queues, written through
+the state store's own path (riskmon.bench.state_seed) under this config's desk and account, the
+first queue being the one the Mango simulator serves, so its checkpoint meets a restored stream.
 
 The clock starts at `Monitor(...)` in an interpreter that has imported riskmon (imports are not
 counted) and stops at the engine step after which every venue is ready as /readyz judges it: a
@@ -25,18 +26,23 @@ from typing import Any
 
 from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MARKET, QUEUE
 from riskmon.bench.open_orders import ACCOUNT, DESK, PROPHETX, arm_open_orders
+from riskmon.bench.state_seed import SeedBooks, seed_state
 from riskmon.config import MonitorConfig, parse_config
 from riskmon.engine.engine import Engine
+from riskmon.engine.state_journal import StateSnapshot
 from riskmon.events import FeedUp
 from riskmon.runtime.monitor import Monitor
 from riskmon.runtime.readiness import readiness
 from riskmon.store.deadlines import DeadlineStore
+from riskmon.store.state import StateStore
 from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimMarket
 from riskmon.venues.prophetx.simulator import ProphetXSimulator
 
 _ACCESS_KEY = "bench-access"
 _SECRET_KEY = "bench-secret"  # noqa: S105 - the loopback simulator's own credential
 _READY_LIMIT = 60.0
+PERP_DESK = "perp-desk"
+_FILL_STREAMS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +66,11 @@ class RestartResult:
         return asdict(self)
 
 
-def restart_config(state_path: Path, prophetx_rest: str, mango_url: str) -> MonitorConfig:
+def restart_config(state_path: Path, prophetx_rest: str, mango_url: str, fill_history: int = 0) -> MonitorConfig:
+    # Every seeded fill stays within the retention, as it would in the monitor that wrote them.
+    retention = max(200_000, -(-fill_history // _FILL_STREAMS))
     text = f"""
-state: {{path: "{state_path}"}}
+state: {{path: "{state_path}", fill_retention: {retention}}}
 venues:
   {PROPHETX}: {{kind: prophetx, rest_url: "{prophetx_rest}", access_key: {_ACCESS_KEY}, secret_key: {_SECRET_KEY}}}
   {MANGO}: {{kind: mango_v3_fills, urls: ["{mango_url}"]}}
@@ -70,7 +78,7 @@ desks:
   {DESK}:
     accounts: {{{PROPHETX}: [{ACCOUNT}]}}
     limits: {{max_worst_case_loss_usd: 1000000000}}
-  perp-desk:
+  {PERP_DESK}:
     accounts: {{{MANGO}: [{DESK_ACCOUNT}]}}
     limits:
       max_net_notional_usd: [{{market: {MARKET}, max_usd: 1000000000}}]
@@ -79,38 +87,33 @@ desks:
 
 
 def seed_restart_state(path: Path, config: MonitorConfig, open_orders: int, fill_history: int = 0) -> StateSeed:
-    """Write what a monitor holding `open_orders` open orders (and `fill_history` fills) persists."""
+    """Write what a monitor holding `open_orders` open orders and `fill_history` fills persists."""
     started = time.perf_counter()
+    if fill_history > 0:
+        books = SeedBooks(desk=PERP_DESK, streams=((MARKET, QUEUE),))
+        seed_state(path, fills=fill_history, open_orders=0, streams=_FILL_STREAMS, books=books)
     engine = Engine(config)
+    engine.restore(StateSnapshot())  # an empty file: the engine journals its books from here
     now = time.time()
     engine.start(now)
     engine.ingest(PROPHETX, [FeedUp(PROPHETX, "bench")], now, is_frame=False)
     arm_open_orders(engine, open_orders, now, take_journal=False)
-    changes = engine.take_journal()
-    store = DeadlineStore(path)
+    deadlines = engine.take_journal()
+    store = StateStore(path, config.state.fill_retention)
     try:
-        store.write(changes)
+        store.write(engine.take_state_changes(), deadlines)
     finally:
         store.close()
-    if fill_history > 0:
-        # The durable books (fills, orders, positions) go into the same file, through the store's own path.
-        from riskmon.bench.state_seed import seed_state
-
-        seed_state(path, fills=fill_history, open_orders=open_orders)
     return StateSeed(
-        open_orders, len(changes), fill_history, round(time.perf_counter() - started, 3), path.stat().st_size
+        open_orders, len(deadlines), fill_history, round(time.perf_counter() - started, 3), path.stat().st_size
     )
 
 
 def restart_note(fill_history: int) -> str:
-    fills = (
-        f"{fill_history:,} fills of history seeded into the durable store's tables"
-        if fill_history
-        else "no fill history (the durable state store is not loaded by the Monitor yet)"
-    )
+    fills = f"{fill_history:,} fills of history" if fill_history else "no fill history"
     return (
         "Monitor(...) construction to every venue ready (/readyz verdict), imports excluded; the state file "
-        f"holds what riskmon persists today: the activation deadlines of the open orders; {fills}"
+        f"holds the open orders pending activation with their activation deadlines, and {fills}"
     )
 
 
@@ -128,7 +131,7 @@ async def _run(open_orders: int, fill_history: int) -> RestartResult:
     try:
         with tempfile.TemporaryDirectory(prefix="riskmon-bench-") as tmp:
             path = Path(tmp) / "state.db"
-            config = restart_config(path, prophetx.rest_url, mango.url)
+            config = restart_config(path, prophetx.rest_url, mango.url, fill_history)
             seed = await asyncio.to_thread(seed_restart_state, path, config, open_orders, fill_history)
             started = time.perf_counter()
             monitor = Monitor(config, http=False, console=io.StringIO())

@@ -63,17 +63,35 @@ class SeedResult:
     file_bytes: int
 
 
-def seed_fill(stream: int, seq: int) -> FillReceived:
+@dataclass(frozen=True, slots=True)
+class SeedBooks:
+    """Whose fills and orders a seed writes: the names of the config the file is restored under."""
+
+    desk: str = DESK  # the Mango desk of the fills and positions
+    bet_desk: str = BET_DESK  # the ProphetX desk of the open orders
+    order_account: str = "acct-1"
+    # (market, event queue) of the first streams, e.g. the one a restarted monitor subscribes to;
+    # the other streams are synthetic.
+    streams: tuple[tuple[str, str], ...] = ()
+
+    def stream(self, stream: int) -> tuple[str, str]:
+        if stream < len(self.streams):
+            return self.streams[stream]
+        return f"MKT{stream}-PERP", f"{_QUEUE[:-2]}{stream:02d}"
+
+
+def seed_fill(stream: int, seq: int, books: SeedBooks = SeedBooks()) -> FillReceived:
+    market, queue = books.stream(stream)
     return FillReceived(
         venue=MANGO,
-        desk=DESK,
+        desk=books.desk,
         account=DESK_ACCOUNT,
-        market=f"MKT{stream}-PERP",
+        market=market,
         side=Side.BUY if seq % 2 else Side.SELL,
         quantity=Decimal("0.37"),
         price=Decimal("149.6812"),
-        fill_key=f"{_QUEUE[:-2]}{stream:02d}:{seq}:taker",
-        stream=f"{_QUEUE[:-2]}{stream:02d}",
+        fill_key=f"{queue}:{seq}:taker",
+        stream=queue,
         sequence=seq,
         liquidity=Liquidity.TAKER,
         fee_rate=Decimal("0.0004"),
@@ -82,11 +100,11 @@ def seed_fill(stream: int, seq: int) -> FillReceived:
     )
 
 
-def seed_order(n: int) -> OrderUpdate:
+def seed_order(n: int, books: SeedBooks = SeedBooks()) -> OrderUpdate:
     return OrderUpdate(
         venue=PROPHETX,
-        desk=BET_DESK,
-        account="acct-1",
+        desk=books.bet_desk,
+        account=books.order_account,
         order_id=str(1_800_000_000_000_000_000 + n),
         market=f"{10_000 + n % 500}/{n % 7}/{n % 3}",
         status=OrderStatus.OPEN,
@@ -102,7 +120,13 @@ def seed_order(n: int) -> OrderUpdate:
 
 
 def seed_state(
-    path: Path, *, fills: int = 1_000_000, open_orders: int = 100_000, streams: int = 5, batch: int = 10_000
+    path: Path,
+    *,
+    fills: int = 1_000_000,
+    open_orders: int = 100_000,
+    streams: int = 5,
+    batch: int = 10_000,
+    books: SeedBooks = SeedBooks(),
 ) -> SeedResult:
     """Write `fills` fills over `streams` event queues and `open_orders` open orders (with their
     risk) in batches of `batch` fills, as the runtime's coalesced flushes would."""
@@ -118,15 +142,16 @@ def seed_state(
         while seq < per_stream or order < open_orders:
             changes = StateChanges()
             for s in range(streams):
+                market, _queue = books.stream(s)
                 for q in range(seq, min(seq + batch // streams, per_stream)):
-                    changes.fills.append(seed_fill(s, q))
-                changes.positions[PositionKey(DESK, MANGO, DESK_ACCOUNT, f"MKT{s}-PERP")] = Decimal(seq) / 7
-                changes.marks[(MANGO, f"MKT{s}-PERP")] = Decimal("149.6812")
+                    changes.fills.append(seed_fill(s, q, books))
+                changes.positions[PositionKey(books.desk, MANGO, DESK_ACCOUNT, market)] = Decimal(seq) / 7
+                changes.marks[(MANGO, market)] = Decimal("149.6812")
             seq += batch // streams
             for n in range(order, min(order + orders_per_batch, open_orders)):
-                update = seed_order(n)
+                update = seed_order(n, books)
                 changes.orders[(PROPHETX, update.order_id)] = StoredOrder(update, 3, Decimal("100.00"))
-                key = PositionKey(BET_DESK, PROPHETX, "acct-1", update.market)
+                key = PositionKey(books.bet_desk, PROPHETX, books.order_account, update.market)
                 risk[key][update.order_id] = (Decimal("100.00"), False)
                 changes.risk[key] = dict(risk[key])
             order += orders_per_batch

@@ -49,7 +49,7 @@ class BenchSizes:
     watchdog_rate: float = 50_000.0
     watchdog_duration_s: float = 10.0
     open_orders: int = 100_000
-    restart_fill_history: int = 0  # the durable store is not loaded by the Monitor yet
+    restart_fill_history: int = 1_000_000
 
 
 QUICK = BenchSizes(
@@ -62,6 +62,7 @@ QUICK = BenchSizes(
     watchdog_rate=2_000.0,
     watchdog_duration_s=0.3,
     open_orders=500,
+    restart_fill_history=5_000,
 )
 
 

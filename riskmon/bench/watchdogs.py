@@ -201,7 +201,9 @@ class Measurement:
 def _container_sizes(engine: Engine) -> tuple[int, ...]:
     """The containers a pending activation deadline occupies a slot in, sized exactly."""
     heap = engine.deadlines
-    return tuple(sys.getsizeof(c) for c in (heap._heap, heap._due, engine.watchdogs.activation._orders))
+    orders = engine.watchdogs.activation._orders
+    containers = (heap._heap, heap._keyed, heap._due, orders, *orders.values())
+    return tuple(sys.getsizeof(c) for c in containers)
 
 
 def _arm(engine: Engine, order_id: str, placed_at: float, now: float) -> None:

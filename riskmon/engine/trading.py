@@ -6,6 +6,7 @@ and both forget finished objects oldest first beyond a retention bound.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,80 +18,148 @@ from riskmon.events import OrderStatus, OrderUpdate, QuoteLeg, QuoteStatus, Quot
 ORDER_DONE = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.VOID, OrderStatus.SETTLED})
 # Nothing stays at risk on an order in these states, whatever amount an update states.
 NOTHING_AT_RISK = frozenset({OrderStatus.REJECTED, OrderStatus.VOID, OrderStatus.SETTLED})
+ZERO = Decimal(0)
 
 
 class OrderBook:
-    """Our orders by (venue, order id). An update with a sequence not newer than the held one is
-    stale and dropped: the venue's sequence numbers are monotonic per order."""
+    """Our orders by venue and order id. An update with a sequence not newer than the held one is
+    stale and dropped: the venue's sequence numbers are monotonic per order.
+
+    Held compactly, since a desk may have a hundred thousand open orders: the kept copy of an
+    update carries only what the engine reads of a held order (`kept_update`), its repeated
+    strings interned, in one dict slot per order (per venue, keyed by the id, least recently
+    moved first). The slot holds the kept update itself, or a StoredOrder when the order
+    remembers a newer sequence or a larger fill than that update states."""
 
     def __init__(self, retention: int) -> None:
         self._retention = retention
-        self._orders: OrderedDict[tuple[str, str], OrderUpdate] = OrderedDict()
-        # Per order, kept apart from the held update: an unsequenced update (a REST read, a
-        # cancel) must not make the order forget the newest sequence or fill it has seen.
-        self._newest_sequence: dict[tuple[str, str], int] = {}
-        self._filled: dict[tuple[str, str], Decimal] = {}
+        self._orders: dict[str, dict[str, OrderUpdate | StoredOrder]] = {}
+        self._count = 0
         self.journal: StateJournal | None = None
+
+    def __len__(self) -> int:
+        return self._count
 
     def apply(self, update: OrderUpdate) -> tuple[bool, OrderUpdate | None, Decimal]:
         """(applied, the update held before, the filled quantity known before).
 
         Not applied means stale or a duplicate: its sequence is not newer than one already seen.
         """
-        key = (update.venue, update.order_id)
-        held = self._orders.get(key)
-        filled_before = self._filled.get(key, Decimal(0))
-        newest = self._newest_sequence.get(key)
+        orders = self._orders.get(update.venue)
+        if orders is None:
+            orders = self._orders[update.venue] = {}
+        held, newest, filled = _unpacked(orders.get(update.order_id))
+        filled_before = ZERO if filled is None else filled
         if newest is not None and update.sequence is not None and update.sequence <= newest:
             return False, held, filled_before
         if update.sequence is not None:
-            self._newest_sequence[key] = update.sequence
+            newest = update.sequence
         if update.filled_quantity is not None:
-            self._filled[key] = max(filled_before, update.filled_quantity)
-        self._orders[key] = update
-        self._orders.move_to_end(key)
+            filled = max(filled_before, update.filled_quantity)
+        if held is None:
+            kept = kept_update(update, update.order_id)
+            self._count += 1
+        else:
+            # The id string the book keys the order by: one copy serves the book and the watchdog.
+            kept = kept_update(update, held.order_id)
+            del orders[held.order_id]  # re-inserted last: the most recently moved
+        orders[kept.order_id] = _packed(kept, newest, filled)
         if self.journal is not None:
-            self.journal.order_moved(key)
+            self.journal.order_moved((update.venue, update.order_id))
         self._prune()
         return True, held, filled_before
 
     def get(self, venue: str, order_id: str) -> OrderUpdate | None:
-        return self._orders.get((venue, order_id))
+        orders = self._orders.get(venue)
+        entry = None if orders is None else orders.get(order_id)
+        return entry.update if isinstance(entry, StoredOrder) else entry
 
     def orders(self) -> list[OrderUpdate]:
-        return list(self._orders.values())
+        """Every held order, per venue, least recently moved first."""
+        return [
+            entry.update if isinstance(entry, StoredOrder) else entry
+            for orders in self._orders.values()
+            for entry in orders.values()
+        ]
 
     def stored(self, venue: str, order_id: str) -> StoredOrder | None:
         """The order as the state file keeps it; None once it is forgotten."""
-        key = (venue, order_id)
-        update = self._orders.get(key)
-        if update is None:
-            return None
-        return StoredOrder(update, self._newest_sequence.get(key), self._filled.get(key))
+        orders = self._orders.get(venue)
+        entry = None if orders is None else orders.get(order_id)
+        if entry is None or isinstance(entry, StoredOrder):
+            return entry
+        return StoredOrder(entry, entry.sequence, entry.filled_quantity)
 
     def restore(self, orders: Iterable[StoredOrder]) -> None:
         """Orders from the state file, least recently moved first."""
-        held = self._orders
+        by_venue = self._orders
         for stored in orders:
-            key = (stored.update.venue, stored.update.order_id)
-            held.pop(key, None)
-            held[key] = stored.update
-            if stored.newest_sequence is not None:
-                self._newest_sequence[key] = stored.newest_sequence
-            if stored.filled is not None:
-                self._filled[key] = stored.filled
+            update = stored.update
+            held = by_venue.get(update.venue)
+            if held is None:
+                held = by_venue[update.venue] = {}
+            if held.pop(update.order_id, None) is None:
+                self._count += 1
+            kept = kept_update(update, update.order_id)
+            held[kept.order_id] = _packed(kept, stored.newest_sequence, stored.filled)
 
     def _prune(self) -> None:
-        if len(self._orders) <= self._retention:
+        if self._count <= self._retention:
             return
-        for key in [k for k, order in self._orders.items() if order.status in ORDER_DONE]:
-            del self._orders[key]
-            self._newest_sequence.pop(key, None)
-            self._filled.pop(key, None)
-            if self.journal is not None:
-                self.journal.order_moved(key)
-            if len(self._orders) <= self._retention:
-                return
+        for venue, orders in self._orders.items():
+            done = [
+                order_id
+                for order_id, entry in orders.items()
+                if (entry.update if isinstance(entry, StoredOrder) else entry).status in ORDER_DONE
+            ]
+            for order_id in done:
+                del orders[order_id]
+                self._count -= 1
+                if self.journal is not None:
+                    self.journal.order_moved((venue, order_id))
+                if self._count <= self._retention:
+                    return
+
+
+def kept_update(update: OrderUpdate, order_id: str) -> OrderUpdate:
+    """The part of an update the order book keeps: what the engine, the watchdogs and the rules
+    read of a held order (status, the venue's word and reason, sequence, fill, desk, market),
+    and its worst-case loss.
+
+    Price, stake, fill price and external id are not read once applied, so they are left out.
+    Account, market and the venue's status word repeat across orders and are interned; a zero
+    amount is one shared Decimal (the same value: a pending order's fill and loss are zero).
+    """
+    filled, loss = update.filled_quantity, update.worst_case_loss_usd
+    return OrderUpdate(
+        update.venue,
+        update.desk,
+        sys.intern(update.account),
+        order_id,
+        sys.intern(update.market),
+        update.status,
+        sys.intern(update.venue_status),
+        update.sequence,
+        update.venue_ts,
+        update.reason,
+        filled_quantity=ZERO if filled is not None and not filled else filled,
+        worst_case_loss_usd=ZERO if loss is not None and not loss else loss,
+    )
+
+
+def _unpacked(entry: OrderUpdate | StoredOrder | None) -> tuple[OrderUpdate | None, int | None, Decimal | None]:
+    """(held update, newest sequence seen, largest fill seen) of a book slot."""
+    if entry is None:
+        return None, None, None
+    if isinstance(entry, StoredOrder):
+        return entry.update, entry.newest_sequence, entry.filled
+    return entry, entry.sequence, entry.filled_quantity
+
+
+def _packed(kept: OrderUpdate, newest: int | None, filled: Decimal | None) -> OrderUpdate | StoredOrder:
+    if newest == kept.sequence and filled == kept.filled_quantity:
+        return kept  # the update states all the book remembers: no wrapper
+    return StoredOrder(kept, newest, filled)
 
 
 # A quote only moves forward: an accepted quote can be confirmed, then executed, or released;

@@ -13,9 +13,13 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
+
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
 log = logging.getLogger(__name__)
+# A restart reads one row per open order: a typed decode is ~10x cheaper than json.loads + checks.
+_data_decoder = msgspec.json.Decoder(dict[str, str])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watchdog_deadlines (
@@ -44,15 +48,13 @@ def read_deadlines(db: sqlite3.Connection, path: Path) -> list[PersistedDeadline
         rows = db.execute("SELECT kind, venue, subject, due, data FROM watchdog_deadlines").fetchall()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"state file {path}: {exc}") from None
+    decode, append = _data_decoder.decode, records.append
     for kind, venue, subject, due, data in rows:
         try:
-            parsed = json.loads(data)
-            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
-                raise ValueError("data is not a string map")
-            records.append(PersistedDeadline(kind, venue, subject, float(due), parsed))
-        except (ValueError, TypeError) as exc:
+            append(PersistedDeadline(kind, venue, subject, float(due), decode(data)))
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            # msgspec's words name the path and the expected type, never the stored value.
             log.warning("state file %s: skipped the %s deadline of %s %s: %s", path, kind, venue, subject, exc)
-            continue
     return records
 
 

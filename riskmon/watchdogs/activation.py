@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-import msgspec
-
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.engine.actions import LookupOrder
+from riskmon.engine.deadlines import Deadline
 from riskmon.events import OrderIntake, OrderLookupFailed, OrderStatus, OrderUpdate
 from riskmon.watchdogs.context import WatchdogContext, at
 from riskmon.watchdogs.journal import PersistedDeadline
@@ -90,20 +90,42 @@ class ActivationSettings:
     lookup_timeout: float
 
 
-class WatchedOrder(msgspec.Struct, gc=False):
-    """One order awaiting activation. Untracked by the garbage collector (it holds no references
-    that could form a cycle): with a million pending, a full collection would otherwise stall the
-    loop for hundreds of milliseconds."""
+class WatchedOrder(Deadline, gc=False, kw_only=True):
+    """One order awaiting activation, and itself the heap entry of its activation deadline.
+
+    Untracked by the garbage collector (it holds no references that could form a cycle): with a
+    million pending, a full collection would otherwise stall the loop for hundreds of
+    milliseconds. Its strings are shared with the order book (ids) or interned (markets), so a
+    pending order costs this record, one dict slot and one heap slot.
+    """
 
     venue: str
     order_id: str
     desk: str
     placed_at: float
-    due: float
+    settings: ActivationSettings  # the venue's, shared: the due time is derived, not stored
     market: str | None = None
     checking: bool = False  # the deadline passed: waiting for the venue's answer
     missed_while_down: bool = False
     outcome: Outcome | None = None  # the critical outcome raised while the order's fate is unknown
+
+    @property
+    def due(self) -> float:
+        return self.placed_at + self.settings.timeout
+
+    def deadline_key(self) -> tuple[str, str, str]:
+        return (KIND, self.venue, self.order_id)
+
+    def persisted(self) -> PersistedDeadline:
+        data = {"desk": self.desk, "placed_at": repr(self.placed_at)}
+        if self.market is not None:
+            data["market"] = self.market
+        return PersistedDeadline(KIND, self.venue, self.order_id, self.due, data)
+
+
+def _shared(text: str | None) -> str | None:
+    """Market names repeat across thousands of orders: one interned copy serves them all."""
+    return None if text is None else sys.intern(text)
 
 
 class ActivationWatchdog:
@@ -116,22 +138,28 @@ class ActivationWatchdog:
         self._ctx = ctx
         self._settings = dict(settings)
         self._default_desk = default_desk
-        self._orders: dict[tuple[str, str], WatchedOrder] = {}
+        # Per venue, by order id: no key tuple per order.
+        self._orders: dict[str, dict[str, WatchedOrder]] = {venue: {} for venue in settings}
         self._unresolved: OrderedDict[tuple[str, str], WatchedOrder] = OrderedDict()
         self.latency: dict[str, LatencyHistogram] = {venue: LatencyHistogram() for venue in settings}
         self.outcomes: Counter[tuple[str, str]] = Counter()
         # (venue, FailureReason) -> refusals, rejections and failed lookups.
         self.failures: Counter[tuple[str, FailureReason]] = Counter()
-        self._pending: Counter[str] = Counter()  # orders awaiting activation, per venue
 
     def tracks(self, venue: str) -> bool:
         return venue in self._settings
 
     def pending(self, venue: str) -> int:
-        return self._pending[venue]
+        """Orders of the venue awaiting activation."""
+        watched = self._orders.get(venue)
+        return 0 if watched is None else len(watched)
 
     def __len__(self) -> int:
-        return len(self._orders)
+        return sum(len(watched) for watched in self._orders.values())
+
+    def _watched(self, venue: str, order_id: str) -> WatchedOrder | None:
+        watched = self._orders.get(venue)
+        return None if watched is None else watched.get(order_id)
 
     # Arming ------------------------------------------------------------------------------------
 
@@ -141,39 +169,50 @@ class ActivationWatchdog:
             return
         if known is not None and known.status is not OrderStatus.PENDING:
             return  # the stream told us first: it is already activated or refused
-        key = (intake.venue, intake.order_id)
-        if key in self._orders or key in self._unresolved:
+        if self._watched(intake.venue, intake.order_id) is not None or (intake.venue, intake.order_id) in (
+            self._unresolved
+        ):
             return  # declared twice, seen pending on the stream first, or already judged: one watchdog
         placed_at = intake.placed_at if intake.placed_at is not None else now
         desk = intake.desk or (known.desk if known is not None else self._default_desk(intake.venue))
-        self._arm(WatchedOrder(intake.venue, intake.order_id, desk, placed_at, 0.0), now)
+        # The order book's copy of the id when it has one: one string for both.
+        order_id = known.order_id if known is not None else intake.order_id
+        order = WatchedOrder(
+            venue=intake.venue, order_id=order_id, desk=desk, placed_at=placed_at, settings=self._settings[intake.venue]
+        )
+        if known is not None:
+            order.market = _shared(known.market)
+        self._arm(order, now)
 
-    def _arm(self, order: WatchedOrder, now: float) -> None:
-        order.due = order.placed_at + self._settings[order.venue].timeout
-        if self._orders.setdefault((order.venue, order.order_id), order) is not order:
+    def _arm(self, order: WatchedOrder, now: float, *, journal: bool = True) -> None:
+        if self._orders[order.venue].setdefault(order.order_id, order) is not order:
             return  # already watched (a restore of an order the stream re-announced)
         # A placement declared late (or restored after its deadline) is checked at once.
-        self._pending[order.venue] += 1
-        self._ctx.deadlines.schedule((KIND, order.venue, order.order_id), max(order.due, now))
-        self._journal(order)
-
-    def _journal(self, order: WatchedOrder) -> None:
-        data = {"desk": order.desk, "placed_at": repr(order.placed_at)}
-        if order.market is not None:
-            data["market"] = order.market
-        self._ctx.journal.put(PersistedDeadline(KIND, order.venue, order.order_id, order.due, data))
+        due = order.placed_at + order.settings.timeout
+        self._ctx.deadlines.arm(order, due if due > now else now)
+        if journal:
+            self._ctx.journal.note(order.deadline_key(), order)
 
     def restore(self, record: PersistedDeadline, now: float) -> None:
         if record.kind != KIND or not self.tracks(record.venue):
             return
+        settings = self._settings[record.venue]
         try:
             placed_at = float(record.data["placed_at"])
         except (KeyError, ValueError):
-            placed_at = record.due - self._settings[record.venue].timeout  # the deadline still stands
-        order = WatchedOrder(record.venue, record.subject, record.data.get("desk", "unassigned"), placed_at, 0.0)
-        order.market = record.data.get("market")
-        order.missed_while_down = record.due <= now
-        self._arm(order, now)
+            placed_at = record.due - settings.timeout  # the deadline still stands
+        order = WatchedOrder(
+            venue=record.venue,
+            order_id=record.subject,
+            desk=sys.intern(record.data.get("desk", "unassigned")),
+            placed_at=placed_at,
+            settings=settings,
+            market=_shared(record.data.get("market")),
+            missed_while_down=record.due <= now,
+        )
+        # The state file holds this record already: writing it back unchanged would rewrite every
+        # open order's row on the first flush after a restart. A new timeout moves the due time.
+        self._arm(order, now, journal=placed_at + settings.timeout != record.due)
 
     # The venue's word ---------------------------------------------------------------------------
 
@@ -186,22 +225,36 @@ class ActivationWatchdog:
         """
         if update.status is OrderStatus.REJECTED and (held_before is None or held_before.status is not update.status):
             self.failures[(update.venue, rejection_reason(update.reason or update.venue_status))] += 1
-        key = (update.venue, update.order_id)
-        order = self._orders.get(key)
+        order = self._watched(update.venue, update.order_id)
         if order is None:
+            key = (update.venue, update.order_id)
             late = self._unresolved.get(key)
             if late is not None:
                 if update.status is OrderStatus.PENDING:
                     return [], False  # still unknown: the critical verdict stands
                 del self._unresolved[key]
-                late.market = update.market  # the desk stays: the labels must match the critical
+                late.market = _shared(update.market)  # the desk stays: the labels must match the critical
                 self.latency[late.venue].observe(now - late.placed_at)
                 return self._decided(late, update, now, from_lookup), True
             if update.status is OrderStatus.PENDING and held_before is None and self.tracks(update.venue):
-                self._arm(WatchedOrder(update.venue, update.order_id, update.desk, now, 0.0, update.market), now)
+                order = WatchedOrder(
+                    venue=update.venue,
+                    order_id=update.order_id,
+                    desk=update.desk,
+                    placed_at=now,
+                    settings=self._settings[update.venue],
+                    market=_shared(update.market),
+                )
+                self._arm(order, now)
             return [], False
-        order.desk, order.market = update.desk, update.market
+        order.desk, order.market = update.desk, _shared(update.market)
         if update.status is OrderStatus.PENDING:
+            if held_before is None and order.order_id is not update.order_id:
+                # The order book keys the order by this update's copy of the id: share it.
+                watched = self._orders[order.venue]
+                del watched[order.order_id]
+                order.order_id = update.order_id
+                watched[order.order_id] = order
             if from_lookup and order.checking:
                 return self._critical(order, Outcome.UNKNOWN, "the venue still reports it pending", now), True
             return [], False
@@ -212,7 +265,7 @@ class ActivationWatchdog:
         return self._decided(order, update, now, from_lookup), True
 
     def on_lookup_failed(self, failure: OrderLookupFailed, now: float) -> list[AlertTransition]:
-        order = self._orders.get((failure.venue, failure.order_id))
+        order = self._watched(failure.venue, failure.order_id)
         if order is None or not order.checking:
             return []
         self._ctx.deadlines.cancel((LOOKUP, order.venue, order.order_id))
@@ -222,7 +275,7 @@ class ActivationWatchdog:
 
     def on_deadline(self, key: tuple[str, str, str], due: float) -> list[AlertTransition]:
         kind, venue, order_id = key
-        order = self._orders.get((venue, order_id))
+        order = self._watched(venue, order_id)
         if order is None:
             return []
         if kind == LOOKUP:
@@ -240,9 +293,8 @@ class ActivationWatchdog:
     # Outcomes ------------------------------------------------------------------------------------
 
     def _disarm(self, order: WatchedOrder) -> None:
-        del self._orders[(order.venue, order.order_id)]
-        self._pending[order.venue] -= 1
-        self._ctx.deadlines.cancel((KIND, order.venue, order.order_id))
+        del self._orders[order.venue][order.order_id]
+        self._ctx.deadlines.disarm(order)
         self._ctx.deadlines.cancel((LOOKUP, order.venue, order.order_id))
         self._ctx.journal.drop(KIND, order.venue, order.order_id)
 

@@ -14,6 +14,7 @@ from riskmon.config.schema import MonitorConfig
 from riskmon.config.types import decode_hook
 from riskmon.engine.engine import Engine
 from riskmon.engine.exposure import PositionKey, RiskRow
+from riskmon.engine.state_journal import StoredOrder
 from riskmon.engine.trading import OrderBook, QuoteBook
 from riskmon.events import (
     OrderStatus,
@@ -624,3 +625,63 @@ def test_order_book_prunes_finished_orders_oldest_first_and_keeps_live_ones() ->
     assert held.status is OrderStatus.PENDING
     assert [o.order_id for o in book.orders()] == ["b", "d"]
     assert book.get(PX, "c") is None
+
+
+# ---- orders: what the book keeps -----------------------------------------------------------------
+
+
+def test_the_book_keeps_what_the_engine_reads_and_shares_repeated_strings() -> None:
+    book = OrderBook(retention=10)
+    first = order(OrderStatus.PENDING, 1, market="".join(["ev1:", "m1:o1"]), filled="0.00", loss="0.0")
+    book.apply(first)
+    # Each update brings its own copies of the strings, as a decoder makes them.
+    book.apply(order(OrderStatus.OPEN, 2, order_id="".join(["o", "1"]), market="".join(["ev1:m1", ":o1"]), filled="0"))
+    held = book.get(PX, "o1")
+    assert held is not None
+    assert (held.status, held.venue_status, held.sequence, held.market, held.account) == (
+        OrderStatus.OPEN,
+        "open",
+        2,
+        MARKET,
+        "u1",
+    )
+    assert held.order_id is first.order_id  # the id the book keys the order by: one copy
+    assert held.market is book.orders()[0].market
+    assert (held.price, held.quantity, held.external_id, held.fill_price) == (None, None, None, None)
+    assert held.filled_quantity == 0
+    assert held.worst_case_loss_usd is None  # the update said nothing of it
+    other = OrderBook(retention=10)
+    other.apply(order(OrderStatus.OPEN, order_id="o9", market="".join(["ev1:", "m1:o1"]), filled="0.0", loss="0"))
+    mirrored = other.get(PX, "o9")
+    assert mirrored is not None
+    assert mirrored.market is held.market  # interned: one copy across orders
+    assert mirrored.filled_quantity is held.filled_quantity  # one shared zero, the same value
+
+
+def test_what_an_order_remembers_beyond_its_update_survives_the_state_file_round_trip() -> None:
+    book = OrderBook(retention=10)
+    book.apply(order(OrderStatus.OPEN, 5, filled="40"))
+    book.apply(order(OrderStatus.OPEN, None, filled="10"))  # a REST read: no sequence, an older fill
+    book.apply(order(OrderStatus.OPEN, 1, order_id="o2", filled="3"))
+    assert book.stored(PX, "o1") == StoredOrder(book.get(PX, "o1"), 5, Decimal(40))  # type: ignore[arg-type]
+    assert book.stored(PX, "o2") == StoredOrder(book.get(PX, "o2"), 1, Decimal(3))  # type: ignore[arg-type]
+    restored = OrderBook(retention=10)
+    restored.restore([book.stored(PX, "o2"), book.stored(PX, "o1")])  # type: ignore[list-item]
+    assert [o.order_id for o in restored.orders()] == ["o2", "o1"]
+    assert restored.stored(PX, "o1") == book.stored(PX, "o1")
+    assert len(restored) == 2
+    # Sequence 5 is still remembered: 4 is stale, and the larger fill stands.
+    assert restored.apply(order(OrderStatus.OPEN, 4, filled="50")) == (False, book.get(PX, "o1"), Decimal(40))
+    assert restored.apply(order(OrderStatus.OPEN, 6, filled="20"))[2] == Decimal(40)
+
+
+def test_retention_counts_orders_of_every_venue_and_forgets_only_finished_ones() -> None:
+    book = OrderBook(retention=2)
+    book.apply(msgspec.structs.replace(order(OrderStatus.SETTLED, order_id="a"), venue="other"))
+    book.apply(order(OrderStatus.OPEN, order_id="b"))
+    assert len(book) == 2
+    book.apply(order(OrderStatus.OPEN, order_id="c"))
+    assert [(o.venue, o.order_id) for o in book.orders()] == [(PX, "b"), (PX, "c")]
+    assert book.get("other", "a") is None
+    book.apply(order(OrderStatus.OPEN, order_id="d"))
+    assert len(book) == 3  # all live: none forgotten

@@ -99,7 +99,7 @@ def test_the_store_holds_armed_deadlines_and_not_the_order_activated_before_the_
     assert sorted(open_store(state_path, opened).load(), key=lambda r: r.key) == [O1, Q1]
 
 
-def test_restoring_rewrites_the_restored_records_and_ignores_what_no_watchdog_owns(
+def test_restoring_rearms_without_rewriting_and_ignores_what_no_watchdog_owns(
     state_path: Path, opened: list[DeadlineStore]
 ) -> None:
     store = open_store(state_path, opened)
@@ -111,8 +111,20 @@ def test_restoring_rewrites_the_restored_records_and_ignores_what_no_watchdog_ow
         }
     )
     engine = restarted(state_path, opened, T0 + 5)
-    assert engine.take_journal() == {O1.key: O1}  # re-armed exactly as stored
+    assert engine.take_journal() == {}  # the file holds the record as it stands: no rewrite
     assert len(engine.watchdogs.activation) == 1
+    assert engine.next_deadline() == T0 + 10
+    engine.ingest(PX, [order("o1", OrderStatus.OPEN, sequence=2)], T0 + 6)
+    assert engine.take_journal() == {O1.key: None}  # activated: the stored record goes
+
+
+def test_a_restored_record_whose_due_time_moved_with_the_timeout_is_rewritten(
+    state_path: Path, opened: list[DeadlineStore]
+) -> None:
+    stored_under_20s = PersistedDeadline("activation", PX, "o1", T0 + 20, {"desk": "alpha", "placed_at": repr(T0)})
+    open_store(state_path, opened).write({stored_under_20s.key: stored_under_20s})
+    engine = restarted(state_path, opened, T0 + 5)  # activation_timeout is 10 s now
+    assert engine.take_journal() == {O1.key: O1}
     assert engine.next_deadline() == T0 + 10
 
 
