@@ -13,13 +13,17 @@ sent as one notification holding all its alerts:
 - a group with nothing left is removed.
 
 The caller passes `now`, asks `next_due()` when to wake, and calls `due(now)` then.
+
+For the state file, the groups note which of them changed since the last `take_changes()`, and
+`restore()` puts stored groups back with their timers, episode and sequence, so a notification
+re-derived after a restart carries the key of the one that may already have gone out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,14 +57,15 @@ class Notification(msgspec.Struct, frozen=True):
 def idempotency_key(
     route_id: str,
     group_key: str,
-    statuses: list[tuple[str, Literal["firing", "resolved"]]],
+    statuses: Sequence[tuple[str, float, Literal["firing", "resolved"]]],
     group_started_at: float,
     sequence: int,
 ) -> str:
-    """sha256 over the group, its alerts' fingerprints with their status, and the episode.
+    """sha256 over the group, its alerts' (fingerprint, startsAt, status), and the episode.
 
     The same notification rebuilt from the same inputs gets the same key, so a receiver can drop a
-    duplicate; a repeat, a later change or a new episode of the same group gets a new one.
+    duplicate; a repeat, a later change or a new episode of the same group (or of an alert in it)
+    gets a new one. `statuses` holds (fingerprint, startsAt, status) per alert.
     """
     material = "\x1e".join(
         [
@@ -68,7 +73,7 @@ def idempotency_key(
             group_key,
             repr(float(group_started_at)),
             str(sequence),
-            "\x1f".join(f"{fp}:{status}" for fp, status in sorted(statuses)),
+            "\x1f".join(f"{fp}:{float(starts_at)!r}:{status}" for fp, starts_at, status in sorted(statuses)),
         ]
     )
     return hashlib.sha256(material.encode()).hexdigest()
@@ -106,10 +111,32 @@ class _Group:
         return k, self.anchor + k * interval
 
 
+GroupId = tuple[str, str]  # (route_id, group_key)
+
+
+class StoredGroup(msgspec.Struct, array_like=True, frozen=True):
+    """A group as the state file keeps it: everything its next notification and its key depend on."""
+
+    order: int
+    match: RouteMatch
+    started_at: float
+    due_at: float
+    alerts: list[AlertTransition]
+    told_firing: list[str]
+    anchor: float | None
+    due_tick: int
+    done_tick: int
+    last_sent: float | None
+    sequence: int
+
+
 class NotificationGroups:
     def __init__(self) -> None:
-        self._groups: dict[tuple[str, str], _Group] = {}
+        self._groups: dict[GroupId, _Group] = {}
         self._created = 0
+        # Groups changed since the last take (None: not journaling). Every mutation goes through
+        # add/withdraw/retain/due, which mark what they touch.
+        self._changed: set[GroupId] | None = None
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -119,6 +146,7 @@ class NotificationGroups:
         key = (match.route_id, match.group_key)
         group = self._groups.get(key)
         fp = transition.fingerprint
+        self._touch(key)
         if group is None:
             if transition.status == "resolved":
                 return  # nothing the receiver was told about
@@ -149,6 +177,7 @@ class NotificationGroups:
         leaves a muted alert out of later notifications rather than announcing it resolved."""
         for key, group in list(self._groups.items()):
             if group.alerts.pop(fp, None) is not None or fp in group.told_firing:
+                self._touch(key)
                 group.told_firing.discard(fp)
                 if not group.alerts:
                     del self._groups[key]
@@ -165,6 +194,9 @@ class NotificationGroups:
             else:
                 group.match = match
                 kept[(match.route_id, match.group_key)] = group
+        if self._changed is not None:
+            self._changed.update(self._groups)
+            self._changed.update(kept)
         self._groups = kept
         return orphans
 
@@ -182,6 +214,7 @@ class NotificationGroups:
         return out
 
     def _flush(self, group: _Group, now: float) -> Notification | None:
+        self._touch((group.match.route_id, group.match.group_key))
         tick = group.due_at
         if group.anchor is None:
             group.anchor, group.due_tick = tick, 0
@@ -202,12 +235,68 @@ class NotificationGroups:
         group.due_tick, group.due_at = group.tick_at_or_after(wake, after=now)
         return notification
 
+    # Persistence ----------------------------------------------------------------------------------
+
+    def restore(self, stored: Iterable[StoredGroup]) -> None:
+        """Put stored groups back as they were (timers included; one already due flushes at the next
+        `due`), then journal changes from here on. Call `retain` after it if the routes may differ."""
+        for s in stored:
+            group = _Group(
+                s.order,
+                s.match,
+                s.started_at,
+                s.due_at,
+                {a.fingerprint: a for a in s.alerts},
+                set(s.told_firing),
+                s.anchor,
+                s.due_tick,
+                s.done_tick,
+                s.last_sent,
+                s.sequence,
+            )
+            self._groups[(s.match.route_id, s.match.group_key)] = group
+            self._created = max(self._created, s.order)
+        self._changed = set()
+
+    def changed(self) -> bool:
+        return bool(self._changed)
+
+    def take_changes(self) -> dict[GroupId, StoredGroup | None]:
+        """Every group changed since the last take, as it stands now (None: it is gone)."""
+        if not self._changed:
+            return {}
+        changes = {key: self._stored(key) for key in self._changed}
+        self._changed = set()
+        return changes
+
+    def _stored(self, key: GroupId) -> StoredGroup | None:
+        group = self._groups.get(key)
+        if group is None:
+            return None
+        return StoredGroup(
+            group.order,
+            group.match,
+            group.started_at,
+            group.due_at,
+            list(group.alerts.values()),
+            sorted(group.told_firing),
+            group.anchor,
+            group.due_tick,
+            group.done_tick,
+            group.last_sent,
+            group.sequence,
+        )
+
+    def _touch(self, key: GroupId) -> None:
+        if self._changed is not None:
+            self._changed.add(key)
+
     @staticmethod
     def _notification(group: _Group, firing: tuple[AlertTransition, ...], now: float, repeat: bool) -> Notification:
         resolved = tuple(a for a in group.alerts.values() if a.status == "resolved")
         group.sequence += 1
         match = group.match
-        statuses = [(a.fingerprint, a.status) for a in (*firing, *resolved)]
+        statuses = [(a.fingerprint, a.starts_at, a.status) for a in (*firing, *resolved)]
         return Notification(
             ts=now,
             receiver=match.receiver,

@@ -5,12 +5,17 @@ inactive -> pending (held for `for`) -> firing -> resolved, and clears only when
 separate clear condition holds (hysteresis), so a value sitting on a threshold does not flap.
 An event alert (a revoked fill) fires at once and resolves by itself after a set time.
 Pure: the caller passes `now`; timers are keys in the shared DeadlineHeap.
+
+For the state file the tracker notes which alerts changed since the last `take_changes()` (a set
+insert, and only when an alert starts, moves, ends or changes its value or annotations), and
+`restore()` puts stored alerts back with their `for` and event-resolve deadlines re-armed, so a
+still-firing alert keeps its fingerprint and startsAt across a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,6 +50,23 @@ class ActiveAlert:
     is_event: bool
 
 
+class StoredAlert(msgspec.Struct, array_like=True, frozen=True):
+    """An ActiveAlert as the state file keeps it, with the deadline that was armed for it."""
+
+    fingerprint: str
+    alertname: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: Literal["pending", "firing"]
+    active_since: float
+    fired_at: float | None
+    value: float | None
+    is_event: bool
+    due: float | None
+    """When a pending alert fires (`for`), or when a firing event alert resolves by itself."""
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
     canonical = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -58,6 +80,8 @@ class AlertTracker:
     def __init__(self, deadlines: DeadlineHeap) -> None:
         self._deadlines = deadlines
         self._alerts: dict[str, ActiveAlert] = {}
+        # Fingerprints changed since the last take; None until restore() turns journaling on.
+        self._changed: set[str] | None = None
 
     def active(self) -> list[ActiveAlert]:
         return list(self._alerts.values())
@@ -87,6 +111,7 @@ class AlertTracker:
                 return None
             alert = ActiveAlert(fp, alertname, severity, full, dict(annotations), "pending", now, None, value, False)
             self._alerts[fp] = alert
+            self._touch(fp)
             if pending_for > 0:
                 self._deadlines.schedule((_PROMOTE, fp), now + pending_for)
                 return None
@@ -96,12 +121,16 @@ class AlertTracker:
             # breached simply never happened, as in Prometheus.
             del self._alerts[fp]
             self._deadlines.cancel((_PROMOTE, fp))
+            self._touch(fp)
             return None
         if cleared:
             del self._alerts[fp]
+            self._touch(fp)
             alert.value = value
             alert.annotations = dict(annotations)
             return self._transition(alert, "resolved", now)
+        if self._changed is not None and (alert.value != value or alert.annotations != annotations):
+            self._changed.add(fp)
         alert.value = value
         alert.annotations = dict(annotations)
         return None
@@ -121,6 +150,7 @@ class AlertTracker:
         full = {**labels, "alertname": alertname, "severity": severity}
         fp = fingerprint(full)
         self._deadlines.schedule((_EXPIRE, fp), now + resolve_after)
+        self._touch(fp)  # the resolve deadline moved, if nothing else
         alert = self._alerts.get(fp)
         if alert is not None:
             alert.annotations = dict(annotations)
@@ -143,15 +173,78 @@ class AlertTracker:
             return self._fire(alert, now)
         if kind == _EXPIRE and alert.is_event:
             del self._alerts[fp]
+            self._touch(fp)
             return self._transition(alert, "resolved", now)
         return None
 
     def owns(self, key: object) -> bool:
         return isinstance(key, tuple) and len(key) == 2 and key[0] in (_PROMOTE, _EXPIRE)
 
+    # Persistence ----------------------------------------------------------------------------------
+
+    def restore(self, stored: Iterable[StoredAlert]) -> None:
+        """Before the engine starts: put stored alerts back and re-arm their deadlines (one already past
+        falls due at the first advance, stamped with its own time); journal changes from here on."""
+        for s in stored:
+            alert = ActiveAlert(
+                s.fingerprint,
+                s.alertname,
+                s.severity,
+                dict(s.labels),
+                dict(s.annotations),
+                s.state,
+                s.active_since,
+                s.fired_at,
+                s.value,
+                s.is_event,
+            )
+            self._alerts[s.fingerprint] = alert
+            if s.due is not None and (s.is_event or s.state == "pending"):
+                self._deadlines.schedule((_EXPIRE if s.is_event else _PROMOTE, s.fingerprint), s.due)
+        self._changed = set()
+
+    def firing(self) -> list[AlertTransition]:
+        """A firing transition per firing alert, as when it fired (for the notifier after a restore)."""
+        return [self._transition(a, "firing", a.fired_at) for a in self._alerts.values() if a.fired_at is not None]
+
+    def changed(self) -> bool:
+        return bool(self._changed)
+
+    def take_changes(self) -> dict[str, StoredAlert | None]:
+        """Every alert changed since the last take, as stored now (None: it ended)."""
+        if not self._changed:
+            return {}
+        changes = {fp: self._stored(fp) for fp in self._changed}
+        self._changed = set()
+        return changes
+
+    def _stored(self, fp: str) -> StoredAlert | None:
+        alert = self._alerts.get(fp)
+        if alert is None:
+            return None
+        due = self._deadlines.due_at((_EXPIRE if alert.is_event else _PROMOTE, fp))
+        return StoredAlert(
+            fp,
+            alert.alertname,
+            alert.severity,
+            dict(alert.labels),
+            dict(alert.annotations),
+            alert.state,
+            alert.active_since,
+            alert.fired_at,
+            alert.value,
+            alert.is_event,
+            due,
+        )
+
+    def _touch(self, fp: str) -> None:
+        if self._changed is not None:
+            self._changed.add(fp)
+
     def _fire(self, alert: ActiveAlert, now: float) -> AlertTransition:
         alert.state = "firing"
         alert.fired_at = now
+        self._touch(alert.fingerprint)
         return self._transition(alert, "firing", now)
 
     @staticmethod

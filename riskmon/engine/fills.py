@@ -127,11 +127,17 @@ class FillLedger:
             self._unsettled.setdefault(stream, []).extend(steps)
 
     def settle_next(self) -> bool:
-        """Replay one stream's restored history; False when none is left."""
+        """Replay the next step (one sealed chunk at most) of the restored history; False when
+        none is left. Small steps keep each pause of the event loop to a millisecond or two; a
+        stream that is only partly replayed still counts as unsettled, so an event on it replays
+        the rest first."""
         if not self._unsettled:
             return False
-        stream = next(iter(self._unsettled))
-        self._settle(stream, self._unsettled.pop(stream))
+        stream, steps = next(iter(self._unsettled.items()))
+        self._settle(stream, steps[:1])
+        del steps[:1]  # a chunk holds thousands of fills; this shift is a few hundred pointers
+        if not steps:
+            del self._unsettled[stream]
         return True
 
     def _settle(self, stream: StreamKey, steps: list[HistoryStep]) -> None:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from riskmon.alerts.grouping import GroupId, StoredGroup
+from riskmon.alerts.lifecycle import StoredAlert
 from riskmon.events import FillReceived, MarketStatusChanged, OrderUpdate
 from riskmon.watchdogs.journal import PersistedDeadline
 
@@ -79,6 +81,27 @@ class StateJournal:
 
 
 @dataclass(slots=True)
+class AlertStateChanges:
+    """Alert states (by fingerprint) and notification groups that changed; None: gone."""
+
+    alerts: dict[str, StoredAlert | None] = field(default_factory=dict)
+    groups: dict[GroupId, StoredGroup | None] = field(default_factory=dict)
+
+    def merge(self, later: AlertStateChanges) -> None:
+        self.alerts.update(later.alerts)
+        self.groups.update(later.groups)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.groups)
+
+
+@dataclass(slots=True)
+class AlertStateSnapshot:
+    alerts: list[StoredAlert] = field(default_factory=list)
+    groups: list[StoredGroup] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class StateChanges:
     """The values of everything that changed; a None value means the key is gone."""
 
@@ -91,6 +114,7 @@ class StateChanges:
     quotes: dict[VenueKey, bytes | None] = field(default_factory=dict)  # encoded: a Quote is mutable
     seen: list[tuple[str, str, bool]] = field(default_factory=list)
     statuses: dict[VenueKey, MarketStatusChanged] = field(default_factory=dict)
+    alerts: AlertStateChanges = field(default_factory=AlertStateChanges)
 
     def merge(self, later: StateChanges) -> None:
         """Fold changes taken after these into these (later values win, steps append)."""
@@ -108,6 +132,7 @@ class StateChanges:
             self.quotes[key] = quote
         self.seen.extend(later.seen)
         self.statuses.update(later.statuses)
+        self.alerts.merge(later.alerts)
 
     def __bool__(self) -> bool:
         return bool(
@@ -120,6 +145,7 @@ class StateChanges:
             or self.quotes
             or self.seen
             or self.statuses
+            or self.alerts
         )
 
 
@@ -137,3 +163,4 @@ class StateSnapshot:
     seen: dict[str, list[str]] = field(default_factory=dict)  # per venue, oldest first
     statuses: list[MarketStatusChanged] = field(default_factory=list)
     deadlines: list[PersistedDeadline] = field(default_factory=list)
+    alerts: AlertStateSnapshot = field(default_factory=AlertStateSnapshot)

@@ -13,6 +13,11 @@ Alertmanager's model:
   durable outbox; console lines are returned as text, not queued.
 
 The caller feeds `observe(transitions, now)`, wakes at `next_due()` and takes `due(now)`.
+
+Across a restart the groups are what must survive (what each told its receiver, its timers, its
+episode and sequence): `take_changes()` hands over those changed since the last call, `restore()`
+puts them back with the alerts the restored tracker holds firing. Muting and the Alertmanager
+feeds are derived again from those alerts (Alertmanager dedupes a re-sent firing alert itself).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from riskmon.alerts.grouping import Notification, NotificationGroups
+from riskmon.alerts.grouping import GroupId, Notification, NotificationGroups, StoredGroup
 from riskmon.alerts.inhibition import Inhibitor, InhibitRule
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.alerts.routing import Route, RouteMatch
@@ -137,18 +142,42 @@ class Notifier:
                 feed.resend_interval = receiver.resend_interval
                 feeds[name] = feed
         self._feeds = feeds
-
-        def keep(match: RouteMatch, alerts: list[AlertTransition]) -> RouteMatch | None:
-            if match.receiver not in self._receivers or not alerts:
-                return None
-            for candidate in self._route.route(alerts[0].labels):
-                if candidate.receiver == match.receiver and candidate.group_key == match.group_key:
-                    return candidate
-            return None
-
-        for orphan in self._groups.retain(keep):
+        for orphan in self._groups.retain(self._keep):
             self._dispatch(orphan, now)
         self._recheck_mutes(now)
+
+    def _keep(self, match: RouteMatch, alerts: list[AlertTransition]) -> RouteMatch | None:
+        """The current tree's match for a group kept from an older one, or None to re-route its alerts."""
+        if match.receiver not in self._receivers or not alerts:
+            return None
+        for candidate in self._route.route(alerts[0].labels):
+            if candidate.receiver == match.receiver and candidate.group_key == match.group_key:
+                return candidate
+        return None
+
+    # Persistence ----------------------------------------------------------------------------------
+
+    def restore(self, groups: Iterable[StoredGroup], firing: Iterable[AlertTransition]) -> None:
+        """Before start: the stored groups, and the alerts the restored tracker holds firing.
+
+        The firing alerts are held as muted until the first `mutes_changed` (the silences are not
+        loaded yet); then each one no silence or inhibition covers is dispatched again: into the
+        group that already holds it (no change, no message), into a new group when none does (it
+        was muted before the restart and no longer is), and to the Alertmanager feeds.
+        """
+        self._groups.restore(groups)
+        self._groups.retain(self._keep)  # the routes may have changed while riskmon was down
+        for transition in firing:
+            self._firing[transition.fingerprint] = transition
+            self._muted[transition.fingerprint] = transition
+        self._inhibitor.update(a.labels for a in self._firing.values())
+
+    def changed(self) -> bool:
+        return self._groups.changed()
+
+    def take_changes(self) -> dict[GroupId, StoredGroup | None]:
+        """Groups changed since the last call (None: gone), for the state file."""
+        return self._groups.take_changes()
 
     # Outputs --------------------------------------------------------------------------------------
 

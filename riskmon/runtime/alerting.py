@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import httpx
@@ -51,6 +51,8 @@ class AlertPipeline:
         self._store: SilenceStore | None = None
         # The store's connection takes one caller at a time; two API writes may overlap.
         self._store_lock = asyncio.Lock()
+        # Called after each flush of the notifier, so the state file saves what its groups now hold.
+        self.flushed: Callable[[], None] | None = None
 
     async def start(self) -> None:
         try:
@@ -136,3 +138,5 @@ class AlertPipeline:
             stream.flush()
         self.delivery.submit(due.outgoing)
         self._timer.rearm()
+        if self.flushed is not None:
+            self.flushed()

@@ -7,6 +7,10 @@ engine's journal coalesces what follows (a key changed a thousand times is writt
 that fails is logged once and its batch retried ahead of the next one; the engine never waits and
 never sees the error. A file that cannot be opened or read is reported once and monitoring goes on
 from empty state without persistence, leaving the file as it is for an operator to inspect.
+
+Alert states (the engine's AlertTracker) and the notifier's groups go in the same batches. They
+are written behind a barrier (riskmon.store.alert_states explains why): a batch is taken, then
+every notification submitted to the outbox before the take is committed, then the batch written.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
+from riskmon.alerts.grouping import GroupId, StoredGroup
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.config.schema import StateConfig
 from riskmon.engine.engine import Engine
-from riskmon.engine.state_journal import StateChanges
+from riskmon.engine.state_journal import AlertStateChanges, StateChanges
 from riskmon.store.state import StateStore, StoreError
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
@@ -32,12 +38,38 @@ log = logging.getLogger(__name__)
 _RETRY_FILL_STEPS = 1_000_000
 _T = TypeVar("_T")
 Deadlines = dict[JournalKey, PersistedDeadline | None]
+# How long close() waits for the outbox before it gives up writing the last alert states.
+_BARRIER_ON_CLOSE_S = 5.0
+
+
+class NotificationGroupsJournal(Protocol):
+    """The notifier's side of the state file (riskmon.notify.notifier.Notifier)."""
+
+    def restore(self, groups: Iterable[StoredGroup], firing: Iterable[AlertTransition]) -> None: ...
+
+    def changed(self) -> bool: ...
+
+    def take_changes(self) -> dict[GroupId, StoredGroup | None]: ...
+
+
+async def _no_barrier() -> None:
+    return None
 
 
 class StatePersistence:
-    def __init__(self, engine: Engine, config: StateConfig) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: StateConfig,
+        *,
+        notifier: NotificationGroupsJournal | None = None,
+        outbox_committed: Callable[[], Awaitable[None]] = _no_barrier,
+    ) -> None:
+        """`outbox_committed` returns once every notification submitted so far is in the outbox."""
         self._engine = engine
         self._config = config
+        self._notifier = notifier
+        self._outbox_committed = outbox_committed
         self._executor: ThreadPoolExecutor | None = None
         self._store: StateStore | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -73,17 +105,23 @@ class StatePersistence:
             await self._run(store.close)
             return []
         self._engine.restore(snapshot)
+        self._engine.alerts.restore(snapshot.alerts.alerts)
+        if self._notifier is not None:
+            self._notifier.restore(snapshot.alerts.groups, self._engine.alerts.firing())
         self._store = store
         self.restored = True
         self.restore_seconds = time.perf_counter() - started
         log.info(
-            "restored state from %s in %.3f s: %d order(s), %d quote(s), %d position(s), %d deadline(s)",
+            "restored state from %s in %.3f s: %d order(s), %d quote(s), %d position(s), %d deadline(s),"
+            " %d alert(s), %d notification group(s)",
             self._config.path,
             self.restore_seconds,
             len(snapshot.orders),
             len(snapshot.quotes),
             len(snapshot.positions),
             len(snapshot.deadlines),
+            len(snapshot.alerts.alerts),
+            len(snapshot.alerts.groups),
         )
         self._settler = asyncio.get_running_loop().create_task(self._settle_restored_fills())
         return snapshot.deadlines
@@ -101,8 +139,15 @@ class StatePersistence:
         if self._store is None:
             self._engine.take_journal()  # no file to write them to: keep the journal from growing
             return
-        if (self._flusher is None or self._flusher.done()) and self._engine.has_changes_to_persist():
+        if (self._flusher is None or self._flusher.done()) and self._has_changes():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def _has_changes(self) -> bool:
+        return (
+            self._engine.has_changes_to_persist()
+            or self._engine.alerts.changed()
+            or (self._notifier is not None and self._notifier.changed())
+        )
 
     async def drain(self) -> None:
         """Return once everything journaled so far is written (or has failed): for tests and stop."""
@@ -117,6 +162,8 @@ class StatePersistence:
                 return
             changes, deadlines = batch
             try:
+                if changes.alerts:
+                    await self._outbox_committed()
                 await self._run(store.write, changes, deadlines)
             except Exception as exc:
                 self._failed(changes, deadlines, exc)
@@ -128,6 +175,9 @@ class StatePersistence:
     def _take(self) -> tuple[StateChanges, Deadlines] | None:
         changes = self._engine.take_state_changes()
         deadlines = self._engine.take_journal()
+        changes.alerts = AlertStateChanges(
+            self._engine.alerts.take_changes(), self._notifier.take_changes() if self._notifier is not None else {}
+        )
         if self._backlog is not None:
             older, older_deadlines = self._backlog
             self._backlog = None
@@ -165,6 +215,13 @@ class StatePersistence:
         store = self._store
         if store is not None:
             batch = self._take()
+            if batch is not None and batch[0].alerts:
+                try:
+                    await asyncio.wait_for(self._outbox_committed(), _BARRIER_ON_CLOSE_S)
+                except TimeoutError:
+                    # Their notifications may not be in the outbox: the restart owes them again.
+                    log.error("state file %s: the outbox did not commit in time; alert states not saved", store.path)
+                    batch[0].alerts = AlertStateChanges()
             if batch is not None:
                 try:
                     await self._run(store.write, *batch)

@@ -30,6 +30,7 @@ from riskmon.engine.fills import FillChunk, HistoryStep, StoredStep, StreamKey, 
 from riskmon.engine.restore import decode_quote
 from riskmon.engine.state_journal import StateChanges, StateSnapshot, StoredOrder
 from riskmon.events import FillReceived, MarketStatusChanged
+from riskmon.store.alert_states import create_alert_state_tables, read_alert_states, write_alert_state_changes
 from riskmon.store.deadlines import StoreError, create_deadline_table, read_deadlines, write_deadline_changes
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
@@ -105,6 +106,7 @@ class StateStore:
                 for statement in _SCHEMA:
                     self._db.execute(statement)
                 create_deadline_table(self._db)
+                create_alert_state_tables(self._db)
         except (sqlite3.DatabaseError, StoreError) as exc:
             self._db.close()
             raise exc if isinstance(exc, StoreError) else self._error(exc) from None
@@ -179,6 +181,7 @@ class StateStore:
             for (body,) in query("SELECT body FROM market_statuses")
         ]
         snapshot.deadlines = read_deadlines(self._db, self.path)
+        snapshot.alerts = read_alert_states(self._db, self.path)
         return snapshot
 
     def _read_streams(self) -> dict[StreamKey, _Stream]:
@@ -218,6 +221,7 @@ class StateStore:
                 self._write_books(changes)
                 if deadlines:
                     write_deadline_changes(self._db, deadlines)
+                write_alert_state_changes(self._db, changes.alerts)
         except BaseException as exc:
             self._streams = self._seen_ord = None  # maybe ahead of the rolled-back file: re-read
             if isinstance(exc, sqlite3.DatabaseError):
