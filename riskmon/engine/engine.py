@@ -282,11 +282,11 @@ class Engine:
         return [] if transition is None else [transition]
 
     def _on_mark(self, mark: MarkPrice, now: float) -> list[AlertTransition]:
-        instrument = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
+        instrument, moved = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
         out: list[AlertTransition] = []
-        for desk in self.book.desks_holding(instrument):
-            out.extend(self._evaluate_limits(desk, (instrument,), now))
-        out.extend(self.rule_hooks.venue_signal("mark", mark.venue, now, mark.price, market=mark.market))
+        for desk in moved:  # a desk whose net did not move has no limit the price can change
+            out.extend(self.limits.evaluate(desk, (instrument,), self.book, self.alerts, now))
+        out.extend(self.rule_hooks.mark(mark, instrument, moved, now))
         return out
 
     def _on_malformed(self, event: FrameMalformed, now: float) -> list[AlertTransition]:

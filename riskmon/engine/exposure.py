@@ -1,15 +1,20 @@
 """ExposureBook: exact positions and their USD notional, with the roll-ups risk reads.
 
 Positions are Decimals in base units under a wide context, so applying a fill and reversing it
-(a revoke) returns the position to exactly where it was. Notional is derived on read from the
-latest mark, never stored, so a new mark can never leave a stale notional behind.
+(a revoke) returns the position to exactly where it was. Each position carries its notional at
+the latest mark, re-priced when a mark of its market moves, so a new mark never leaves a stale
+notional behind.
+
+Every roll-up (net per desk and instrument, gross per desk, pending RFQ and worst-case loss per
+desk and per event, firm totals) is a running total moved by (new - old) on each change, so a
+fill or mark costs O(positions it touches), not O(everything the desk ever held). The totals use
+a context that never rounds, so a running total equals the same sum taken afresh, exactly.
 """
 
 from __future__ import annotations
 
 import decimal
-from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -20,6 +25,14 @@ if TYPE_CHECKING:
 
 # Mobula amounts carry 18 decimals; 60 digits keeps sums of them exact.
 EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+# Running totals only add, subtract and multiply (never divide), which this context does without
+# rounding at any size: that is what lets a total move by (new - old) and stay exact.
+_TOTALS = decimal.Context(
+    prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[decimal.InvalidOperation]
+)
+_add = _TOTALS.add
+_sub = _TOTALS.subtract
+_mul = _TOTALS.multiply
 ZERO = Decimal(0)
 
 
@@ -28,6 +41,17 @@ def plain_decimal(amount: Decimal) -> str:
     if amount == 0:
         return "0"
     return format(amount.normalize(), "f")
+
+
+def event_of(market: str) -> str:
+    return market.split("/", 1)[0]
+
+
+def _finite(amount: Decimal, what: str) -> Decimal:
+    # A NaN or infinity would poison every running total it entered, for good.
+    if not amount.is_finite():
+        raise ValueError(f"{what} is not a finite number: {amount}")
+    return amount
 
 
 class PositionKey(NamedTuple):
@@ -51,6 +75,56 @@ class RiskRow(NamedTuple):
     pending_usd: Decimal  # accepted RFQ quotes not yet confirmed
 
 
+class Repriced(NamedTuple):
+    instrument: str  # the instrument the price values
+    desks: list[str]  # the desks whose net USD notional in it moved
+
+
+class _Net:
+    """A desk's net in one instrument, across its venues and accounts."""
+
+    __slots__ = ("notional", "position", "unpriced")
+
+    def __init__(self) -> None:
+        self.position = ZERO
+        self.notional = ZERO  # of the priced positions
+        self.unpriced = 0  # non-flat positions without a mark: the net is unknown while any
+
+
+class _EventLoss:
+    __slots__ = ("amount", "sources")
+
+    def __init__(self) -> None:
+        self.amount = ZERO
+        self.sources = 0  # orders or quotes with USD at risk on the event
+
+
+class _Desk:
+    __slots__ = ("gross", "loss", "loss_by_event", "name", "nets", "open_positions", "pending")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nets: dict[str, _Net] = {}  # by instrument
+        self.gross = ZERO  # sum of |net notional| over the instruments
+        self.open_positions = 0
+        self.pending = ZERO
+        self.loss = ZERO
+        self.loss_by_event: dict[str, _EventLoss] = {}  # confirmed; an event with no source left is dropped
+
+
+class _Holding:
+    """One position, its notional at its market's current price, and the roll-ups it counts in."""
+
+    __slots__ = ("desk", "net", "notional", "price", "quantity")
+
+    def __init__(self, desk: _Desk, net: _Net) -> None:
+        self.desk = desk
+        self.net = net
+        self.quantity = ZERO
+        self.price: Decimal | None = None
+        self.notional: Decimal | None = None
+
+
 class ExposureBook:
     """Exact positions per (desk, venue, account, market), rolled up per instrument.
 
@@ -61,36 +135,102 @@ class ExposureBook:
     """
 
     def __init__(self, underlyings: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        self._positions: dict[PositionKey, Decimal] = {}
+        self._holdings: dict[PositionKey, _Holding] = {}
         self._marks: dict[tuple[str, str], Decimal] = {}
         self._reference_marks: dict[str, Decimal] = {}
-        self._underlying_of: dict[tuple[str, str], str] = {
-            (venue, market): name for name, markets in (underlyings or {}).items() for venue, market in markets.items()
-        }
-        self._by_desk: dict[str, set[PositionKey]] = defaultdict(set)
-        self._by_instrument: dict[tuple[str, str], set[PositionKey]] = defaultdict(set)
-        self._desks_by_instrument: dict[str, set[str]] = defaultdict(set)
+        self._underlying_of: dict[tuple[str, str], str] = {}
+        self._markets_of: dict[str, list[tuple[str, str]]] = {}
+        for name, markets in (underlyings or {}).items():
+            for venue, market in markets.items():
+                self._underlying_of[(venue, market)] = name
+                self._markets_of.setdefault(name, []).append((venue, market))
+        self._desks: dict[str, _Desk] = {}
+        self._nets: dict[tuple[str, str], _Net] = {}  # (desk, instrument), in the order first held
+        self._by_market: dict[tuple[str, str], list[_Holding]] = {}
+        self._by_account: dict[tuple[str, str, str], dict[str, _Holding]] = {}  # by market
+        self._desks_by_instrument: dict[str, set[str]] = {}
         # key -> source id (order, quote) -> USD at risk; pending kept apart from confirmed.
-        self._risk: dict[PositionKey, dict[str, Decimal]] = defaultdict(dict)
-        self._pending: dict[PositionKey, dict[str, Decimal]] = defaultdict(dict)
+        self._risk: dict[PositionKey, dict[str, Decimal]] = {}
+        self._pending: dict[PositionKey, dict[str, Decimal]] = {}
+        self._firm_gross = ZERO
+        self._firm_pending = ZERO
+        self._firm_loss = ZERO
         self.journal: StateJournal | None = None
+        # desk -> events whose confirmed loss moved ("" alone: only pending moved), kept only while
+        # a limit evaluator takes them (`watch_risk`), so risk limits judge just what moved.
+        self.risk_moved: dict[str, set[str]] | None = None
 
     def instrument(self, venue: str, market: str) -> str:
         return self._underlying_of.get((venue, market), market)
 
-    def _track(self, key: PositionKey) -> None:
-        self._by_desk[key.desk].add(key)
+    def watch_risk(self, on: bool) -> None:
+        if not on:
+            self.risk_moved = None
+        elif self.risk_moved is None:
+            self.risk_moved = {}
+
+    def _desk(self, name: str) -> _Desk:
+        desk = self._desks.get(name)
+        if desk is None:
+            desk = self._desks[name] = _Desk(name)
+        return desk
+
+    def _holding(self, key: PositionKey) -> _Holding:
+        holding = self._holdings.get(key)
+        if holding is not None:
+            return holding
+        desk = self._desk(key.desk)
         instrument = self.instrument(key.venue, key.market)
-        self._by_instrument[(key.desk, instrument)].add(key)
-        self._desks_by_instrument[instrument].add(key.desk)
+        net = desk.nets.get(instrument)
+        if net is None:
+            net = desk.nets[instrument] = self._nets[(key.desk, instrument)] = _Net()
+            self._desks_by_instrument.setdefault(instrument, set()).add(key.desk)
+        holding = self._holdings[key] = _Holding(desk, net)
+        self._by_market.setdefault((key.venue, key.market), []).append(holding)
+        self._by_account.setdefault((key.desk, key.venue, key.account), {})[key.market] = holding
+        self._revalue(holding, ZERO, self.mark(key.venue, key.market))
+        return holding
+
+    def _revalue(self, holding: _Holding, quantity: Decimal, price: Decimal | None) -> bool:
+        """Give a position its new quantity and price, and move every roll-up it counts in.
+
+        True when the net USD notional of its desk and instrument may have moved."""
+        old_quantity, old_notional = holding.quantity, holding.notional
+        notional = None if price is None else _mul(quantity, price)
+        holding.quantity, holding.price, holding.notional = quantity, price, notional
+        net = holding.net
+        if quantity != old_quantity:
+            net.position = _add(net.position, _sub(quantity, old_quantity))
+            if not old_quantity or not quantity:
+                holding.desk.open_positions += 1 if quantity else -1
+        was_unpriced = old_notional is None and old_quantity != 0
+        moved = was_unpriced != (notional is None and quantity != 0)
+        if moved:
+            net.unpriced += -1 if was_unpriced else 1
+        if notional == old_notional:
+            return moved
+        before = net.notional
+        net.notional = after = _add(_sub(before, old_notional or ZERO), notional or ZERO)
+        step = _sub(after.copy_abs(), before.copy_abs())
+        if step:
+            desk = holding.desk
+            desk.gross = _add(desk.gross, step)
+            self._firm_gross = _add(self._firm_gross, step)
+        return True
+
+    def _reprice(self, market: tuple[str, str], price: Decimal, moved: list[str]) -> None:
+        for holding in self._by_market.get(market, ()):
+            if holding.price != price and self._revalue(holding, holding.quantity, price):
+                name = holding.desk.name
+                if name not in moved:
+                    moved.append(name)
 
     def apply_fill(self, fill: FillReceived, reverse: bool = False) -> PositionKey:
         key = PositionKey(fill.desk, fill.venue, fill.account, fill.market)
-        signed = fill.quantity if fill.side.sign > 0 else -fill.quantity
-        if reverse:
-            signed = -signed
-        self._positions[key] = EXACT.add(self._positions.get(key, ZERO), signed)
-        self._track(key)
+        # copy_negate: unary minus would round to the default context's 28 digits.
+        signed = fill.quantity if (fill.side.sign > 0) != reverse else fill.quantity.copy_negate()
+        holding = self._holdings.get(key) or self._holding(key)
+        self._revalue(holding, EXACT.add(holding.quantity, _finite(signed, "fill quantity")), holding.price)
         journal = self.journal
         if journal is not None:
             journal.positions.add(key)
@@ -98,11 +238,13 @@ class ExposureBook:
 
     def set_position(self, key: PositionKey, quantity: Decimal) -> bool:
         """Set a position the venue reports in absolute terms; True when it changed."""
-        if key not in self._positions and quantity == 0:
+        holding = self._holdings.get(key)
+        if holding is None and quantity == 0:
             return False
-        changed = self._positions.get(key) != quantity
-        self._positions[key] = quantity
-        self._track(key)
+        _finite(quantity, "position")
+        changed = holding is None or holding.quantity != quantity
+        holding = holding or self._holding(key)
+        self._revalue(holding, quantity, holding.price)
         if changed and self.journal is not None:
             self.journal.positions.add(key)
         return changed
@@ -116,25 +258,32 @@ class ExposureBook:
         """
         changed: set[str] = set()
         if complete:
-            for key in list(self._by_desk.get(desk, ())):
-                flat = key.venue == venue and key.account == account and key.market not in positions
-                if flat and self.set_position(key, ZERO):
-                    changed.add(self.instrument(venue, key.market))
+            for market in list(self._by_account.get((desk, venue, account), ())):
+                if market not in positions and self.set_position(PositionKey(desk, venue, account, market), ZERO):
+                    changed.add(self.instrument(venue, market))
         for market, quantity in positions.items():
             if self.set_position(PositionKey(desk, venue, account, market), quantity):
                 changed.add(self.instrument(venue, market))
         return changed
 
-    def set_mark(self, venue: str, market: str, price: Decimal, kind: MarkKind = MarkKind.TRADE) -> str:
-        """Record a price; returns the instrument whose valuation it may change."""
+    def set_mark(self, venue: str, market: str, price: Decimal, kind: MarkKind = MarkKind.TRADE) -> Repriced:
+        """Record a price and re-price the positions it values."""
         key = (venue, market)
-        self._marks[key] = price
+        self._marks[key] = _finite(price, "price")
         if self.journal is not None:
             self.journal.marks = True
+        moved: list[str] = []
         underlying = self._underlying_of.get(key)
-        if underlying is not None and kind is not MarkKind.TRADE:
+        if underlying is None:
+            self._reprice(key, price, moved)
+            return Repriced(market, moved)
+        if kind is not MarkKind.TRADE:
             self._reference_marks[underlying] = price
-        return self.instrument(venue, market)
+            for priced in self._markets_of[underlying]:
+                self._reprice(priced, price, moved)
+        elif underlying not in self._reference_marks:
+            self._reprice(key, price, moved)
+        return Repriced(underlying, moved)
 
     def mark(self, venue: str, market: str) -> Decimal | None:
         underlying = self._underlying_of.get((venue, market))
@@ -145,74 +294,98 @@ class ExposureBook:
         return self._marks.get((venue, market))
 
     def position(self, key: PositionKey) -> Decimal:
-        return self._positions.get(key, ZERO)
+        holding = self._holdings.get(key)
+        return ZERO if holding is None else holding.quantity
 
     def desks_holding(self, instrument: str) -> set[str]:
         return self._desks_by_instrument.get(instrument, set())
 
     def notional(self, key: PositionKey) -> Decimal | None:
+        holding = self._holdings.get(key)
+        if holding is not None:
+            return holding.notional
         mark = self.mark(key.venue, key.market)
-        if mark is None:
-            return None
-        return self._positions.get(key, ZERO) * mark
+        return None if mark is None else ZERO * mark
 
     def desk_market_net(self, desk: str, instrument: str) -> Decimal | None:
         """Net USD notional of a desk in one instrument across its venues and accounts.
 
         None while any of its positions there has no price: a partial sum would understate it.
         """
-        total = ZERO
-        for key in self._by_instrument.get((desk, instrument), ()):
-            if self._positions.get(key, ZERO) == 0:
-                continue
-            notional = self.notional(key)
-            if notional is None:
-                return None
-            total += notional
-        return total
+        net = self._nets.get((desk, instrument))
+        if net is None:
+            return ZERO
+        return None if net.unpriced else net.notional
 
     def desk_markets(self, desk: str) -> set[str]:
-        return {instrument for (owner, instrument) in self._by_instrument if owner == desk}
+        held = self._desks.get(desk)
+        return set() if held is None else set(held.nets)
 
     def desk_gross(self, desk: str) -> Decimal:
         """Gross USD notional of a desk: sum of |net notional| over its instruments.
 
         Positions without a mark count as zero here; a missing mark is its own problem.
         """
-        nets: dict[str, Decimal] = defaultdict(Decimal)
-        for key in self._by_desk.get(desk, ()):
-            notional = self.notional(key)
-            if notional is not None:
-                nets[self.instrument(key.venue, key.market)] += notional
-        return sum((abs(v) for v in nets.values()), ZERO)
+        held = self._desks.get(desk)
+        return ZERO if held is None else held.gross
 
     def firm_gross(self) -> Decimal:
-        return sum((self.desk_gross(desk) for desk in self._by_desk), ZERO)
+        return self._firm_gross
 
     def rows(self) -> Iterator[PositionRow]:
-        for key in sorted(self._positions):
-            yield PositionRow(key, self._positions[key], self.notional(key))
+        for key in sorted(self._holdings):
+            holding = self._holdings[key]
+            yield PositionRow(key, holding.quantity, holding.notional)
 
     def instrument_rows(self) -> Iterator[tuple[str, str, Decimal, Decimal | None]]:
         """(desk, instrument, net base units, net USD notional or None): the cross-venue view."""
-        for desk, instrument in sorted(self._by_instrument):
-            keys = self._by_instrument[(desk, instrument)]
-            quantity = sum((self._positions.get(key, ZERO) for key in keys), ZERO)
-            yield desk, instrument, quantity, self.desk_market_net(desk, instrument)
+        for (desk, instrument), net in sorted(self._nets.items()):
+            yield desk, instrument, net.position, None if net.unpriced else net.notional
 
     # Bets and RFQs: USD at risk per source (order or quote), no mark involved.
 
     def set_risk(self, key: PositionKey, source: str, amount: Decimal, *, pending: bool = False) -> None:
         """Set the USD at risk of one order or quote; 0 removes it. A source is either pending or not."""
-        target, other = (self._pending, self._risk) if pending else (self._risk, self._pending)
-        other.get(key, {}).pop(source, None)
-        if amount:
-            target[key][source] = amount
-        else:
-            target.get(key, {}).pop(source, None)
-        self._by_desk[key.desk].add(key)
+        _finite(amount, "USD at risk")
+        desk = self._desk(key.desk)
+        self._put_risk(desk, key, source, None, pending=not pending)
+        self._put_risk(desk, key, source, amount or None, pending=pending)
         if self.journal is not None:
             self.journal.risk.add(key)
+
+    def _put_risk(self, desk: _Desk, key: PositionKey, source: str, amount: Decimal | None, *, pending: bool) -> None:
+        held = self._pending if pending else self._risk
+        sources = held.get(key)
+        old = None if sources is None else sources.get(source)
+        if amount is None:
+            if old is None:
+                return
+            assert sources is not None
+            del sources[source]
+            if not sources:
+                del held[key]
+        else:
+            held.setdefault(key, {})[source] = amount
+        step = _sub(amount or ZERO, old or ZERO)
+        moved = self.risk_moved
+        if pending:
+            desk.pending = _add(desk.pending, step)
+            self._firm_pending = _add(self._firm_pending, step)
+            if moved is not None:
+                moved.setdefault(key.desk, set())
+            return
+        desk.loss = _add(desk.loss, step)
+        self._firm_loss = _add(self._firm_loss, step)
+        event = event_of(key.market)
+        entry = desk.loss_by_event.get(event)
+        if entry is None:
+            entry = desk.loss_by_event[event] = _EventLoss()
+        entry.amount = _add(entry.amount, step)
+        entry.sources += (amount is not None) - (old is not None)
+        if not entry.sources:
+            del desk.loss_by_event[event]
+        if moved is not None:
+            moved.setdefault(key.desk, set()).add(event)
 
     def risk_of(self, key: PositionKey, source: str) -> tuple[Decimal, bool] | None:
         if source in self._pending.get(key, {}):
@@ -222,15 +395,12 @@ class ExposureBook:
         return None
 
     def desk_worst_case_loss(self, desk: str) -> Decimal:
-        return sum(
-            (sum(self._risk[key].values(), ZERO) for key in self._by_desk.get(desk, ()) if key in self._risk), ZERO
-        )
+        held = self._desks.get(desk)
+        return ZERO if held is None else held.loss
 
     def desk_pending(self, desk: str) -> Decimal:
-        return sum(
-            (sum(self._pending[key].values(), ZERO) for key in self._by_desk.get(desk, ()) if key in self._pending),
-            ZERO,
-        )
+        held = self._desks.get(desk)
+        return ZERO if held is None else held.pending
 
     def risk_rows(self) -> Iterator[RiskRow]:
         for key in sorted(set(self._risk) | set(self._pending)):
@@ -255,15 +425,18 @@ class ExposureBook:
         reference_marks: Mapping[str, Decimal],
         risk: Mapping[PositionKey, RiskSources],
     ) -> None:
-        for key, quantity in positions.items():
-            self._positions[key] = quantity
-            self._track(key)
         self._marks.update(marks)
         self._reference_marks.update(reference_marks)
+        for market, holdings in self._by_market.items():
+            for holding in holdings:
+                self._revalue(holding, holding.quantity, self.mark(*market))
+        for key, quantity in positions.items():
+            holding = self._holding(key)
+            self._revalue(holding, _finite(quantity, "position"), holding.price)
         for key, sources in risk.items():
+            desk = self._desk(key.desk)
             for source, (amount, pending) in sources.items():
-                (self._pending if pending else self._risk)[key][source] = amount
-            self._by_desk[key.desk].add(key)
+                self._put_risk(desk, key, source, _finite(amount, "USD at risk"), pending=pending)
 
     def risk_sources(self, key: PositionKey) -> RiskSources:
         """Every order or quote with USD at risk on the position: (amount, pending)."""
@@ -274,40 +447,40 @@ class ExposureBook:
     # Reads for rules and limits.
 
     def desks(self) -> list[str]:
-        return list(self._by_desk)
+        return list(self._desks)
 
     def held_instruments(self) -> list[tuple[str, str]]:
         """Every (desk, instrument) the desk has held a position in."""
-        return list(self._by_instrument)
+        return list(self._nets)
 
     def desk_market_position(self, desk: str, instrument: str) -> Decimal:
         """Net base units of a desk in one instrument across its venues and accounts."""
-        return sum((self._positions.get(key, ZERO) for key in self._by_instrument.get((desk, instrument), ())), ZERO)
+        net = self._nets.get((desk, instrument))
+        return ZERO if net is None else net.position
 
     def desk_open_positions(self, desk: str) -> int:
-        return sum(1 for key in self._by_desk.get(desk, ()) if self._positions.get(key, ZERO) != 0)
+        held = self._desks.get(desk)
+        return 0 if held is None else held.open_positions
 
     def firm_pending(self) -> Decimal:
-        return sum((self.desk_pending(desk) for desk in self._by_desk), ZERO)
+        return self._firm_pending
 
     def firm_worst_case_loss(self) -> Decimal:
-        return sum((self.desk_worst_case_loss(desk) for desk in self._by_desk), ZERO)
+        return self._firm_loss
 
-    def desk_worst_case_loss_by_event(self, desk: str) -> dict[str, Decimal]:
-        """Confirmed worst-case loss of a desk per event.
+    def desk_worst_case_loss_by_event(self, desk: str, events: Iterable[str] | None = None) -> dict[str, Decimal]:
+        """Confirmed worst-case loss of a desk per event (only `events`, when given; 0 for one without).
 
         The event of a ProphetX market (`sport_event_id/market_id/outcome_id`) is its sport event;
         an RFQ position (`rfq:<id>`) or any other market is its own event. Summing the outcomes of
         one event overstates a loss only one of them can cause, which is the safe side for a limit.
         """
+        held = self._desks.get(desk)
+        by_event = {} if held is None else held.loss_by_event
+        if events is None:
+            return {event: entry.amount for event, entry in by_event.items()}
         out: dict[str, Decimal] = {}
-        for key in self._by_desk.get(desk, ()):
-            sources = self._risk.get(key)
-            if sources:
-                event = event_of(key.market)
-                out[event] = out.get(event, ZERO) + sum(sources.values(), ZERO)
+        for event in events:
+            entry = by_event.get(event)
+            out[event] = ZERO if entry is None else entry.amount
         return out
-
-
-def event_of(market: str) -> str:
-    return market.split("/", 1)[0]

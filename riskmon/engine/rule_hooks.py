@@ -25,7 +25,6 @@ from riskmon.events import (
     MarkPrice,
     OrderUpdate,
     QuoteStatus,
-    QuoteUpdate,
     RfqPositionUpdate,
 )
 from riskmon.rules.limits import LimitEvaluator
@@ -36,8 +35,6 @@ from riskmon.rules.threshold import Touched
 from riskmon.watchdogs.suite import Watchdogs
 
 _NONE: tuple[AlertTransition, ...] = ()
-# Events that move a desk's USD at risk (orders' worst-case loss, RFQ reservations).
-_RISK_EVENTS = (OrderUpdate, QuoteUpdate, RfqPositionUpdate)
 
 
 def _has_risk_limits(config: MonitorConfig) -> bool:
@@ -64,15 +61,18 @@ class RuleHooks:
         self.limits = limits
         self._alerts = alerts
         self.touched = Touched()
-        self._risk_desks: set[str] = set()
         self._configure(config)
 
     def _configure(self, config: MonitorConfig) -> None:
         was_tracking = getattr(self, "tracking", False)
         self.listened: frozenset[SignalKind] = self.rules.listened
         self._risk_limits = _has_risk_limits(config)
+        # The book then notes which desks' and events' USD at risk moved, for the risk limits.
+        self.state.book.watch_risk(self._risk_limits)
         # Per-event bookkeeping (touched keys, open orders, mark ages) only when something reads it.
         self.tracking = self.rules.reads_state or self._risk_limits
+        # A price resets its instrument's mark age even where it moves no desk's net.
+        self._mark_age_read = "market.mark_age_seconds" in self.rules.threshold_names
         if self.tracking and not was_tracking:
             self.state.recount_open_orders()
 
@@ -95,8 +95,6 @@ class RuleHooks:
         desk = getattr(event, "desk", None)
         if isinstance(desk, str):
             self.touched.desks.add(desk)
-            if kind in _RISK_EVENTS:
-                self._risk_desks.add(desk)
         if kind is OrderUpdate:
             assert isinstance(event, OrderUpdate)
             self.state.order_moved(was_live, self.state.orders.get(event.venue, event.order_id))
@@ -106,13 +104,22 @@ class RuleHooks:
             self.touched.desks.add(desk)
             self.touched.markets.update((desk, instrument) for instrument in instruments)
 
+    def mark(self, mark: MarkPrice, instrument: str, moved: Collection[str], now: float) -> Iterable[AlertTransition]:
+        """A price applied: touch the markets it re-priced (every holder's, when rules read mark ages)."""
+        if self.tracking:
+            desks = self.state.book.desks_holding(instrument) if self._mark_age_read else moved
+            self.touched.desks.update(desks)
+            self.touched.markets.update((desk, instrument) for desk in desks)
+        return self.venue_signal("mark", mark.venue, now, mark.price, market=mark.market)
+
     def evaluate(self, now: float) -> list[AlertTransition]:
-        """After an ingest: the risk limits of the desks it moved, then the threshold rules."""
+        """After an ingest: the risk limits on what it moved, then the threshold rules."""
         out: list[AlertTransition] = []
-        if self._risk_limits:
-            for desk in sorted(self._risk_desks):
-                out.extend(self.limits.evaluate_risk(desk, self.state.book, self._alerts, now))
-        self._risk_desks.clear()
+        moved = self.state.book.risk_moved
+        if moved:
+            for desk in sorted(moved):
+                out.extend(self.limits.evaluate_risk(desk, self.state.book, self._alerts, now, moved[desk]))
+            moved.clear()
         if self.rules.reads_state and self.touched:
             out.extend(self.rules.evaluate(self.state, self.touched, now))
         self.touched.clear()

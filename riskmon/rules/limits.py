@@ -4,7 +4,8 @@ worst-case loss per event.
 Each limit raises `ExposureLimitBreach` at two severities: warning at `warn_at` of the limit
 and critical at the limit itself; an active alert clears only below `clear_at` of its own
 threshold. Only the limits a change can affect are evaluated, and a limit that is neither
-breached nor alerting costs a comparison: annotations are worded only when an alert may change.
+breached nor alerting costs a comparison and a lookup per severity: its labels, fingerprints and
+thresholds are worked out once, and annotations are worded only when an alert may change.
 """
 
 from __future__ import annotations
@@ -18,32 +19,88 @@ from riskmon.config.schema import Desk
 from riskmon.engine.exposure import ExposureBook
 
 ALERTNAME = "ExposureLimitBreach"
+LineKey = tuple[str, str, str]  # (desk, limit, market or event or "")
 
 
 def usd(amount: Decimal) -> str:
     return f"${amount:,.0f}"
 
 
+class _Level:
+    __slots__ = ("clear_below", "fingerprint", "severity", "threshold")
+
+    def __init__(self, severity: str, threshold: Decimal, clear_below: Decimal, labels: Mapping[str, str]) -> None:
+        self.severity = severity
+        self.threshold = threshold
+        self.clear_below = clear_below
+        self.fingerprint = fingerprint({**labels, "alertname": ALERTNAME, "severity": severity})
+
+
+class _Line:
+    """One limit of a desk as one alert line (per market or event where it has one)."""
+
+    __slots__ = ("fingerprints", "floor", "labels", "levels", "limit", "pending_for", "value", "what")
+
+    def __init__(self, config: Desk, labels: dict[str, str], what: str, limit: Decimal) -> None:
+        self.labels = labels
+        self.what = what
+        self.limit = limit
+        self.pending_for = config.limits.pending_for
+        warn_at, clear_at = config.limits.warn_at, config.limits.clear_at
+        thresholds = [("critical", limit)] + ([("warning", limit * warn_at)] if warn_at < 1 else [])
+        self.levels = tuple(_Level(severity, t, t * clear_at, labels) for severity, t in thresholds)
+        self.fingerprints = tuple(level.fingerprint for level in self.levels)
+        # Below every threshold, a line with no active alert has nothing to start or clear.
+        self.floor = min(level.threshold for level in self.levels)
+        self.value: Decimal | None = None  # latest judged; None: no utilisation to report
+
+
+def _idle(line: _Line, tracker: AlertTracker) -> bool:
+    """No alert of the line is pending or firing."""
+    for fp in line.fingerprints:  # noqa: SIM110 - all() over a generator costs 3x this loop, per event
+        if tracker.get(fp) is not None:
+            return False
+    return True
+
+
 class LimitEvaluator:
     def __init__(self, desks: Mapping[str, Desk]) -> None:
         self._desks = desks
-        # (desk, limit, market or "") -> latest utilisation, read by metrics and the demo.
-        self.utilisation: dict[tuple[str, str, str], float] = {}
-        self._market_limit_cache: dict[tuple[str, str], Decimal | None] = {}
-        self._fingerprints: dict[tuple[tuple[tuple[str, str], ...], str], str] = {}
-        # Events each desk's worst-case-loss limit was last judged on: one whose loss went to
-        # zero must still be judged once more, or its alert would never clear.
-        self._loss_events: dict[str, set[str]] = {}
+        # (desk, market) -> the net limit line that applies (None: no pattern matches the market).
+        self._net_lines: dict[tuple[str, str], _Line | None] = {}
+        self._lines: dict[LineKey, _Line] = {}
         # Fingerprints observed during a full evaluation (evaluate_all), None otherwise.
         self._seen: set[str] | None = None
 
+    @property
+    def utilisation(self) -> dict[LineKey, float]:
+        """(desk, limit, market or event or "") -> latest utilisation, read by metrics and the demo."""
+        return {key: float(line.value / line.limit) for key, line in self._lines.items() if line.value is not None}
+
     def net_limit(self, desk: str, market: str) -> Decimal | None:
+        line = self._net_line(desk, market)
+        return None if line is None else line.limit
+
+    def _net_line(self, desk: str, market: str) -> _Line | None:
         cache_key = (desk, market)
-        if cache_key not in self._market_limit_cache:
-            limits = self._desks[desk].limits.max_net_notional_usd
-            match = next((lim.max_usd for lim in limits if fnmatch.fnmatchcase(market, lim.market)), None)
-            self._market_limit_cache[cache_key] = match
-        return self._market_limit_cache[cache_key]
+        if cache_key in self._net_lines:
+            return self._net_lines[cache_key]
+        config = self._desks[desk]
+        limits = config.limits.max_net_notional_usd
+        match = next((lim.max_usd for lim in limits if fnmatch.fnmatchcase(market, lim.market)), None)
+        line = None
+        if match is not None:
+            labels = {"desk": desk, "market": market, "limit": "net_notional"}
+            what = f"Desk {desk} net notional on {market}"
+            line = self._line(config, (desk, "net_notional", market), labels, what, match)
+        self._net_lines[cache_key] = line
+        return line
+
+    def _line(self, config: Desk, key: LineKey, labels: dict[str, str], what: str, limit: Decimal) -> _Line:
+        line = self._lines.get(key)
+        if line is None:
+            line = self._lines[key] = _Line(config, labels, what, limit)
+        return line
 
     def evaluate(
         self, desk: str, markets: Iterable[str], book: ExposureBook, tracker: AlertTracker, now: float
@@ -53,53 +110,55 @@ class LimitEvaluator:
             return []
         out: list[AlertTransition] = []
         for market in markets:
-            limit = self.net_limit(desk, market)
-            if limit is None:
+            line = self._net_line(desk, market)
+            if line is None:
                 continue
             net = book.desk_market_net(desk, market)
-            if net is None:
-                continue
-            value = abs(net)
-            self.utilisation[(desk, "net_notional", market)] = float(value / limit)
-            labels = {"desk": desk, "market": market, "limit": "net_notional"}
-            what = f"Desk {desk} net notional on {market}"
-            out.extend(self._observe(config, labels, what, value, limit, tracker, now))
+            if net is not None:
+                self._judge(line, net.copy_abs(), tracker, now, out)
         gross_limit = config.limits.max_gross_notional_usd
         if gross_limit is not None:
-            value = book.desk_gross(desk)
-            self.utilisation[(desk, "gross_notional", "")] = float(value / gross_limit)
             labels = {"desk": desk, "limit": "gross_notional"}
-            out.extend(self._observe(config, labels, f"Desk {desk} gross notional", value, gross_limit, tracker, now))
+            line = self._line(config, (desk, "gross_notional", ""), labels, f"Desk {desk} gross notional", gross_limit)
+            self._judge(line, book.desk_gross(desk), tracker, now, out)
         return out
 
-    def evaluate_risk(self, desk: str, book: ExposureBook, tracker: AlertTracker, now: float) -> list[AlertTransition]:
-        """The limits on USD at risk without a mark: pending RFQ quotes, worst-case loss per event."""
+    def evaluate_risk(
+        self,
+        desk: str,
+        book: ExposureBook,
+        tracker: AlertTracker,
+        now: float,
+        events: Iterable[str] | None = None,
+    ) -> list[AlertTransition]:
+        """The limits on USD at risk without a mark: pending RFQ quotes, and worst-case loss on
+        `events` (those whose loss moved; None: every event of the desk, and those judged before)."""
         config = self._desks.get(desk)
         if config is None:
             return []
         out: list[AlertTransition] = []
         pending_limit = config.limits.max_pending_rfq_usd
         if pending_limit is not None:
-            value = book.desk_pending(desk)
-            self.utilisation[(desk, "pending_rfq", "")] = float(value / pending_limit)
             labels = {"desk": desk, "limit": "pending_rfq"}
             what = f"Desk {desk} pending RFQ exposure"
-            out.extend(self._observe(config, labels, what, value, pending_limit, tracker, now))
+            line = self._line(config, (desk, "pending_rfq", ""), labels, what, pending_limit)
+            self._judge(line, book.desk_pending(desk), tracker, now, out)
         loss_limit = config.limits.max_worst_case_loss_usd
         if loss_limit is not None:
-            losses = book.desk_worst_case_loss_by_event(desk)
-            events = self._loss_events.setdefault(desk, set())
-            for event in sorted(events | set(losses)):
-                value = losses.get(event, Decimal(0))
+            if events is None:
+                # An event whose loss went to zero is judged once more, or its alert would never clear.
+                judged = (k[2] for k, line in self._lines.items() if k[:2] == (desk, "worst_case_loss") and line.value)
+                events = {*book.desk_worst_case_loss_by_event(desk), *judged}
+            for event, value in sorted(book.desk_worst_case_loss_by_event(desk, events).items()):
                 labels = {"desk": desk, "market": event, "limit": "worst_case_loss"}
                 what = f"Desk {desk} worst-case loss on {event}"
-                out.extend(self._observe(config, labels, what, value, loss_limit, tracker, now))
-                if value:
-                    events.add(event)
-                    self.utilisation[(desk, "worst_case_loss", event)] = float(value / loss_limit)
-                else:
-                    events.discard(event)
-                    self.utilisation.pop((desk, "worst_case_loss", event), None)
+                line = self._line(config, (desk, "worst_case_loss", event), labels, what, loss_limit)
+                self._judge(line, value, tracker, now, out)
+                if not value:
+                    # Nothing at risk: no utilisation to report, and the line need not be kept.
+                    line.value = None
+                    if _idle(line, tracker):
+                        del self._lines[(desk, "worst_case_loss", event)]
         return out
 
     def evaluate_all(self, book: ExposureBook, tracker: AlertTracker, now: float) -> list[AlertTransition]:
@@ -132,55 +191,41 @@ class LimitEvaluator:
                 out.append(transition)
         return out
 
-    def _fingerprint(self, labels: dict[str, str], severity: str) -> str:
-        key = (tuple(labels.items()), severity)
-        fp = self._fingerprints.get(key)
-        if fp is None:
-            fp = self._fingerprints[key] = fingerprint({**labels, "alertname": ALERTNAME, "severity": severity})
-        return fp
-
-    def _observe(
-        self,
-        config: Desk,
-        labels: dict[str, str],
-        what: str,
-        value: Decimal,
-        limit: Decimal,
-        tracker: AlertTracker,
-        now: float,
-    ) -> list[AlertTransition]:
-        levels = [("critical", limit)]
-        if config.limits.warn_at < 1:
-            levels.append(("warning", limit * config.limits.warn_at))
-        out = []
-        for severity, threshold in levels:
-            breached = value >= threshold
-            fp = self._fingerprint(labels, severity)
-            if self._seen is not None:
-                self._seen.add(fp)
-            if not breached and tracker.get(fp) is None:
-                continue  # observe would do nothing: no annotations to word
-            ratio = value / limit
+    def _judge(
+        self, line: _Line, value: Decimal, tracker: AlertTracker, now: float, out: list[AlertTransition]
+    ) -> None:
+        """Observe the line's alerts at `value`, appending the transitions to `out`."""
+        if self._seen is not None:
+            self._seen.update(line.fingerprints)
+        elif value == line.value:
+            return  # judged at this value already: observing it again would change nothing
+        line.value = value
+        if value < line.floor and _idle(line, tracker):
+            return  # nothing to start and nothing to clear: no annotations to word
+        limit = line.limit
+        for level in line.levels:
+            breached = value >= level.threshold
+            if not breached and tracker.get(level.fingerprint) is None:
+                continue
             annotations = {
-                "summary": f"{what} is {usd(value)}, {ratio:.0%} of its {usd(limit)} limit",
+                "summary": f"{line.what} is {usd(value)}, {value / limit:.0%} of its {usd(limit)} limit",
                 "description": (
-                    f"{what} reached {usd(value)} against a limit of {usd(limit)} "
-                    f"({severity} at {usd(threshold)}, clears below {usd(threshold * config.limits.clear_at)})."
+                    f"{line.what} reached {usd(value)} against a limit of {usd(limit)} "
+                    f"({level.severity} at {usd(level.threshold)}, clears below {usd(level.clear_below)})."
                 ),
                 "value": f"{value:.2f}",
                 "limit": f"{limit:.2f}",
             }
             transition = tracker.observe(
                 ALERTNAME,
-                severity,
-                labels,
+                level.severity,
+                line.labels,
                 breached=breached,
-                cleared=value < threshold * config.limits.clear_at,
+                cleared=value < level.clear_below,
                 value=float(value),
                 annotations=annotations,
-                pending_for=config.limits.pending_for,
+                pending_for=line.pending_for,
                 now=now,
             )
             if transition is not None:
                 out.append(transition)
-        return out

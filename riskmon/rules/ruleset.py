@@ -109,6 +109,8 @@ class RuleSet:
         self.listened: frozenset[SignalKind] = frozenset(self._by_kind)
         # Rules that read monitor state: the engine must say what each ingest touched.
         self.reads_state = bool(self._thresholds) or any(h.judges_state for h in self._absent)
+        # The state names the threshold rules read (what an ingest must touch for them).
+        self.threshold_names: frozenset[str] = frozenset().union(*(h.names for h in self._thresholds))
 
     def rules(self) -> dict[RuleId, Handler]:
         return dict(self._rules)

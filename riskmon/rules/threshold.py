@@ -17,7 +17,7 @@ from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.alerting import ThresholdRule
 from riskmon.config.schema import MonitorConfig
 from riskmon.rules import rule_parse
-from riskmon.rules.conditions import EvaluationError, Expression
+from riskmon.rules.conditions import EvaluationError, Expression, Numeric
 from riskmon.rules.rule_alerts import RuleAlerts, number
 from riskmon.rules.state_values import SCOPE_LABELS, MonitorState, ScopeKey, scope_keys
 
@@ -68,6 +68,9 @@ class ThresholdEvaluator:
         )
         self.alerts = RuleAlerts(tracker, rule, "threshold", desk)
         self.errors: Counter[str] = Counter()
+        # Each key's values and labels when last judged, so an ingest that touched a key without
+        # moving what the rule reads costs a comparison. Keys are bounded by desks x instruments.
+        self._judged: dict[ScopeKey, tuple[dict[str, Numeric], dict[str, str]]] = {}
         self.bind(config)
 
     def bind(self, config: MonitorConfig) -> None:
@@ -81,10 +84,11 @@ class ThresholdEvaluator:
             self.venues = frozenset(desk.accounts if desk is not None else ())
 
     def evaluate(self, state: MonitorState, touched: Touched | None, now: float) -> list[AlertTransition]:
-        """Evaluate every key (`touched` None) or only the keys an ingest touched."""
+        """Evaluate every key (`touched` None: the evaluation tick, a reload) or only the keys an
+        ingest touched whose values moved since they were last judged."""
         out: list[AlertTransition] = []
         for key in self._keys(state, touched):
-            transition = self._evaluate_key(state, key, now)
+            transition = self._evaluate_key(state, key, now, touched is None)
             if transition is not None:
                 out.append(transition)
         return out
@@ -101,16 +105,26 @@ class ThresholdEvaluator:
         desks = touched.desks | {desk for desk, _ in touched.markets}
         return [ScopeKey(desk=d) for d in sorted(desks & self.desks)]
 
-    def _evaluate_key(self, state: MonitorState, key: ScopeKey, now: float) -> AlertTransition | None:
+    def _evaluate_key(self, state: MonitorState, key: ScopeKey, now: float, full: bool) -> AlertTransition | None:
         values = state.values(self.names, key, now)
-        group = key.labels()
+        judged = self._judged.get(key)
+        if judged is not None:
+            if not full and judged[0] == values:
+                # The same values give the same decision, and observing it again changes nothing.
+                return None
+            group = judged[1]
+        else:
+            group = key.labels()
         try:
             breached = self.when.evaluate(values, group)
             cleared = self.clear.evaluate(values, group) if self.clear is not None else not breached
             value = self.value.value(values) if self.value is not None else None
         except EvaluationError as exc:
+            # Not remembered: a key that cannot be evaluated is counted each time it is touched.
+            self._judged.pop(key, None)
             self.errors[exc.kind] += 1
             return None
+        self._judged[key] = (values, group)
 
         def fields() -> dict[str, str]:
             out = {"value": number(value) if value is not None else ""}
