@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -69,6 +71,81 @@ class Inbound:
 
 
 InboundSink = Callable[[Inbound], Awaitable[None]]
+
+
+class InboundQueue:
+    """The engine's bounded input: batches of Inbound (all the frames of one socket read), in order.
+
+    Bounded in items, not batches: a batch is taken while fewer than `capacity` items wait, so at
+    most one batch more than `capacity` is ever held. Putters wait their turn strictly first come,
+    first served, so a session's reports never overtake its frames. One consumer (the engine task).
+    Calling the queue with one Inbound makes it an InboundSink.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self._capacity = capacity
+        self._batches: deque[list[Inbound]] = deque()
+        self._items = 0
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._getter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        """Items (frames, reports) waiting, not batches."""
+        return self._items
+
+    def offer(self, batch: list[Inbound]) -> bool:
+        """Take `batch` now if there is room and no putter is waiting ahead of it."""
+        if self._putters or self._items >= self._capacity:
+            return False
+        self._push(batch)
+        return True
+
+    async def put_batch(self, batch: list[Inbound]) -> None:
+        if self.offer(batch):
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._putters.append(turn)
+        try:
+            await turn
+        except BaseException:
+            first = self._putters[0] is turn
+            self._putters.remove(turn)
+            if first:
+                self._wake_putter()  # it may have been given the turn: pass it on
+            raise
+        self._putters.popleft()
+        self._push(batch)
+        self._wake_putter()
+
+    async def __call__(self, item: Inbound) -> None:
+        await self.put_batch([item])
+
+    async def get(self) -> list[Inbound]:
+        while not self._batches:
+            getter = self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await getter
+            finally:
+                self._getter = None
+        batch = self._batches.popleft()
+        self._items -= len(batch)
+        self._wake_putter()
+        return batch
+
+    def _push(self, batch: list[Inbound]) -> None:
+        self._batches.append(batch)
+        self._items += len(batch)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def _wake_putter(self) -> None:
+        if self._putters and self._items < self._capacity:
+            turn = self._putters[0]
+            if not turn.done():
+                turn.set_result(None)
 
 
 INVALID_URL = "(invalid URL)"

@@ -5,6 +5,13 @@ hand-shake, read frames into the codec, send what it queues, ping when the venue
 application pings, and on any failure report the feed down, back off (capped, jittered) and
 start over. Venue sessions subclass it and override the hooks; every decision about bytes is the
 codec's.
+
+Ingest runs in the connection's read callback: every frame of one socket read is decoded in one
+pass and handed to the engine's InboundQueue as one batch, without a task switch. A session that
+overrides `after_frame` (or a sink that is not an InboundQueue) takes the awaited path instead:
+frames wait in a backlog, reading pauses, and the session task decodes them one at a time and calls
+the hook after each, exactly as a per-frame loop would. Either way reading pauses while anything
+is waiting, so buffering is bounded and no frame is dropped.
 """
 
 from __future__ import annotations
@@ -13,19 +20,27 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.typing import Subprotocol
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidStatus, InvalidURI
 
 from riskmon.clock import Clock
 from riskmon.config.schema import Backoff
 from riskmon.events import DisconnectCause, Event, FeedDown, FeedUp, FrameMalformed, SubscriptionFailed
 from riskmon.venues.backoff import ReconnectBackoff
-from riskmon.venues.base import INVALID_URL, Inbound, InboundSink, PingingCodec, VenueCodec, redact_endpoint
+from riskmon.venues.base import (
+    INVALID_URL,
+    Inbound,
+    InboundQueue,
+    InboundSink,
+    PingingCodec,
+    VenueCodec,
+    redact_endpoint,
+)
+from riskmon.venues.ws_connection import Message, WsConnection, WsOptions
 
 log = logging.getLogger(__name__)
 # websockets logs request lines (paths, queries: possibly tokens) at DEBUG; never let them out.
@@ -111,12 +126,23 @@ class StreamSession:
         self._backoff = ReconnectBackoff(settings.reconnect.initial, settings.reconnect.max, rng)
         self._sleep = sleep
         self._heartbeat_sleep = heartbeat_sleep
-        self._ws: ClientConnection | None = None
+        self._conn: WsConnection | None = None
         self._endpoint = ""
         self._drop_reason: str | None = None
         self._drop_cause = DisconnectCause.REQUESTED
         self._last_events: list[Event] = []  # of the last frame: a refusal sent just before a close
-        self._closing: set[asyncio.Task[None]] = set()
+        self._queue = sink if isinstance(sink, InboundQueue) else None
+        # The hook is awaited per frame only where a venue has one: the base one does nothing.
+        self._frame_hook = type(self).after_frame is not StreamSession.after_frame
+        self._inline = self._queue is not None and not self._frame_hook
+        # What could not be handed on from the read callback, oldest first; reading is paused
+        # while either is non-empty. Decoded batches (inline path) or raw messages (awaited path).
+        self._held_batches: deque[list[Inbound]] = deque()
+        self._held_messages: deque[tuple[float, list[Message]]] = deque()
+        self._backlog = asyncio.Event()
+        # Frames the awaited path decoded but has not handed on yet: any report goes after them.
+        self._unsent: list[Inbound] = []
+        self._fresh = True  # no frame yet on this connection
 
     # Hooks -----------------------------------------------------------------------------------
 
@@ -125,7 +151,10 @@ class StreamSession:
         raise NotImplementedError
 
     async def after_frame(self, events: list[Event]) -> None:
-        """Called after each received frame was handed on (REST follow-ups go here)."""
+        """Called after each received frame was decoded, before the next one (REST follow-ups go here).
+
+        The frame reaches the engine before anything the hook reports or delivers.
+        """
 
     def background(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         """Extra per-connection chores (token refresh...), cancelled when the connection ends."""
@@ -155,34 +184,38 @@ class StreamSession:
 
     async def report(self, *events: Event) -> None:
         """Hand session-made events (not from a frame) to the engine."""
+        await self._hand_on_unsent()
         await self._sink(Inbound(self.venue, self._clock.now(), None, list(events)))
 
     async def deliver_rest(self, source: str, body: str) -> list[Event]:
         """Run a REST body through the codec, hand it on (captured like a frame), send what it queues."""
         events = self._codec.receive_rest(source, body)
+        await self._hand_on_unsent()
         await self._sink(Inbound(self.venue, self._clock.now(), body, events, rest=source))
-        await self.flush()
+        self._flush_now()
         return events
 
     async def report_up(self) -> None:
         await self.report(FeedUp(self.venue, self._endpoint))
 
     async def flush(self) -> None:
-        ws = self._ws
-        for frame in self._codec.data_to_send():
-            if ws is None:
-                return
-            await ws.send(frame)
+        self._flush_now()
 
     def drop_connection(self, reason: str, cause: DisconnectCause = DisconnectCause.REQUESTED) -> None:
         """Close the current connection on purpose; `reason` becomes the FeedDown reason."""
         self._drop_reason = reason
         self._drop_cause = cause
-        ws = self._ws
-        if ws is not None:
-            task = asyncio.get_running_loop().create_task(ws.close(1000, "client reconnect"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        conn = self._conn
+        if conn is not None:
+            conn.close(1000, "client reconnect")
+
+    def _flush_now(self) -> None:
+        frames = self._codec.data_to_send()
+        conn = self._conn
+        if conn is None:
+            return
+        for frame in frames:
+            conn.send(frame)
 
     async def _connect_once(self) -> tuple[str, DisconnectCause]:
         self._drop_reason = None
@@ -195,29 +228,19 @@ class StreamSession:
         if self._endpoint == INVALID_URL:
             return "invalid URL", DisconnectCause.OTHER
         settings = self._settings
+        options = WsOptions(
+            headers=target.headers,
+            subprotocols=target.subprotocols,
+            max_size=settings.max_frame_bytes,
+            open_timeout=settings.open_timeout,
+            ping_interval=settings.transport_ping_interval,
+            ping_timeout=settings.transport_ping_timeout,
+            # A dead peer never answers the closing handshake: do not wait long for it, or a
+            # missed pong is reported many seconds after it proved the socket dead.
+            close_timeout=min(_CLOSE_TIMEOUT, settings.transport_ping_timeout or _CLOSE_TIMEOUT),
+        )
         try:
-            async with connect(
-                target.url,
-                additional_headers=target.headers or None,
-                subprotocols=[Subprotocol(p) for p in target.subprotocols] or None,
-                max_size=settings.max_frame_bytes,
-                open_timeout=settings.open_timeout,
-                ping_interval=settings.transport_ping_interval,
-                ping_timeout=settings.transport_ping_timeout,
-                # A dead peer never answers the closing handshake: do not wait long for it, or a
-                # missed pong is reported many seconds after it proved the socket dead.
-                close_timeout=min(_CLOSE_TIMEOUT, settings.transport_ping_timeout or _CLOSE_TIMEOUT),
-                compression=None,
-                logger=_wire_log,
-            ) as ws:
-                self._ws = ws
-                try:
-                    return await self._stream(ws)
-                finally:
-                    self._ws = None
-                    await self.on_disconnected()
-        except ConnectionClosed as exc:
-            return await self._closed(exc)
+            conn = await WsConnection.open(target.url, options, _wire_log)
         except InvalidURI:
             return "invalid URL", DisconnectCause.OTHER
         except InvalidStatus as exc:
@@ -232,47 +255,125 @@ class StreamSession:
             return f"cannot connect ({type(exc).__name__})", DisconnectCause.REFUSED
         except (OSError, TimeoutError) as exc:
             return f"cannot connect ({type(exc).__name__})", DisconnectCause.NETWORK_ERROR
+        try:
+            self._conn = conn
+            try:
+                return await self._stream(conn)
+            finally:
+                self._conn = None
+                self._held_batches.clear()
+                self._held_messages.clear()
+                self._unsent = []
+                await self.on_disconnected()
+        finally:
+            await conn.aclose()
 
-    async def _stream(self, ws: ClientConnection) -> tuple[str, DisconnectCause]:
+    async def _stream(self, conn: WsConnection) -> tuple[str, DisconnectCause]:
         self._codec.connection_opened()
-        await self.flush()
+        self._flush_now()
         if self.up_on_open:
             await self.report_up()
         chores = [asyncio.create_task(chore()) for chore in self.background()]
         if self._settings.ping_interval is not None and isinstance(self._codec, PingingCodec):
             chores.append(asyncio.create_task(self._keepalive(self._codec, self._settings.ping_interval)))
+        self._fresh = True
+        self._backlog.clear()
+        closed = asyncio.ensure_future(conn.wait_closed())
+        closed.add_done_callback(lambda _: self._backlog.set())
         try:
-            first = True
-            async for message in ws:
-                now = self._clock.now()
-                if isinstance(message, str):
-                    events = self._codec.receive_text(message)
-                else:
-                    events = self._codec.receive_bytes(message)
-                self._last_events = events
-                if first:
-                    self._backoff.reset()  # a frame arrived: the link works, start backoff afresh
-                    first = False
-                # Hand the frame on before answering it: a send on a closing socket raises, and
-                # the events of the frame that arrived just before the close must still count.
-                await self._sink(Inbound(self.venue, now, message, events))
-                await self.flush()
-                await self.after_frame(events)
+            conn.start(self._on_messages)
+            while True:
+                await self._backlog.wait()
+                self._backlog.clear()
+                await self._drain_backlog(conn)
+                if closed.done():
+                    break
+            await self._hand_on_unsent()
         finally:
+            closed.cancel()
             for chore in chores:
                 chore.cancel()
             for chore in chores:
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
+        if conn.handler_error is not None:
+            raise conn.handler_error
         if self._drop_reason is not None:
             return self._drop_reason, self._drop_cause
-        # A normal close (1000/1001) ends the loop quietly; its reason can still mean something
+        exc = conn.close_exc
+        if not isinstance(exc, ConnectionClosedOK):
+            return await self._closed(exc)
+        # A normal close (1000/1001 both ways) ends quietly; its reason can still mean something
         # to the venue (an expired token), so it goes through on_close like any other.
-        code, reason = ws.close_code or 1000, ws.close_reason or ""
+        code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd is not None else (1000, "")
         events = self.on_close(code, reason)
         if events:
             await self.report(*events)
         return "server closed the connection", close_cause(code, reason, [*self._last_events, *events], by_venue=True)
+
+    def _on_messages(self, messages: list[Message]) -> None:
+        """The connection's read callback: every complete message of one socket read, in order."""
+        if self._fresh:
+            self._fresh = False
+            self._backoff.reset()  # a frame arrived: the link works, start backoff afresh
+        now = self._clock.now()
+        if not self._inline:
+            self._held_messages.append((now, messages))
+            self._hold()
+            return
+        venue = self.venue
+        codec = self._codec
+        batch = [
+            Inbound(venue, now, message, codec.receive_text(message))
+            if isinstance(message, str)
+            else Inbound(venue, now, message, codec.receive_bytes(message))
+            for message in messages
+        ]
+        self._last_events = batch[-1].events
+        assert self._queue is not None
+        if self._held_batches or not self._queue.offer(batch):
+            self._held_batches.append(batch)
+            self._hold()
+        # After the hand-on: whatever answers these frames goes out once for the whole read.
+        self._flush_now()
+
+    def _hold(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.pause_reading()
+        self._backlog.set()
+
+    async def _drain_backlog(self, conn: WsConnection) -> None:
+        """Hand on what the read callback could not, in order, then read again."""
+        while self._held_batches:
+            assert self._queue is not None
+            await self._queue.put_batch(self._held_batches[0])
+            self._held_batches.popleft()
+        while self._held_messages:
+            received_at, messages = self._held_messages.popleft()
+            for message in messages:
+                if isinstance(message, str):
+                    events = self._codec.receive_text(message)
+                else:
+                    events = self._codec.receive_bytes(message)
+                self._last_events = events
+                self._unsent.append(Inbound(self.venue, received_at, message, events))
+                self._flush_now()
+                if self._frame_hook:
+                    await self.after_frame(events)
+            await self._hand_on_unsent()
+        if not conn.closed:
+            conn.resume_reading()
+
+    async def _hand_on_unsent(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        if not unsent:
+            return
+        if self._queue is not None:
+            await self._queue.put_batch(unsent)
+            return
+        for item in unsent:
+            await self._sink(item)
 
     async def _keepalive(self, codec: PingingCodec, interval: float) -> None:
         """Ping every `interval`; a ping unanswered after `pong_timeout` means a dead socket."""
