@@ -151,8 +151,14 @@ class Monitor:
         """Run until `stop` is set; then close everything in order."""
         restored = await self.persistence.open()
         await self.alerting.start()
-        self.engine.start(self.clock.now(), restored)
-        self._after_step(self.engine.advance(self.clock.now()))
+        now = self.clock.now()
+        self.engine.start(now, restored)
+        transitions = self.engine.advance(now)
+        if self.persistence.restored:
+            # Limits are judged when a fill or a mark moves them: judge the restored books and
+            # alerts once now, so what the restart carried is not left waiting for a price.
+            transitions += self.engine.limits.evaluate_all(self.engine.book, self.engine.alerts, now)
+        self._after_step(transitions)
         self.reconciler.start()
         if self._http is not None:
             await self._http.start()

@@ -175,3 +175,26 @@ async def test_sigkill_after_the_write_restores_every_written_fill(sim: MangoV3F
         await until(monitor, lambda: stats.duplicates == 4)  # the checkpoint replays all four
         assert stats.fills == 0
         assert monitor.engine.book.position(POSITION) == Decimal(10)
+
+
+async def test_a_restart_judges_the_restored_books_against_the_limits_at_once(
+    sim: MangoV3FillsSimulator, tmp_path: Path
+) -> None:
+    text, config = config_for(sim, tmp_path / "state.db")
+    async with running(config) as first:
+        stats = first.engine.stats["mango"]
+        await sim.wait_for_connections(1)
+        await sim.push_fill(SOL.name, trade(600))  # 6 SOL at $150
+        await until(first, lambda: stats.fills == 1)
+        await first.persistence.drain()
+
+    # Restarted with a gross limit the restored $900 already breaches: no fill or price has to
+    # move first for the breach to be seen.
+    await sim.stop()
+    limited = parse_config(text + "    limits: {max_gross_notional_usd: 500}\n", "monitor.yaml", {})
+    async with running(limited) as second:
+        firing = {(a.alertname, a.severity, a.labels.get("limit")) for a in second.engine.alerts.active()}
+        assert firing == {
+            ("ExposureLimitBreach", "warning", "gross_notional"),
+            ("ExposureLimitBreach", "critical", "gross_notional"),
+        }
