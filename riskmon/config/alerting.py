@@ -162,6 +162,10 @@ class DeliveryConfig(_Section):
     dead_letter_after: Duration = Duration(86400.0)
     # Delivered and dead notifications are kept this long for inspection, then pruned.
     keep_delivered: Duration = Duration(7 * 86400.0)
+    # How an outbox commit is made durable before its notification may be sent: `normal` survives a
+    # crash of riskmon (the WAL write is in the OS); `full` also survives power loss (an fsync per
+    # batch of notifications, 1-4 ms on common disks, which then bounds alert latency).
+    outbox_sync: Literal["normal", "full"] = "normal"
 
 
 def default_route(receivers: dict[str, Any]) -> dict[str, Any]:

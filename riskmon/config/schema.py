@@ -7,6 +7,7 @@ setting silently ignored. Venue sections are a union tagged by `kind`.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -46,6 +47,14 @@ class StateConfig(_Section):
     path: str = "riskmon.db"
     # Fill dedupe keys kept per venue stream, in memory and in the state file; the oldest go first.
     fill_retention: Annotated[int, msgspec.Meta(ge=1)] = 200_000
+
+    @property
+    def outbox_path(self) -> Path:
+        """The notification outbox's own SQLite file beside the state file (riskmon.db ->
+        riskmon.outbox.db): the delivery process writes it, so its commits never wait on a lock the
+        engine's state writes hold."""
+        state = Path(self.path)
+        return state.with_name(f"{state.stem}.outbox{state.suffix}")
 
 
 class Backoff(_Section):

@@ -6,12 +6,13 @@ the reopened outbox delivers it. Within a (receiver, group_key) the oldest pendi
 first and alone: a later notification of a group waits until the earlier one is sent or dead,
 so a receiver never sees "resolved" before "firing".
 
-Pure of asyncio: the caller passes `now` (unix seconds) and does the sending. WAL mode. An enqueue
-commits with synchronous=FULL (the WAL is fsynced: the notification survives power loss before any
-send). The bookkeeping after a send (sent, retry, dead) commits with synchronous=NORMAL, without a
-fsync of its own: the WAL is append-only, so power loss can lose only the latest such updates (and
-the next enqueue's fsync makes them durable too); a lost "sent" resends the notification with the
-same idempotency key, which the receiver drops, as after a crash between send and mark.
+Pure of asyncio: the caller passes `now` (unix seconds) and does the sending. WAL mode. With
+sync="full" an enqueue commits with synchronous=FULL (the WAL is fsynced: the notification survives
+power loss before any send); with sync="normal" it does not wait for the disk, and survives a crash
+of the process but not of the machine. The bookkeeping after a send (sent, retry, dead) commits with
+synchronous=NORMAL, without a fsync of its own: the WAL is append-only, so power loss can lose only
+the latest such updates; a lost "sent" resends the notification with the same idempotency key,
+which the receiver drops, as after a crash between send and mark.
 """
 
 from __future__ import annotations
@@ -86,9 +87,17 @@ class OutboxItem:
 
 class Outbox:
     def __init__(
-        self, path: str | Path, policy: RetryPolicy | None = None, *, rng: random.Random | None = None
+        self,
+        path: str | Path,
+        policy: RetryPolicy | None = None,
+        *,
+        rng: random.Random | None = None,
+        sync: Literal["normal", "full"] = "full",
+        auto_checkpoint: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.sync = sync
+        self._checkpointer: sqlite3.Connection | None = None
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._claimed: dict[int, tuple[str, str]] = {}  # id -> (receiver, group_key)
@@ -100,6 +109,10 @@ class Outbox:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            if not auto_checkpoint:
+                # The commit that crosses the WAL's size limit would copy it back into the database,
+                # fsyncs included (~4 ms): the caller runs `checkpoint` on another thread instead.
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except sqlite3.DatabaseError as exc:
@@ -118,7 +131,7 @@ class Outbox:
         ids: list[int] = []
         try:
             # Outside any transaction: the level applies to the commit below, then drops back.
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=FULL" if self.sync == "full" else "PRAGMA synchronous=NORMAL")
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
@@ -139,6 +152,39 @@ class Outbox:
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
         return ids
+
+    def adopt_pending(self, older: str | Path) -> int:
+        """Move the pending notifications of an outbox table in another SQLite file (where earlier
+        versions kept it, inside the state file) into this one, then drop that table. Idempotent:
+        a crash between the copy and the drop copies again, and the keys make the rows one."""
+        older = Path(older)
+        if not older.exists():
+            return 0
+        try:
+            self._db.execute("ATTACH DATABASE ? AS older", (str(older),))
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: cannot read {older}: {exc}") from None
+        try:
+            found = self._db.execute(
+                "SELECT 1 FROM older.sqlite_master WHERE type = 'table' AND name = 'notify_outbox'"
+            ).fetchone()
+            if found is None:
+                return 0
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                moved = self._db.execute(
+                    "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status, attempts,"
+                    " enqueued_at, next_attempt_at, last_error) SELECT receiver, group_key, idempotency_key,"
+                    " payload, status, attempts, enqueued_at, next_attempt_at, last_error"
+                    " FROM older.notify_outbox WHERE status = 'pending' ORDER BY id"
+                    " ON CONFLICT (receiver, idempotency_key) DO NOTHING"
+                ).rowcount
+            self._db.execute("DROP TABLE older.notify_outbox")
+            return max(0, moved)
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: cannot adopt {older}: {exc}") from None
+        finally:
+            self._db.execute("DETACH DATABASE older")
 
     def claim(self, receiver: str, now: float, limit: int) -> list[OutboxItem]:
         """Due items, oldest first: the head of each group only, and none of a group already claimed."""
@@ -236,9 +282,21 @@ class Outbox:
             (now - keep_for,),
         )
 
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database without blocking writers (PASSIVE), on a connection
+        of its own: call it from a thread other than the one that enqueues."""
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"outbox {self.path}: {exc}") from None
+
     def close(self) -> None:
         self._claimed.clear()
         self._db.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     def _busy(self, receiver: str) -> set[str]:
         return {group for rcv, group in self._claimed.values() if rcv == receiver}

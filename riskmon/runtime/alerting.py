@@ -14,15 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-import httpx
-
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.alerts.silences import Silence, Silences, SilenceState
 from riskmon.clock import Clock
 from riskmon.config.schema import MonitorConfig
 from riskmon.notify.notifier import Notifier
 from riskmon.runtime.deadline_timer import DeadlineTimer
-from riskmon.runtime.delivery import Delivery
+from riskmon.runtime.delivery_process import DeliveryProcess
 from riskmon.store.deadlines import StoreError
 from riskmon.store.silences import SilenceStore
 
@@ -39,14 +37,15 @@ class AlertPipeline:
         clock: Clock,
         *,
         console: TextIO | None = None,
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self._clock = clock
         self._path = config.state.path
         self._console = console
         self.silences = Silences()
         self.notifier = Notifier(config, self.silences)
-        self.delivery = Delivery(config.state.path, config.receivers, config.delivery, clock, client=client)
+        self.delivery = DeliveryProcess(
+            config.state.outbox_path, config.receivers, config.delivery, clock, adopt_from=config.state.path
+        )
         self._timer = DeadlineTimer(clock, self.notifier.next_due, self._flush)
         self._store: SilenceStore | None = None
         # The store's connection takes one caller at a time; two API writes may overlap.

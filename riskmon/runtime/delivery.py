@@ -18,8 +18,9 @@ import contextlib
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +41,8 @@ _T = TypeVar("_T")
 _ENQUEUE_TIMES_KEPT = 100_000
 # Messages one send round claims at most (the rest go in the next round).
 _ROUND_LIMIT = 100
+# The outbox's WAL is copied back into the database this often, off the commit path.
+_CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,18 @@ def _poll(outbox: Outbox, queue: str, now: float) -> tuple[list[OutboxItem], flo
     return items, outbox.next_due(queue), outbox.depth(queue)
 
 
+class _Inline(Executor):
+    """Runs each call at once on the caller's thread."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
 class Delivery:
     def __init__(
         self,
@@ -154,8 +169,13 @@ class Delivery:
         clock: Clock,
         *,
         client: httpx.AsyncClient | None = None,
+        adopt_from: str | Path | None = None,
+        outbox_on_thread: bool = True,
     ) -> None:
         self._path = path
+        self._sync = config.outbox_sync
+        # Where an older version kept the outbox (the state file): its pending rows move here on start.
+        self._adopt_from = adopt_from
         self._clock = clock
         self._policy = retry_policy(config)
         self._keep_delivered = config.keep_delivered
@@ -165,7 +185,14 @@ class Delivery:
         self.latency: dict[str, LatencyHistogram] = {}
         self._enqueued_at: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._specs = self._timed(queue_specs(receivers, self._client, clock))
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmon-outbox")
+        # SQLite on its own thread, so it never blocks a loop that runs other work; the delivery
+        # process, whose loop runs nothing else, calls it inline and saves two thread hand-offs.
+        self._db: Executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmon-outbox") if outbox_on_thread else _Inline()
+        )
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmon-outbox-checkpoint")
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._enqueues = 0
         self._outbox: Outbox | None = None
         self._wake: dict[str, asyncio.Event] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}
@@ -179,6 +206,10 @@ class Delivery:
         self.progress = asyncio.Event()
         self._uncommitted = 0
         self._written = asyncio.Event()
+        # Called after each submitted batch is committed (or failed), in submission order.
+        self.on_committed: Callable[[], None] | None = None
+        # Called whenever outcomes, depths or latency changed (a process boundary forwards them).
+        self.on_change: Callable[[], None] | None = None
 
     def _timed(self, specs: dict[str, QueueSpec]) -> dict[str, QueueSpec]:
         return {
@@ -196,11 +227,15 @@ class Delivery:
         }
 
     async def _run_db(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if isinstance(self._db, _Inline):
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     async def start(self) -> None:
         try:
-            self._outbox = await self._run_db(Outbox, self._path, self._policy)
+            self._outbox = await self._run_db(
+                partial(Outbox, self._path, self._policy, sync=self._sync, auto_checkpoint=False)
+            )
             pruned = await self._run_db(self._outbox.prune, self._clock.now(), self._keep_delivered)
         except OutboxError as exc:
             # Alerts still reach the console and the metrics; say loudly what is lost.
@@ -209,19 +244,46 @@ class Delivery:
             return
         if pruned:
             log.info("pruned %d delivered or dead notification(s) from the outbox", pruned)
+        if self._adopt_from is not None:
+            try:
+                if moved := await self._run_db(self._outbox.adopt_pending, self._adopt_from):
+                    log.warning("moved %d pending notification(s) from %s into the outbox", moved, self._adopt_from)
+            except OutboxError as exc:  # they stay where they were; this outbox works all the same
+                log.error("pending notifications were not moved: %s", exc)
         for queue in self._specs:
             self._start_queue(queue)
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(self._outbox), name="outbox-checkpoint")
 
-    def submit(self, items: list[Outgoing]) -> None:
-        """Queue messages for a durable write and delivery; returns at once."""
+    async def _checkpoint_loop(self, outbox: Outbox) -> None:
+        loop = asyncio.get_running_loop()
+        checkpointed = 0
+        while True:
+            await asyncio.sleep(_CHECKPOINT_EVERY_S)
+            if self._enqueues == checkpointed:
+                continue
+            checkpointed = self._enqueues
+            try:
+                await loop.run_in_executor(self._checkpoints, outbox.checkpoint)
+            except OutboxError as exc:  # the WAL grows until the next one succeeds; nothing is lost
+                log.warning("outbox checkpoint failed: %s", exc)
+
+    @property
+    def running(self) -> bool:
+        """False when the outbox could not be opened: alerts reach only the console and metrics."""
+        return self._outbox is not None
+
+    def submit(self, items: list[Outgoing], now: float | None = None) -> None:
+        """Queue messages for a durable write and delivery; returns at once. `now`: when they were
+        handed over (the enqueue time the delivery latency counts from), the clock's now if None."""
         outbox = self._outbox
         if not items or outbox is None:
             return
         loop = asyncio.get_running_loop()
-        now = self._clock.now()
+        now = self._clock.now() if now is None else now
         self._uncommitted += 1
         self._written.clear()
         batch = list(items)
+        self._enqueues += 1
         committed = self._db.submit(_commit_and_claim, outbox, batch, now, frozenset(self._tasks))
         # Straight from the thread to the loop: one wake-up, not an asyncio future's two steps.
         committed.add_done_callback(lambda done: loop.call_soon_threadsafe(self._committed, batch, now, done))
@@ -240,6 +302,7 @@ class Delivery:
         self._policy = retry_policy(config)
         if self._outbox is not None:
             self._outbox.policy = self._policy
+            self._outbox.sync = config.outbox_sync
             for queue, spec in specs.items():
                 if queue not in self._tasks:
                     self._start_queue(queue)
@@ -252,7 +315,7 @@ class Delivery:
         if self._outbox is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drain(), timeout=5)
-        tasks = [*self._tasks.values(), *self._rounds]
+        tasks = [*self._tasks.values(), *self._rounds, *([self._checkpointer] if self._checkpointer else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -262,6 +325,7 @@ class Delivery:
             outbox, self._outbox = self._outbox, None
             await self._run_db(outbox.close)
         self._db.shutdown(wait=True)
+        self._checkpoints.shutdown(wait=True)
         if self._owns_client:
             await self._client.aclose()
 
@@ -276,6 +340,8 @@ class Delivery:
         self._uncommitted -= 1
         if not self._uncommitted:
             self._written.set()
+        if self.on_committed is not None:
+            self.on_committed()
         try:
             _, claimed = done.result()
         except Exception as exc:  # nothing was committed: the batch is one transaction
@@ -283,6 +349,7 @@ class Delivery:
             for item in items:
                 self.outcomes[(item.receiver, "enqueue_failed")] += 1
                 log.error("could not queue a notification for %s: %s", item.receiver, reason)
+            self._changed()
             return
         for item in items:
             self.outcomes[(item.receiver, "enqueued")] += 1
@@ -290,6 +357,7 @@ class Delivery:
             log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
             if item.queue not in self._wake:
                 log.warning("a notification is queued for %s, which no receiver sends to", item.queue)
+        self._changed()
         for queue, due in claimed.items():
             spec, outbox = self._specs.get(queue), self._outbox
             if outbox is None:
@@ -303,7 +371,8 @@ class Delivery:
 
     async def _round(self, queue: str, spec: QueueSpec, outbox: Outbox, items: list[OutboxItem], now: float) -> None:
         try:
-            report = await send_claimed(outbox, items, spec.sender, now, self._gates[queue], db=self._db)
+            db = None if isinstance(self._db, _Inline) else self._db
+            report = await send_claimed(outbox, items, spec.sender, now, self._gates[queue], db=db)
         except OutboxError as exc:
             log.error("delivery round for %s failed: %s", queue, exc)
         else:
@@ -327,6 +396,7 @@ class Delivery:
             now = self._clock.now()
             try:
                 items, due, self.depths[queue] = await self._run_db(_poll, outbox, queue, now)
+                self._changed()
             except OutboxError as exc:
                 log.error("outbox unreadable for %s: %s", queue, exc)
                 items, due = [], now + 5.0
@@ -339,6 +409,10 @@ class Delivery:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
     def _remember_enqueued(self, item: Outgoing, now: float) -> None:
         self._enqueued_at[(item.queue, item.idempotency_key)] = now
         if len(self._enqueued_at) > _ENQUEUE_TIMES_KEPT:
@@ -349,5 +423,6 @@ class Delivery:
         self.outcomes[(receiver, "retried")] += len(retrying)
         self.outcomes[(receiver, "dead")] += len(dead)
         self.progress.set()
+        self._changed()
         if dead:
             log.error("%d notification(s) for %s dead-lettered", len(dead), receiver)

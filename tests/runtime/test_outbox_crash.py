@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import json
 import signal
 import sqlite3
@@ -38,8 +40,15 @@ delivery:
 """
 
 
+def hold_outbox_lock(outbox: Path) -> None:
+    """Blocks until no delivery process holds the outbox's lock, then releases it again."""
+    with open(outbox.with_name(outbox.name + ".lock"), "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+
+
 async def test_sigkill_after_the_write_delivers_after_restart(tmp_path: Path) -> None:
     hook_port, state = free_port(), tmp_path / "state.db"
+    outbox = tmp_path / "state.outbox.db"
     config = tmp_path / "monitor.yaml"
     config.write_text(CONFIG.format(state=state, dead_port=free_port(), hook_port=hook_port))
 
@@ -51,7 +60,9 @@ async def test_sigkill_after_the_write_delivers_after_restart(tmp_path: Path) ->
         first.send_signal(signal.SIGKILL)
         await first.wait()
     assert first.returncode == -signal.SIGKILL
-    with contextlib.closing(sqlite3.connect(state)) as db:
+    # Its delivery process sees the socket close and lets go of the outbox: no orphan sends on.
+    await asyncio.wait_for(asyncio.to_thread(hold_outbox_lock, outbox), timeout=10)
+    with contextlib.closing(sqlite3.connect(outbox)) as db:
         pending = db.execute("SELECT idempotency_key, payload FROM notify_outbox WHERE status = 'pending'").fetchall()
     assert pending, "the notification was not committed before the kill"
     killed_keys = {key for key, _ in pending}
