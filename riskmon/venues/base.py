@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import msgspec
+
 from riskmon.events import Event
 
 
@@ -47,27 +49,19 @@ class PingingCodec(VenueCodec, Protocol):
     def pong_outstanding(self) -> bool: ...
 
 
-class Inbound:
+class Inbound(msgspec.Struct, gc=False):
     """What a session hands the engine task: the raw frame (for capture) and its events.
 
     `rest` names the REST call when `frame` is a REST response body rather than a stream frame.
+    One is built per frame: a Struct is built in C (~55 ns against ~280 ns for a slotted class's
+    __init__). Not tracked by the GC: it is never part of a reference cycle.
     """
 
-    __slots__ = ("events", "frame", "received_at", "rest", "venue")
-
-    def __init__(
-        self,
-        venue: str,
-        received_at: float,
-        frame: str | bytes | None,
-        events: list[Event],
-        rest: str | None = None,
-    ) -> None:
-        self.venue = venue
-        self.received_at = received_at
-        self.frame = frame
-        self.events = events
-        self.rest = rest
+    venue: str
+    received_at: float
+    frame: str | bytes | None
+    events: list[Event]
+    rest: str | None = None
 
 
 InboundSink = Callable[[Inbound], Awaitable[None]]

@@ -9,7 +9,7 @@ now and then, never unbounded memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -17,30 +17,30 @@ V = TypeVar("V")
 DEFAULT_MEMO_SIZE = 65_536
 
 
-class BoundedMemo(Generic[K, V]):
+class BoundedMemo(dict[K, V]):
     """`compute(key)` remembered for up to `limit` keys, forgotten all at once when full.
 
-    Clear-on-full rather than LRU: the hit path is one dict lookup, and a working set that fits
-    refills in one pass after a clear. `compute` must be pure, and must not return None.
+    Clear-on-full rather than LRU: a hit is one dict lookup, and a working set that fits refills
+    in one pass after a clear. A dict whose misses compute: `memo[key]` on a hot path is a lookup
+    in C (~60 ns against ~190 ns for a Python-level call); `memo(key)` is the same, spelled as a
+    function. `compute` must be pure.
     """
 
-    __slots__ = ("_compute", "_limit", "_values")
+    __slots__ = ("_compute", "_limit")
 
     def __init__(self, compute: Callable[[K], V], limit: int = DEFAULT_MEMO_SIZE) -> None:
         if limit < 1:
             raise ValueError("a memo must hold at least one value")
+        super().__init__()
         self._compute = compute
         self._limit = limit
-        self._values: dict[K, V] = {}
 
-    def __call__(self, key: K) -> V:
-        value = self._values.get(key)
-        if value is None:
-            value = self._compute(key)
-            if len(self._values) >= self._limit:
-                self._values.clear()
-            self._values[key] = value
+    def __missing__(self, key: K) -> V:
+        value = self._compute(key)
+        if len(self) >= self._limit:
+            self.clear()
+        self[key] = value
         return value
 
-    def __len__(self) -> int:
-        return len(self._values)
+    def __call__(self, key: K) -> V:
+        return self[key]

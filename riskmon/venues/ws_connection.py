@@ -2,9 +2,18 @@
 
 The websockets asyncio client wakes a reader task per message; here every complete message of one
 socket read goes to the session in a single synchronous call, so a burst costs one callback, not
-one task switch per frame. The protocol object decides everything about bytes (handshake checks,
-framing, max_size, close handshake, answering pings); this module only moves bytes, keeps the
+one task switch per frame. The protocol object decides everything about the handshake, control
+frames, fragments, the close handshake and every error; this module moves bytes, keeps the
 transport pings and close timer, and pauses reading when the consumer is behind.
+
+Framing fast path: websockets' generator-based frame parser costs ~2 us a frame, more than
+decoding a venue's frame. Once the connection is open, this module finds frame boundaries itself
+and takes the common case straight out of the read buffer: a whole, unmasked, final TEXT or
+BINARY frame with no reserved bits, within max_size, while no fragmented message is open. Every
+other frame is handed to the protocol whole, so its parser always sits on a frame boundary and its
+state (fragments, close, pongs to send) stays its own; anything that is not a sound frame header
+(a masked server frame, an oversized length) goes to the protocol with all that follows it, and
+the fast path is off for good. A frame split across reads waits here until its last byte arrives.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import asyncio
 import logging
 import os
 import ssl
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +36,14 @@ from websockets.uri import parse_uri
 
 _INTERNAL_ERROR = 1011  # what websockets sends when its transport ping goes unanswered
 _INVALID_DATA = 1007
-_TEXT = Opcode.TEXT
+# First header byte of a final, unfragmented frame with no reserved bits: the fast path's two cases.
+_FINAL_TEXT = 0x81
+_FINAL_BINARY = 0x82
+_MASKED = 0x80
+_LENGTH_16 = 126  # the 7-bit length saying "a 16-bit length follows"
+_LENGTH_64 = 127
+_unpack_length_64 = struct.Struct("!Q").unpack_from
+_HEADERS_END = b"\r\n\r\n"
 
 Message = str | bytes
 MessagesHandler = Callable[[list[Message]], None]
@@ -63,6 +80,12 @@ class WsConnection(asyncio.Protocol):
         self._held: list[Message] = []  # read before start()
         self._fragments: list[bytes] = []
         self._fragmented_text = False
+        # The fast path (see the module doc); on from the end of the handshake response.
+        self._framing = False
+        self._max_frame = protocol.max_message_size
+        self._handshake_tail = b""  # the last bytes of the response so far: its end may span reads
+        self._partial = bytearray()  # a frame whose last byte has not arrived yet (framing only)
+        self._partial_needed = 0  # bytes `_partial` must hold before it is worth parsing again
         self._paused = False
         self._reading = True
         self._close_timer: asyncio.TimerHandle | None = None
@@ -181,31 +204,13 @@ class WsConnection(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
-        protocol = self._protocol
-        protocol.receive_data(data)
-        events = protocol.events_received()
-        self._send_pending()
-        if protocol.close_expected():
-            self._arm_close_timer()
         messages: list[Message] = []
-        for event in events:
-            if type(event) is Frame:
-                # The common case inline: a whole text message (the protocol rejects one that
-                # arrives while a fragmented message is open).
-                if event.opcode is _TEXT and event.fin:
-                    try:
-                        messages.append(str(event.data, "utf-8"))
-                    except UnicodeDecodeError:
-                        self._fail(_INVALID_DATA, "invalid UTF-8 in a text message")
-                        break
-                    continue
-                message = self._message(event)
-                if message is not None:
-                    messages.append(message)
-                elif self._protocol.state is not State.OPEN:
-                    break  # failed (bad UTF-8): what follows is discarded
-            elif isinstance(event, Response):
-                self._handshake_answered()
+        if self._framing:
+            self._read_frames(data, messages)
+        elif self._protocol.state is State.CONNECTING:
+            self._read_handshake(data, messages)
+        else:
+            self._feed_protocol(data, messages)
         if not messages:
             return
         if self._on_messages is None:
@@ -214,6 +219,7 @@ class WsConnection(asyncio.Protocol):
             self._deliver(messages)
 
     def eof_received(self) -> None:
+        self._stop_framing()  # a frame cut short here is the protocol's to report
         self._protocol.receive_eof()
         self._send_pending()
         # The close handshake (or its absence) is settled by now: let the transport close.
@@ -229,6 +235,128 @@ class WsConnection(asyncio.Protocol):
             self._handshake.exception()  # retrieved here too: `open` may already have given up waiting
         if not self._lost.done():
             self._lost.set_result(None)
+
+    # Reading -----------------------------------------------------------------------------------
+
+    def _read_handshake(self, data: bytes, messages: list[Message]) -> None:
+        """Feed the protocol up to the end of the response headers; frames after them take the fast path."""
+        joined = self._handshake_tail + data
+        found = joined.find(_HEADERS_END)
+        if found < 0:
+            self._handshake_tail = joined[-(len(_HEADERS_END) - 1) :]
+            self._feed_protocol(data, messages)
+            return
+        end = found + len(_HEADERS_END) - len(self._handshake_tail)
+        self._feed_protocol(data[:end], messages)
+        rest = data[end:]
+        # A 101 has no body, so the protocol's parser now waits at a frame boundary with nothing
+        # buffered. A refusal's body, or a failed handshake's leftovers, stay the protocol's.
+        if self._protocol.state is State.OPEN and not self._protocol.extensions:
+            self._framing = True
+            if rest:
+                self._read_frames(rest, messages)
+        elif rest:
+            self._feed_protocol(rest, messages)
+
+    def _read_frames(self, data: bytes, messages: list[Message]) -> None:
+        """The fast path: append the messages of every whole frame in the partial frame plus `data`."""
+        protocol = self._protocol
+        if protocol.state is not State.OPEN:  # we sent a close or failed: reading is the protocol's again
+            self._stop_framing()
+            self._feed_protocol(data, messages)
+            return
+        if self._partial:
+            self._partial += data
+            if len(self._partial) < self._partial_needed:
+                return
+            data = bytes(self._partial)
+            self._partial.clear()
+        max_frame = self._max_frame
+        fast = protocol.current_size is None  # no fragmented message open: a whole frame is a message
+        size = len(data)
+        pos = 0
+        needed = 0
+        while pos < size:
+            if size - pos < 2:
+                needed = 2
+                break
+            head = data[pos]
+            length = data[pos + 1]
+            if length & _MASKED:
+                self._hand_over(data[pos:], messages)  # a server must not mask: the protocol fails it
+                return
+            start = pos + 2
+            if length == _LENGTH_16:
+                start += 2
+                if start > size:
+                    needed = 4
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+            elif length == _LENGTH_64:
+                start += 8
+                if start > size:
+                    needed = 10
+                    break
+                (length,) = _unpack_length_64(data, pos + 2)
+            if max_frame is not None and length > max_frame:
+                self._hand_over(data[pos:], messages)  # the protocol closes with 1009
+                return
+            end = start + length
+            if end > size:
+                needed = end - pos
+                break
+            if head == _FINAL_TEXT and fast:
+                try:
+                    messages.append(data[start:end].decode())
+                except UnicodeDecodeError:
+                    self._fail(_INVALID_DATA, "invalid UTF-8 in a text message")
+                    self._hand_over(data[end:], messages)  # discarded by the failed protocol
+                    return
+            elif head == _FINAL_BINARY and fast:
+                messages.append(data[start:end])
+            else:
+                # Control frames, fragments, reserved bits, unknown opcodes: the protocol's, whole.
+                self._feed_protocol(data[pos:end], messages)
+                if protocol.state is not State.OPEN:
+                    self._hand_over(data[end:], messages)
+                    return
+                fast = protocol.current_size is None
+            pos = end
+        if pos < size:
+            self._partial += data[pos:]
+            self._partial_needed = needed
+
+    def _hand_over(self, rest: bytes, messages: list[Message]) -> None:
+        """End the fast path for good: the protocol reads `rest` and everything after it."""
+        self._framing = False
+        if rest:
+            self._feed_protocol(rest, messages)
+
+    def _stop_framing(self) -> None:
+        """Hand the protocol what the fast path holds, which is never a whole frame."""
+        self._framing = False
+        if self._partial:
+            partial = bytes(self._partial)
+            self._partial.clear()
+            self._protocol.receive_data(partial)
+
+    def _feed_protocol(self, data: bytes, messages: list[Message]) -> None:
+        """The protocol's path: everything before the handshake ends, and whatever the fast path passes on."""
+        protocol = self._protocol
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        self._send_pending()
+        if protocol.close_expected():
+            self._arm_close_timer()
+        for event in events:
+            if isinstance(event, Frame):
+                message = self._message(event)
+                if message is not None:
+                    messages.append(message)
+                elif protocol.state is not State.OPEN:
+                    break  # failed (bad UTF-8): what follows is discarded
+            elif isinstance(event, Response):
+                self._handshake_answered()
 
     # Internals ---------------------------------------------------------------------------------
 

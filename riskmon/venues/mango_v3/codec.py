@@ -28,7 +28,14 @@ from riskmon.events import (
     Side,
 )
 from riskmon.venues.codec_support import BoundedMemo
-from riskmon.venues.mango_v3.fill_event import FillCore, FillEventError, decode_fill_core, fee_rate
+from riskmon.venues.mango_v3.fill_event import (
+    FillCore,
+    FillEventError,
+    decode_fill_core,
+    fee_rate,
+    fill_core,
+    fill_core_fields,
+)
 from riskmon.venues.mango_v3.markets import LotConverter, market_converters
 
 
@@ -117,25 +124,23 @@ class MangoV3FillsCodec:
         return []  # the legacy feed has no subscribe, auth or heartbeat
 
     def receive_text(self, text: str) -> list[Event]:
+        frame: _Frame | _WireFrame
         try:
-            wire = _wire_decoder.decode(text)
+            frame = _wire_decoder.decode(text)
         except msgspec.DecodeError:
-            pass  # malformed, or base64 only binascii takes: the strict path below says which
-        else:
-            return self._route(wire)
-        try:
-            frame = _decoder.decode(text)
-        except msgspec.ValidationError as exc:
-            return [self._malformed(f"unexpected frame shape: {exc}")]
-        except msgspec.DecodeError:
-            return [self._malformed("not JSON")]
-        return self._route(frame)
-
-    def _route(self, frame: _Frame | _WireFrame) -> list[Event]:
-        if frame.events is not None and frame.event is None:
+            # Malformed, or base64 only binascii takes: the strict decode says which.
+            try:
+                frame = _decoder.decode(text)
+            except msgspec.ValidationError as exc:
+                return [self._malformed(f"unexpected frame shape: {exc}")]
+            except msgspec.DecodeError:
+                return [self._malformed("not JSON")]
+        # An update (nearly every frame) is routed here rather than through a call of its own.
+        event = frame.event
+        if event is not None and frame.status is not None and frame.events is None:
+            return self._update(frame, event, frame.status)
+        if frame.events is not None and event is None:
             return self._checkpoint(frame, frame.events)
-        if frame.event is not None and frame.status is not None and frame.events is None:
-            return self._update(frame, frame.event, frame.status)
         return [self._malformed("neither a checkpoint nor a New/Revoke update")]
 
     def _malformed(self, reason: str) -> FrameMalformed:
@@ -143,21 +148,28 @@ class MangoV3FillsCodec:
 
     @staticmethod
     def _decode(encoded: str | bytes) -> tuple[bytes, FillCore]:
-        if isinstance(encoded, bytes):
-            return encoded, decode_fill_core(encoded)
-        try:
-            raw = binascii.a2b_base64(encoded, strict_mode=True)
-        except binascii.Error:
-            raise FillEventError("event is not valid base64") from None
+        raw = encoded if isinstance(encoded, bytes) else _strict_base64(encoded)
         return raw, decode_fill_core(raw)
 
     def _update(
         self, frame: _Frame | _WireFrame, encoded: str | bytes, status: Literal["New", "Revoke"]
     ) -> list[Event]:
         try:
-            raw, fill = self._decode(encoded)
+            # bytes: msgspec already decoded the base64 (see _WireFrame).
+            raw = encoded if isinstance(encoded, bytes) else _strict_base64(encoded)
+            fields = fill_core_fields(raw)
         except FillEventError as exc:
             return [self._malformed(f"{frame.market}: {exc}")]
+        _, _, timestamp, _, maker_key, _, taker_key, _, price_lots, _ = fields
+        desk_keys = self._desk_keys
+        if status == "New" and maker_key not in desk_keys and taker_key not in desk_keys:
+            # Most fills on a market are other traders': only the mark moves, and nothing more is
+            # built for them (a FillCore, the fill lists) than the mark itself.
+            units = self._markets.get(frame.market)
+            if units is None:
+                return []
+            return [MarkPrice(self.venue, frame.market, units.price[price_lots], float(timestamp))]
+        fill = fill_core(fields)
         if status == "Revoke":
             return [
                 FillRevoked(
@@ -175,8 +187,7 @@ class MangoV3FillsCodec:
             return [fills]
         if units is None:
             return list(fills)
-        mark = MarkPrice(self.venue, frame.market, units.price(fill.price_lots), float(fill.timestamp))
-        return [mark, *fills] if fills else [mark]
+        return [MarkPrice(self.venue, frame.market, units.price[price_lots], float(timestamp)), *fills]
 
     def _checkpoint(self, frame: _Frame | _WireFrame, encoded_events: list[str] | list[bytes]) -> list[Event]:
         decoded: list[tuple[bytes, FillCore]] = []
@@ -199,7 +210,7 @@ class MangoV3FillsCodec:
         out: list[Event] = []
         if decoded and units is not None:
             newest = max(decoded, key=lambda item: item[1].seq_num)[1]
-            out.append(MarkPrice(self.venue, frame.market, units.price(newest.price_lots), float(newest.timestamp)))
+            out.append(MarkPrice(self.venue, frame.market, units.price[newest.price_lots], float(newest.timestamp)))
         out.append(
             FillSnapshot(self.venue, frame.queue, frame.market, tuple(ours), window_start, window_end, frame.slot)
         )
@@ -221,13 +232,13 @@ class MangoV3FillsCodec:
     ) -> list[FillReceived] | FrameMalformed:
         desk_keys = self._desk_keys
         if fill.maker_key not in desk_keys and fill.taker_key not in desk_keys:
-            return []  # most fills on a market are other traders': no allocation for them
+            return []
         if units is None:
             # Never guess units for a desk's own fill: surface it as a counted, logged drop.
             return self._malformed(f"fill on {frame.market} has no lot sizes configured")
         taker_side = Side.BUY if fill.taker_side == 0 else Side.SELL
-        quantity = units.quantity(fill.quantity_lots)
-        price = units.price(fill.price_lots)
+        quantity = units.quantity[fill.quantity_lots]
+        price = units.price[fill.price_lots]
         out = []
         for account, desk, role in self._our_roles(fill):
             is_taker = role is Liquidity.TAKER
@@ -244,12 +255,19 @@ class MangoV3FillsCodec:
                     stream=frame.queue,
                     sequence=fill.seq_num,
                     liquidity=role,
-                    fee_rate=fee_rate(fill.taker_fee_raw if is_taker else fill.maker_fee_raw),
+                    fee_rate=fee_rate[fill.taker_fee_raw if is_taker else fill.maker_fee_raw],
                     venue_ts=float(fill.timestamp),
                     as_of=frame.slot,
                 )
             )
         return out
+
+
+def _strict_base64(encoded: str) -> bytes:
+    try:
+        return binascii.a2b_base64(encoded, strict_mode=True)
+    except binascii.Error:
+        raise FillEventError("event is not valid base64") from None
 
 
 def _fill_key(queue: str, seq_num: int, raw: bytes, role: Liquidity) -> str:

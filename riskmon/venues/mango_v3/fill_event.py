@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -74,6 +75,14 @@ class FillCore(NamedTuple):
     quantity_lots: int
 
 
+# FillCore's fields as a plain tuple, in its order.
+FillCoreFields = tuple[int, int, int, int, bytes, bytes, bytes, bytes, int, int]
+
+# A FillCore from its fields without FillCore._make's Python frame (a third of the decode).
+fill_core: Callable[[FillCoreFields], FillCore] = functools.partial(tuple.__new__, FillCore)
+_unpack_core = _CORE_LAYOUT.unpack
+
+
 def i80f48(raw: bytes) -> Decimal:
     """I80F48 fixed point: a 128-bit two's complement integer over 2**48, converted without float loss."""
     return Decimal(int.from_bytes(raw, "little", signed=True)) / _I80F48_ONE
@@ -91,14 +100,20 @@ def pubkey_text(key: bytes) -> str:
 
 def decode_fill_core(raw: bytes) -> FillCore:
     """What decode_fill_event checks, with the same errors, returning only the fields a fill needs."""
+    return fill_core(fill_core_fields(raw))
+
+
+def fill_core_fields(raw: bytes) -> FillCoreFields:
+    """decode_fill_core as a plain tuple: the codec reads a fill of nobody it knows without building a FillCore."""
     if len(raw) != FILL_EVENT_SIZE:
         raise FillEventError(f"event is {len(raw)} bytes, expected {FILL_EVENT_SIZE}")
-    core = FillCore._make(_CORE_LAYOUT.unpack(raw))
-    if core.event_type != EVENT_TYPE_FILL:
-        raise FillEventError(f"event type {core.event_type} is not a fill")
-    if core.taker_side > 1:
-        raise FillEventError(f"taker side {core.taker_side} is neither bid nor ask")
-    return core
+    fields: FillCoreFields = _unpack_core(raw)
+    event_type, taker_side = fields[0], fields[1]
+    if event_type != EVENT_TYPE_FILL:
+        raise FillEventError(f"event type {event_type} is not a fill")
+    if taker_side > 1:
+        raise FillEventError(f"taker side {taker_side} is neither bid nor ask")
+    return fields
 
 
 def decode_fill_event(raw: bytes) -> FillEvent:

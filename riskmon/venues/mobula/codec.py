@@ -20,6 +20,7 @@ from riskmon.events import (
     Event,
     FillReceived,
     FrameMalformed,
+    Heartbeat,
     Liquidation,
     Liquidity,
     MarkKind,
@@ -137,8 +138,10 @@ class MobulaPerpEventsCodec:
             # The same name as a refusal of it, so the ack resolves that alert.
             return [Subscribed(self.venue, SUBSCRIPTION)]
         if event == "pong":
+            # The venue is alive: the same liveness signal as ProphetX's health_check, so the
+            # heartbeat-gap metric covers this venue too. The subscription id names the connection.
             self._pong_outstanding = False
-            return []
+            return [Heartbeat(self.venue, self._subscription_id or "")]
         if event == "ping":
             return []  # [I] not documented from the server side; the client's own pings keep it alive
         if event == "error" or envelope.type == "error" or envelope.error is not None:
@@ -373,7 +376,7 @@ _base_amount: BoundedMemo[str | int, Decimal] = BoundedMemo(raw_base_amount, 16_
 
 def _quantity(event: PerpEvent) -> tuple[str, Decimal | None]:
     if event.baseAmountRaw is not None:
-        return "baseAmountRaw", _base_amount(event.baseAmountRaw)
+        return "baseAmountRaw", _base_amount[event.baseAmountRaw]
     if event.size is not None:
         return "size", finite(event.size, "size")
     return "size", None

@@ -41,20 +41,26 @@ from riskmon.events import (
 from riskmon.venues.phoenix.exchange_state import EXCHANGE_STREAM, ExchangeBook
 from riskmon.venues.phoenix.frames import (
     AllMids,
+    AllMidsPush,
     BadField,
     ChannelError,
     ControlReply,
     Envelope,
     ExchangeDelta,
     ExchangeSnapshot,
+    MarketPush,
     MarketStats,
     Orderbook,
     PublicTrade,
+    Push,
+    SubaccountState,
     SubscriptionRef,
     SubscriptionStatus,
     TraderDelta,
     TraderSnapshot,
+    TraderStatePush,
     Trades,
+    TradesPush,
     lots_to_base,
     parse_u64,
     plausible,
@@ -65,6 +71,7 @@ from riskmon.venues.phoenix.trader_state import Report, TraderBook, parse_subacc
 _QUOTE_LOTS_PER_USD = Decimal(1_000_000)  # quote lots have 6 decimals (§5.5)
 _MAX_REASON = 200
 
+_push = msgspec.json.Decoder(Push)
 _envelope = msgspec.json.Decoder(Envelope)
 _control = msgspec.json.Decoder(ControlReply)
 _status = msgspec.json.Decoder(SubscriptionStatus)
@@ -133,6 +140,34 @@ class PhoenixCodec:
     # --- dispatch ------------------------------------------------------------------------------
 
     def _receive(self, frame: str | bytes) -> list[Event]:
+        # The busy channels in one decode (frames.Push); anything else, and any frame the union
+        # refuses, is read as before: Envelope first, then by channel or type.
+        try:
+            push = _push.decode(frame)
+        except msgspec.DecodeError:
+            return self._receive_by_envelope(frame)
+        if push.type is not None:
+            return self._receive_by_envelope(frame)  # a control reply's tag decides: the Envelope path's rule
+        try:
+            if isinstance(push, AllMidsPush):
+                return self._all_mids(push)
+            if isinstance(push, TradesPush):
+                return self._trades(push)
+            if isinstance(push, MarketPush):
+                return self._market(push)
+            if isinstance(push, TraderStatePush):
+                if push.message_type == "snapshot" and push.subaccounts is not None:
+                    return self._trader_snapshot(push.authority, push.trader_pda_index, push.subaccounts)
+                if push.message_type == "delta" and push.deltas is not None:
+                    return self._trader_delta(push.authority, push.trader_pda_index, push.deltas)
+                return self._receive_by_envelope(frame)  # its error is TraderSnapshot | TraderDelta's to name
+            return self._orderbook(push)
+        except BadField as exc:
+            return [self._malformed(f"{push.__struct_config__.tag}: {exc}")]
+        except ArithmeticError:
+            return [self._malformed(f"{push.__struct_config__.tag}: a number is out of range")]
+
+    def _receive_by_envelope(self, frame: str | bytes) -> list[Event]:
         try:
             envelope = _envelope.decode(frame)
         except msgspec.ValidationError:
@@ -190,25 +225,33 @@ class PhoenixCodec:
 
     def _trader_state(self, frame: str | bytes) -> list[Event]:
         message = _trader.decode(frame)
-        authority = message.authority
+        if isinstance(message, TraderSnapshot):
+            return self._trader_snapshot(message.authority, message.trader_pda_index, message.subaccounts)
+        return self._trader_delta(message.authority, message.trader_pda_index, message.deltas)
+
+    def _trader_snapshot(self, authority: str, trader_pda_index: int, rows: list[SubaccountState]) -> list[Event]:
         if authority not in self._desks:
             return [self._malformed("positions for an authority no desk lists")]
-        key = (authority, message.trader_pda_index)
-        if isinstance(message, TraderSnapshot):
-            book = TraderBook(parse_subaccounts(message.subaccounts, snapshot=True))
-            self._books[key] = book
-            reported = self._reported(authority, book.snapshot_report(self._units))
-            # The stream is rebuilt even when positions wait for units: the sequences are whole again.
-            resynced = self._trader_gaps.pop(key, {})
-            return reported + [StreamResynced(self.venue, stream) for stream in resynced]
-        deltas = parse_subaccounts(message.deltas, snapshot=False)
+        key = (authority, trader_pda_index)
+        book = TraderBook(parse_subaccounts(rows, snapshot=True))
+        self._books[key] = book
+        reported = self._reported(authority, book.snapshot_report(self._units))
+        # The stream is rebuilt even when positions wait for units: the sequences are whole again.
+        resynced = self._trader_gaps.pop(key, {})
+        return reported + [StreamResynced(self.venue, stream) for stream in resynced]
+
+    def _trader_delta(self, authority: str, trader_pda_index: int, rows: list[SubaccountState]) -> list[Event]:
+        if authority not in self._desks:
+            return [self._malformed("positions for an authority no desk lists")]
+        key = (authority, trader_pda_index)
+        deltas = parse_subaccounts(rows, snapshot=False)
         book_or_none = self._books.get(key)
         if book_or_none is None:
             return []  # no snapshot yet: a delta cannot be placed on a state we do not hold
         gaps = book_or_none.gaps(deltas)
         if gaps:
             del self._books[key]  # deltas are ignored until the fresh snapshot rebuilds it
-            self._resubscribe(self._trader_subscription(authority, message.trader_pda_index))
+            self._resubscribe(self._trader_subscription(authority, trader_pda_index))
             events: list[Event] = []
             outstanding = self._trader_gaps.setdefault(key, {})
             for gap in gaps:
@@ -250,7 +293,9 @@ class PhoenixCodec:
     # --- market data ---------------------------------------------------------------------------
 
     def _market_frame(self, frame: str | bytes) -> list[Event]:
-        stats = _market.decode(frame)
+        return self._market(_market.decode(frame))
+
+    def _market(self, stats: MarketStats) -> list[Event]:
         if stats.mark_px is None:
             return []
         price = plausible(stats.mark_px, "markPx")
@@ -258,12 +303,17 @@ class PhoenixCodec:
         return [MarkPrice(self.venue, stats.symbol, price, 0.0, MarkKind.MARK)]
 
     def _all_mids_frame(self, frame: str | bytes) -> list[Event]:
-        mids = _all_mids.decode(frame).mids
+        return self._all_mids(_all_mids.decode(frame))
+
+    def _all_mids(self, message: AllMids) -> list[Event]:
+        mids = message.mids
         prices = [(symbol, plausible(mid, "mid")) for symbol, mid in mids.items()]
         return [MarkPrice(self.venue, symbol, price, 0.0, MarkKind.MID) for symbol, price in prices]
 
     def _trades_frame(self, frame: str | bytes) -> list[Event]:
-        message = _trades.decode(frame)
+        return self._trades(_trades.decode(frame))
+
+    def _trades(self, message: Trades) -> list[Event]:
         executed = [self._trade(message.symbol, trade) for trade in message.trades]  # all parsed first
         events: list[Event] = []
         last = self._last_trade.get(message.symbol, -1)
@@ -294,7 +344,9 @@ class PhoenixCodec:
         return sequence, TradeExecuted(self.venue, symbol, notional / quantity, quantity, sequence, float(timestamp))
 
     def _orderbook_frame(self, frame: str | bytes) -> list[Event]:
-        message = _orderbook.decode(frame)
+        return self._orderbook(_orderbook.decode(frame))
+
+    def _orderbook(self, message: Orderbook) -> list[Event]:
         sides = tuple(
             BookSide(name, tuple(BookLevel(plausible(p, "price"), plausible(s, "size")) for p, s in levels))
             for name, levels in (("bid", message.orderbook.bids), ("ask", message.orderbook.asks))

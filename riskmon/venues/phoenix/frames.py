@@ -200,6 +200,44 @@ class Orderbook(msgspec.Struct, frozen=True):
     orderbook: L2Book
 
 
+# --- one decode for the busy channels ---------------------------------------------------------
+# The same shapes, tagged by `channel`, so a market-data or traderState push is decoded in one
+# pass instead of an Envelope pass and a second one by channel. `type` is read so that a frame
+# that also carries a control reply's tag is left to the Envelope path, which decides by it.
+# Exchange, control and rare channels (and every frame this union refuses) take the Envelope path,
+# so their events and their error messages are exactly the Envelope path's.
+
+
+class MarketPush(MarketStats, frozen=True, tag_field="channel", tag="market"):
+    type: str | None = None
+
+
+class AllMidsPush(AllMids, frozen=True, tag_field="channel", tag="allMids"):
+    type: str | None = None
+
+
+class TradesPush(Trades, frozen=True, tag_field="channel", tag="trades"):
+    type: str | None = None
+
+
+class OrderbookPush(Orderbook, frozen=True, tag_field="channel", tag="orderbook"):
+    type: str | None = None
+
+
+class TraderStatePush(msgspec.Struct, frozen=True, rename="camel", tag_field="channel", tag="traderState"):
+    """TraderSnapshot and TraderDelta in one shape; `message_type` says which (checked by the codec)."""
+
+    message_type: str
+    authority: str
+    subaccounts: list[SubaccountState] | None = None
+    deltas: list[SubaccountState] | None = None
+    trader_pda_index: int = 0
+    type: str | None = None
+
+
+Push = MarketPush | AllMidsPush | TradesPush | OrderbookPush | TraderStatePush
+
+
 # --- strict parsing -----------------------------------------------------------------------------
 
 _UNSIGNED = re.compile(r"[0-9]{1,20}")

@@ -19,6 +19,7 @@ from riskmon.config.schema import TotalisRfqVenue
 from riskmon.events import (
     Event,
     FrameMalformed,
+    Heartbeat,
     QuoteStatus,
     QuoteUpdate,
     RfqPositionStatus,
@@ -203,9 +204,11 @@ class TotalisRfqCodec:
             channel = self._venue_text(envelope.channel or payload.channel or "ws")
             message = self._venue_text(envelope.message or payload.message or "error without a message")
             return [SubscriptionFailed(self.venue, channel, message)]
-        # pong: the session reads liveness off pong_outstanding; nothing for the engine.
+        # pong: the session reads liveness off pong_outstanding; the engine gets the same liveness
+        # signal as ProphetX's health_check, so the heartbeat-gap metric covers this venue too.
+        # Totalis names no connection; the pong's own timestamp is the venue's clock when readable.
         self._pong_outstanding = False
-        return []
+        return [Heartbeat(self.venue, "", lenient_unix_seconds(payload.timestamp))]
 
     def _auth_success(self, user_id: str | None) -> list[Event]:
         if not user_id:

@@ -213,6 +213,26 @@ def test_base64_that_only_binascii_takes_is_judged_as_before(codec: MangoV3Fills
     assert event.reason == "SOL-PERP: event is 198 bytes, expected 200"
 
 
+@pytest.mark.parametrize("status", ["New", "Revoke"])
+def test_a_fill_of_nobody_we_know_is_checked_as_strictly_as_ours(codec: MangoV3FillsCodec, status: str) -> None:
+    # Other traders' fills skip building a FillCore: the event's type and side are still checked.
+    for raw, reason in [
+        (b"\2" + b"\0" * 199, "SOL-PERP: event type 2 is not a fill"),
+        (b"\0\5" + b"\0" * 198, "SOL-PERP: taker side 5 is neither bid nor ask"),
+    ]:
+        event = base64.b64encode(raw).decode()
+        frame = json.dumps({"market": "SOL-PERP", "queue": SOL_QUEUE, "status": status, "event": event})
+        assert codec.receive_text(frame) == [FrameMalformed("mango", reason)]
+
+
+def test_a_fill_of_nobody_we_know_moves_the_mark_exactly(mango_real: dict[str, Any]) -> None:
+    nobody = MangoV3FillsCodec("mango", {"FE8o2cp5PmvTxwwk5JowWUXSFJusK7WoiZGhWT7mgXvT": "gamma"})
+    ours = MangoV3FillsCodec("mango", {ALPHA: "alpha"})
+    [mark] = nobody.receive_text(mango_real["update_frame"])
+    assert mark == ours.receive_text(mango_real["update_frame"])[0]  # the same mark as when the fill is ours
+    assert mark == MarkPrice("mango", "SOL-PERP", Decimal("90.47"), mark.venue_ts)
+
+
 def test_a_wrong_type_event_is_still_a_shape_error(codec: MangoV3FillsCodec) -> None:
     (event,) = codec.receive_text(f'{{"market":"SOL-PERP","queue":"{SOL_QUEUE}","status":"New","event":12345}}')
     assert isinstance(event, FrameMalformed)

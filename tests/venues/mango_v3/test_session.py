@@ -7,12 +7,10 @@ Also unit tests for `ReconnectBackoff` and `redact_endpoint`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import base58
@@ -24,7 +22,6 @@ from riskmon.clock import VirtualClock
 from riskmon.config.schema import Backoff, MangoV3FillsVenue
 from riskmon.config.types import Duration
 from riskmon.events import (
-    Event,
     FeedDown,
     FeedUp,
     FillReceived,
@@ -36,13 +33,20 @@ from riskmon.events import (
     Side,
 )
 from riskmon.venues.backoff import ReconnectBackoff
-from riskmon.venues.base import Inbound, redact_endpoint
+from riskmon.venues.base import redact_endpoint
 from riskmon.venues.mango_v3.codec import MangoV3FillsCodec
 from riskmon.venues.mango_v3.session import MangoV3FillsSession
 from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from tests.venues.session_harness import (
+    TIMEOUT,
+    SessionHarness,
+    reference_delays,
+    refusing_http_server,
+    session_pool,
+    started,
+)
 
 VENUE = "mango"
-TIMEOUT = 5.0
 START = 1_700_000_000.0
 SEED = 20240601
 SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
@@ -76,148 +80,51 @@ def closed_port() -> int:
     return port
 
 
-def reference_delays(initial: float, maximum: float, pattern: Iterable[str]) -> list[float]:
-    """What a backoff seeded like the session's yields for a pattern of 'next' and 'reset' steps."""
-    backoff = ReconnectBackoff(initial, maximum, random.Random(SEED))
-    out: list[float] = []
-    for step in pattern:
-        if step == "reset":
-            backoff.reset()
-        else:
-            out.append(backoff.next_delay())
-    return out
+async def checkpoints(h: SessionHarness, sim: MangoV3FillsSimulator) -> dict[str, FillSnapshot]:
+    """The checkpoint frames the simulator sends on connect, each decoded into one FillSnapshot."""
+    snapshots: dict[str, FillSnapshot] = {}
+    for frame in sim.checkpoint_frames():
+        item = await h.next()
+        assert item.frame == frame
+        assert item.venue == VENUE
+        snapshot = item.events[-1]
+        assert isinstance(snapshot, FillSnapshot), item.events
+        snapshots[snapshot.market] = snapshot
+    return snapshots
 
 
-class FakeSleep:
-    """Records every backoff delay and returns at once, unless held at a gate by the test."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.sleeping = asyncio.Event()
-        self._gate: asyncio.Event | None = None
-
-    def hold(self) -> None:
-        self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        gate, self._gate = self._gate, None
-        assert gate is not None
-        gate.set()
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        gate = self._gate
-        if gate is not None:
-            self.sleeping.set()
-            await gate.wait()
-            self.sleeping.clear()
-        await asyncio.sleep(0)
-
-
-class Harness:
-    def __init__(self, task: asyncio.Task[None], clock: VirtualClock, sleep: FakeSleep) -> None:
-        self.task = task
-        self.clock = clock
-        self.sleep = sleep
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        self.queue.put_nowait(item)
-
-    async def next(self) -> Inbound:
-        """The next Inbound; fails fast if the session task has died instead of timing out."""
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({get, self.task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            return get.result()
-        get.cancel()
-        if self.task in done:
-            raise AssertionError(f"session task ended: {self.task.exception()!r}")
-        raise AssertionError(f"no inbound item within {TIMEOUT}s")
-
-    async def next_event(self) -> Event:
-        """The next Inbound, which must be a session health report (one event, no frame)."""
-        item = await self.next()
-        assert item.frame is None, f"expected a health event, got frame {item.frame!r}"
-        assert len(item.events) == 1, item.events
-        return item.events[0]
-
-    async def checkpoints(self, sim: MangoV3FillsSimulator) -> dict[str, FillSnapshot]:
-        """The checkpoint frames the simulator sends on connect, each decoded into one FillSnapshot."""
-        snapshots: dict[str, FillSnapshot] = {}
-        for frame in sim.checkpoint_frames():
-            item = await self.next()
-            assert item.frame == frame
-            assert item.venue == VENUE
-            snapshot = item.events[-1]
-            assert isinstance(snapshot, FillSnapshot), item.events
-            snapshots[snapshot.market] = snapshot
-        return snapshots
-
-
-SessionFactory = Callable[..., Awaitable[Harness]]
+SessionFactory = Callable[..., Awaitable[SessionHarness]]
 
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[MangoV3FillsSimulator]:
-    server = MangoV3FillsSimulator([SOL, BTC])
-    await server.start()
-    try:
+    async with started(MangoV3FillsSimulator([SOL, BTC])) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture
 async def start_session() -> AsyncIterator[SessionFactory]:
-    harnesses: list[Harness] = []
+    async with session_pool() as pool:
 
-    async def start(
-        urls: list[str],
-        *,
-        initial: float = 1.0,
-        maximum: float = 8.0,
-        max_frame_bytes: int = 1 << 20,
-    ) -> Harness:
-        config = MangoV3FillsVenue(
-            urls=urls,
-            reconnect=Backoff(initial=Duration(initial), max=Duration(maximum)),
-            max_frame_bytes=max_frame_bytes,
-            open_timeout=Duration(TIMEOUT),
-        )
-        clock = VirtualClock(START)
-        sleep = FakeSleep()
-        holder: list[Harness] = []
+        async def start(
+            urls: list[str],
+            *,
+            initial: float = 1.0,
+            maximum: float = 8.0,
+            max_frame_bytes: int = 1 << 20,
+        ) -> SessionHarness:
+            config = MangoV3FillsVenue(
+                urls=urls,
+                reconnect=Backoff(initial=Duration(initial), max=Duration(maximum)),
+                max_frame_bytes=max_frame_bytes,
+                open_timeout=Duration(TIMEOUT),
+            )
+            h = SessionHarness(VirtualClock(START))
+            codec = MangoV3FillsCodec(VENUE, DESKS)
+            session = MangoV3FillsSession(VENUE, config, codec, h.sink, h.clock, rng=random.Random(SEED), sleep=h.sleep)
+            return pool.start(h, session, "mango-session")
 
-        async def sink(item: Inbound) -> None:
-            await holder[0].sink(item)
-
-        session = MangoV3FillsSession(
-            VENUE,
-            config,
-            MangoV3FillsCodec(VENUE, DESKS),
-            sink,
-            clock,
-            rng=random.Random(SEED),
-            sleep=sleep,
-        )
-        harness = Harness(asyncio.create_task(session.run(), name="mango-session"), clock, sleep)
-        holder.append(harness)
-        harnesses.append(harness)
-        return harness
-
-    try:
         yield start
-    finally:
-        for harness in harnesses:
-            if harness.sleep._gate is not None:
-                harness.sleep.release()
-            harness.task.cancel()
-        for harness in harnesses:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await harness.task
 
 
 # ---- connect and decode -----------------------------------------------------------------------
@@ -270,8 +177,8 @@ async def test_new_fills_for_desk_accounts_arrive_as_fill_received(
     sim: MangoV3FillsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session([sim.url])
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    snapshots = await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    snapshots = await checkpoints(h, sim)
     assert snapshots["SOL-PERP"].fills == ()
     assert snapshots["SOL-PERP"].window_start is None  # an empty window
 
@@ -322,13 +229,13 @@ async def test_failover_from_a_closed_port_to_the_simulator(
 ) -> None:
     dead = f"ws://127.0.0.1:{closed_port()}"
     h = await start_session([dead, sim.url], initial=1.0, maximum=8.0)
-    down = await h.next_event()
+    down = await h.next_report()
     assert isinstance(down, FeedDown)
     assert down.endpoint == dead
     assert down.reason.startswith("cannot connect")
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    assert set(await h.checkpoints(sim)) == {"SOL-PERP", "BTC-PERP"}
-    assert h.sleep.delays == reference_delays(1.0, 8.0, ["next"])
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    assert set(await checkpoints(h, sim)) == {"SOL-PERP", "BTC-PERP"}
+    assert h.sleep.delays == reference_delays(SEED, ["next"], 1.0, 8.0)
     assert 0.5 <= h.sleep.delays[0] <= 1.0
     assert sim.connection_count == 1
 
@@ -338,25 +245,13 @@ async def test_failover_from_a_closed_port_to_the_simulator(
 async def test_handshake_failure_is_reported_then_fails_over(
     sim: MangoV3FillsSimulator, start_session: SessionFactory
 ) -> None:
-    async def not_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(not_websocket, "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
+    async with refusing_http_server(404) as port:
         h = await start_session([f"ws://127.0.0.1:{port}/feed", sim.url])
-        down = await h.next_event()
+        down = await h.next_report()
         assert isinstance(down, FeedDown)
         assert down.endpoint == f"ws://127.0.0.1:{port}"
         assert down.reason == "handshake refused (HTTP 404)"
-        assert await h.next_event() == FeedUp(VENUE, sim.url)
-    finally:
-        server.close()
-        await server.wait_closed()
+        assert await h.next_report() == FeedUp(VENUE, sim.url)
 
 
 @pytest.mark.integration
@@ -365,23 +260,23 @@ async def test_disconnect_then_reconnect_gets_fresh_checkpoints(
     sim: MangoV3FillsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session([sim.url])
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    await checkpoints(h, sim)
 
     h.sleep.hold()  # keep the session away while a fill happens that it cannot see live
     await sim.disconnect_all()
-    down = await h.next_event()
+    down = await h.next_report()
     assert isinstance(down, FeedDown)
     # A 1001 "going away" is a clean close from the client's point of view.
     assert down == FeedDown(VENUE, sim.url, "server closed the connection")
-    await asyncio.wait_for(h.sleep.sleeping.wait(), TIMEOUT)
+    await h.sleep.wait_sleeping()
     assert sim.connection_count == 0
     missed = await sim.push_fill("SOL-PERP", fill(ACCOUNT_A, stranger(5), qty=7))
     assert missed
     h.sleep.release()
 
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    snapshots = await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    snapshots = await checkpoints(h, sim)
     # The missed fill comes back inside the checkpoint (a replay to merge), never as a FillReceived.
     (replayed,) = snapshots["SOL-PERP"].fills
     assert (replayed.account, replayed.quantity, replayed.sequence) == (ACCOUNT_A, Decimal("0.07"), 0)
@@ -397,22 +292,22 @@ async def test_backoff_grows_is_capped_and_resets_after_a_connection_with_data(
     dead = f"ws://127.0.0.1:{closed_port()}"
     h = await start_session([dead, dead, dead, sim.url], initial=1.0, maximum=3.0)
     for _ in range(3):
-        down = await h.next_event()
+        down = await h.next_report()
         assert isinstance(down, FeedDown)
         assert down.endpoint == dead
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    await h.checkpoints(sim)
-    assert h.sleep.delays == reference_delays(1.0, 3.0, ["next"] * 3)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    await checkpoints(h, sim)
+    assert h.sleep.delays == reference_delays(SEED, ["next"] * 3, 1.0, 3.0)
 
     await sim.disconnect_all()
-    assert isinstance(await h.next_event(), FeedDown)  # the simulator went away
+    assert isinstance(await h.next_report(), FeedDown)  # the simulator went away
     for _ in range(3):
-        assert isinstance(await h.next_event(), FeedDown)  # the dead URLs again
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    await h.checkpoints(sim)
+        assert isinstance(await h.next_report(), FeedDown)  # the dead URLs again
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    await checkpoints(h, sim)
 
     delays = h.sleep.delays
-    assert delays == reference_delays(1.0, 3.0, ["next"] * 3 + ["reset"] + ["next"] * 4)
+    assert delays == reference_delays(SEED, ["next"] * 3 + ["reset"] + ["next"] * 4, 1.0, 3.0)
     ceilings = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 3.0]  # doubling, capped at max, back to initial after data
     for delay, ceiling in zip(delays, ceilings, strict=True):
         assert ceiling / 2 <= delay <= ceiling
@@ -432,11 +327,11 @@ async def test_connections_without_data_do_not_reset_backoff(start_session: Sess
         port = server.sockets[0].getsockname()[1]
         h = await start_session([f"ws://127.0.0.1:{port}/"], initial=1.0, maximum=3.0)
         for _ in range(5):
-            assert await h.next_event() == FeedUp(VENUE, f"ws://127.0.0.1:{port}")
-            down = await h.next_event()
+            assert await h.next_report() == FeedUp(VENUE, f"ws://127.0.0.1:{port}")
+            down = await h.next_report()
             assert down == FeedDown(VENUE, f"ws://127.0.0.1:{port}", "server closed the connection")
         delays = h.sleep.delays[:5]
-        assert delays == reference_delays(1.0, 3.0, ["next"] * 5)
+        assert delays == reference_delays(SEED, ["next"] * 5, 1.0, 3.0)
         for delay, ceiling in zip(delays, [1.0, 2.0, 3.0, 3.0, 3.0], strict=True):
             assert ceiling / 2 <= delay <= ceiling
         assert accepted >= 5
@@ -448,8 +343,8 @@ async def test_oversized_frame_is_malformed_then_the_session_reconnects(
     sim: MangoV3FillsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session([sim.url], max_frame_bytes=1024)
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    await checkpoints(h, sim)
 
     # Just under the limit: delivered, and the codec (not the transport) rejects it.
     near = "y" * 1000
@@ -459,13 +354,13 @@ async def test_oversized_frame_is_malformed_then_the_session_reconnects(
     assert item.events == [FrameMalformed(VENUE, "not JSON")]
 
     await sim.send_raw("x" * 5000)
-    assert await h.next_event() == FrameMalformed(VENUE, "frame larger than max_frame_bytes")
-    down = await h.next_event()
+    assert await h.next_report() == FrameMalformed(VENUE, "frame larger than max_frame_bytes")
+    down = await h.next_report()
     assert isinstance(down, FeedDown)
     assert down.endpoint == sim.url
     assert "1009" in down.reason
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    await checkpoints(h, sim)
     assert len(h.sleep.delays) == 1
     assert all(item.frame is None or len(item.frame) <= 1024 for item in h.seen)
 
@@ -487,13 +382,13 @@ async def test_endpoints_never_carry_url_path_query_or_credentials(
             f"ws://user:SECRET@127.0.0.1:{port}/feed?token=SECRET",
         ]
     )
-    down = await h.next_event()
+    down = await h.next_report()
     assert isinstance(down, FeedDown)
     assert down.endpoint == f"ws://127.0.0.1:{dead_port}"
-    assert await h.next_event() == FeedUp(VENUE, sim.url)  # the server accepts any path
-    await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)  # the server accepts any path
+    await checkpoints(h, sim)
     await sim.disconnect_all()
-    assert isinstance(await h.next_event(), FeedDown)
+    assert isinstance(await h.next_report(), FeedDown)
 
     assert len(h.seen) >= 5
     for item in h.seen:
@@ -513,8 +408,8 @@ async def test_no_log_line_carries_a_url_secret_even_at_debug(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     h = await start_session([f"{sim.url}/feed?token=SECRET"])
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
-    await h.checkpoints(sim)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
+    await checkpoints(h, sim)
     # The simulator's own server-side logs are test scaffolding, not riskmon's.
     leaked = [r.getMessage() for r in caplog.records if r.name != "websockets.server" and "SECRET" in r.getMessage()]
     assert leaked == []
@@ -526,9 +421,9 @@ async def test_url_with_a_bad_port_fails_over_instead_of_killing_the_session(
     sim: MangoV3FillsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(["ws://127.0.0.1:99999/", sim.url])
-    down = await h.next_event()
+    down = await h.next_report()
     assert isinstance(down, FeedDown)
-    assert await h.next_event() == FeedUp(VENUE, sim.url)
+    assert await h.next_report() == FeedUp(VENUE, sim.url)
 
 
 # ---- ReconnectBackoff ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from riskmon.config.types import Secret
 from riskmon.events import (
     FillReceived,
     FrameMalformed,
+    Heartbeat,
     Liquidation,
     Liquidity,
     MarkKind,
@@ -141,13 +142,24 @@ def test_ping_pong_and_a_reconnect_drops_stale_frames(codec: MobulaPerpEventsCod
     codec.send_ping()
     assert codec.pong_outstanding is True
     assert codec.data_to_send() == ['{"event":"ping"}']
-    assert codec.receive_text('{"event":"pong"}') == []
+    # A pong is the venue's liveness signal: the engine's heartbeat gap covers Mobula too.
+    assert codec.receive_text('{"event":"pong"}') == [Heartbeat("mobula", "")]
     assert codec.pong_outstanding is False
     codec.send_ping()
     codec.connection_opened()  # the unsent ping belonged to the dead socket
     assert codec.pong_outstanding is False
     (frame,) = codec.data_to_send()
     assert json.loads(frame)["type"] == "stream"
+
+
+def test_a_pong_after_the_ack_names_the_subscription_as_its_connection(codec: MobulaPerpEventsCodec) -> None:
+    codec.connection_opened()
+    codec.receive_text('{"event":"subscribed","subscriptionId":"sub_42"}')
+    codec.send_ping()
+    assert codec.receive_text('{"event":"pong"}') == [Heartbeat("mobula", "sub_42")]
+    # An unasked pong is still proof of life; a server ping is not ours to count.
+    assert codec.receive_text('{"event":"pong"}') == [Heartbeat("mobula", "sub_42")]
+    assert codec.receive_text('{"event":"ping"}') == []
 
 
 def test_error_frames_fail_the_subscription_without_echoing_the_key(codec: MobulaPerpEventsCodec) -> None:

@@ -8,8 +8,7 @@ and wait on the resulting event with a bounded timeout.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,18 +19,18 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from riskmon.capture import CaptureWriter, read_capture
+from riskmon.capture import read_capture
 from riskmon.clock import VirtualClock
 from riskmon.config.schema import Backoff, Desk, MobulaPerpEventsVenue, MonitorConfig
 from riskmon.config.types import Duration, Secret
 from riskmon.engine.engine import Engine
 from riskmon.engine.exposure import PositionKey
 from riskmon.events import (
-    Event,
     FeedDown,
     FeedUp,
     FillReceived,
     FrameMalformed,
+    Heartbeat,
     Liquidation,
     Liquidity,
     MarkKind,
@@ -42,7 +41,6 @@ from riskmon.events import (
     SubscriptionFailed,
 )
 from riskmon.replay import ReplayResult, replay
-from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.base import Inbound
 from riskmon.venues.mobula.codec import MobulaPerpEventsCodec
 from riskmon.venues.mobula.session import MobulaPerpEventsSession
@@ -54,10 +52,12 @@ from riskmon.venues.mobula.simulator import (
     raw_amount,
     trade_stored,
 )
+from tests.venues.session_harness import TIMEOUT, SessionHarness, ingest, reference_delays, session_pool, started
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 VENUE = "mobula"
 DESK = "perp-desk"
-TIMEOUT = 5.0
 START = 1_750_000_000.0
 SEED = 20260608
 API_KEY = "mk_live_SESSION_TEST_KEY_7f3a9c"
@@ -135,42 +135,9 @@ def endpoint(url: str) -> str:
     return url.rstrip("/")
 
 
-def reference_delays(pattern: list[str], initial: float = 1.0, maximum: float = 8.0) -> list[float]:
-    """What a backoff seeded like the session's yields for a pattern of 'next' and 'reset' steps."""
-    backoff = ReconnectBackoff(initial, maximum, random.Random(SEED))
-    out: list[float] = []
-    for step in pattern:
-        if step == "reset":
-            backoff.reset()
-        else:
-            out.append(backoff.next_delay())
-    return out
-
-
-class FakeSleep:
-    """Records every backoff delay and returns at once, unless held at a gate by the test."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.sleeping = asyncio.Event()
-        self._gate: asyncio.Event | None = None
-
-    def hold(self) -> None:
-        self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        gate, self._gate = self._gate, None
-        if gate is not None:
-            gate.set()
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        gate = self._gate
-        if gate is not None:
-            self.sleeping.set()
-            await gate.wait()
-            self.sleeping.clear()
-        await asyncio.sleep(0)
+def is_pong(item: Inbound) -> bool:
+    """A pong frame: the venue's liveness signal, one Heartbeat."""
+    return item.frame == PONG and [type(event) for event in item.events] == [Heartbeat]
 
 
 class SilentCodec(MobulaPerpEventsCodec):
@@ -181,132 +148,64 @@ class SilentCodec(MobulaPerpEventsCodec):
         self.data_to_send()
 
 
-class Harness:
-    def __init__(self, clock: VirtualClock, sleep: FakeSleep) -> None:
-        self.clock = clock
-        self.sleep = sleep
-        self.task: asyncio.Task[None] | None = None
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        self.queue.put_nowait(item)
-
-    async def next(self) -> Inbound:
-        """The next Inbound; fails fast if the session task has died instead of timing out."""
-        assert self.task is not None
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({get, self.task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            return get.result()
-        get.cancel()
-        if self.task in done:
-            raise AssertionError(f"session task ended: {self.task.exception()!r}")
-        raise AssertionError(f"no inbound item within {TIMEOUT}s")
-
-    async def next_event(self) -> Event:
-        """The next Inbound, which must be a session health report (one event, no frame)."""
-        item = await self.next()
-        assert item.frame is None, f"expected a health event, got frame {item.frame!r}"
-        assert len(item.events) == 1, item.events
-        return item.events[0]
-
-    async def next_frame(self) -> Inbound:
-        item = await self.next()
-        assert item.frame is not None, f"expected a frame, got {item.events!r}"
-        return item
-
-    async def next_skipping_pongs(self) -> Inbound:
-        while True:
-            item = await self.next()
-            if item.frame == PONG:
-                assert item.events == []
-                continue
-            return item
-
-    async def subscribed(self, url: str) -> None:
-        """The ack frame gives Subscribed, and only then is the feed reported up."""
-        ack = await self.next_frame()
-        assert isinstance(ack.frame, str)
-        assert '"event":"subscribed"' in ack.frame
-        assert ack.events == [Subscribed(VENUE, SUBSCRIPTION)]
-        assert await self.next_event() == FeedUp(VENUE, endpoint(url))
+async def subscribed(h: SessionHarness, url: str) -> str:
+    """The ack frame gives Subscribed, and only then is the feed reported up; the subscription id."""
+    ack = await h.next_frame()
+    assert isinstance(ack.frame, str)
+    assert '"event":"subscribed"' in ack.frame
+    assert ack.events == [Subscribed(VENUE, SUBSCRIPTION)]
+    assert await h.next_report() == FeedUp(VENUE, endpoint(url))
+    return str(json.loads(ack.frame)["subscriptionId"])
 
 
-SessionFactory = Callable[..., Awaitable[Harness]]
+async def next_skipping_pongs(h: SessionHarness) -> Inbound:
+    h.skip = is_pong
+    try:
+        return await h.next()
+    finally:
+        h.skip = None
+
+
+SessionFactory = Callable[..., Awaitable[SessionHarness]]
 
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[MobulaPerpEventsSimulator]:
-    server = MobulaPerpEventsSimulator(API_KEY)
-    await server.start()
-    try:
+    async with started(MobulaPerpEventsSimulator(API_KEY)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture
 async def start_session() -> AsyncIterator[SessionFactory]:
-    harnesses: list[Harness] = []
+    async with session_pool() as pool:
 
-    async def start(
-        url: str,
-        *,
-        codec_class: type[MobulaPerpEventsCodec] = MobulaPerpEventsCodec,
-        sink: Callable[[Inbound], Awaitable[None]] | None = None,
-        **overrides: Any,
-    ) -> Harness:
-        config = venue_config(url, **overrides)
-        harness = Harness(VirtualClock(START), FakeSleep())
+        async def start(
+            url: str,
+            *,
+            codec_class: type[MobulaPerpEventsCodec] = MobulaPerpEventsCodec,
+            engine: Engine | None = None,
+            capture: Path | None = None,
+            **overrides: Any,
+        ) -> SessionHarness:
+            config = venue_config(url, **overrides)
+            h = SessionHarness(VirtualClock(START), engine=engine, capture=capture)
+            codec = codec_class(VENUE, {DESK_WALLET: DESK}, config)
+            session = MobulaPerpEventsSession(
+                VENUE, config, codec, h.sink, h.clock, rng=random.Random(SEED), sleep=h.sleep
+            )
+            return pool.start(h, session, "mobula-session")
 
-        async def deliver(item: Inbound) -> None:
-            if sink is not None:
-                await sink(item)
-            await harness.sink(item)
-
-        session = MobulaPerpEventsSession(
-            VENUE,
-            config,
-            codec_class(VENUE, {DESK_WALLET: DESK}, config),
-            deliver,
-            harness.clock,
-            rng=random.Random(SEED),
-            sleep=harness.sleep,
-        )
-        harness.task = asyncio.create_task(session.run(), name="mobula-session")
-        harnesses.append(harness)
-        return harness
-
-    try:
         yield start
-    finally:
-        for harness in harnesses:
-            harness.sleep.release()
-            assert harness.task is not None
-            harness.task.cancel()
-        for harness in harnesses:
-            assert harness.task is not None
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await harness.task
-
-
-def ingest(engine: Engine, items: list[Inbound]) -> None:
-    for item in items:
-        engine.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None)
 
 
 # ---- connect and subscribe --------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_subscribe_is_the_first_frame_then_ack_then_feed_up(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
     assert [item.received_at for item in h.seen] == [START, START]
 
     assert len(sim.subscriptions) == 1
@@ -328,13 +227,11 @@ async def test_subscribe_is_the_first_frame_then_ack_then_feed_up(
 # ---- fills, marks, amendments, liquidations ------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_desk_fills_arrive_exact_and_strangers_only_move_the_mark(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
 
     h.clock.advance(1.5)
     assert await sim.push(desk_buy("1.234567890123456789")) == 1
@@ -379,13 +276,11 @@ async def test_desk_fills_arrive_exact_and_strangers_only_move_the_mark(
     assert h.sleep.delays == []
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_trade_stored_and_market_buy_of_one_tx_are_two_events_counted_once(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
 
     stored = trade_stored(
         DESK_WIRE,
@@ -413,6 +308,7 @@ async def test_trade_stored_and_market_buy_of_one_tx_are_two_events_counted_once
     mark, fill = (await h.next_frame()).events
     assert isinstance(mark, MarkPrice)
     assert fill == expected_fill("0.5", Side.BUY, kind="MARKET_BUY", trade_id="77", tx_n=7, price="65000.5")
+    assert isinstance(fill, FillReceived)
     assert fill.fill_key != amended.key
 
     engine = Engine(monitor_config(sim.url))
@@ -424,13 +320,11 @@ async def test_trade_stored_and_market_buy_of_one_tx_are_two_events_counted_once
     assert engine.book.notional(key) == Decimal("32500.25")
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_liquidation_gives_liquidation_and_closing_fill(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
 
     # A Gains liquidation of the desk's long, in the §2.2 Gains field set.
     liquidation = gains_trade(
@@ -512,21 +406,19 @@ async def test_liquidation_gives_liquidation_and_closing_fill(
 # ---- duplicates across a reconnect ------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_repeat_after_reconnect_has_the_same_fill_key_and_counts_once(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
     await sim.push(desk_buy("1.5"))
     first = await h.next_frame()
     fill = first.events[-1]
     assert isinstance(fill, FillReceived)
 
     await sim.disconnect_all()
-    assert await h.next_event() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 1011)")
-    await h.subscribed(sim.url)
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 1011)")
+    await subscribed(h, sim.url)
     assert await sim.repeat_last() == 1
     again = await h.next_frame()
     # A new subscription id in the envelope, the same trade: identical events, identical key.
@@ -547,31 +439,30 @@ async def test_repeat_after_reconnect_has_the_same_fill_key_and_counts_once(
 # ---- keepalive ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_pings_keep_the_socket_and_a_missing_pong_reconnects_and_resubscribes(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url, ping_interval=Duration(0.05), pong_timeout=Duration(0.15))
-    await h.subscribed(sim.url)
+    subscription_id = await subscribed(h, sim.url)
     await sim.wait_for_pings(3)
     assert sim.connections == 1
     assert len(sim.subscriptions) == 1  # pings are not subscribes
-    assert all(item.frame == PONG and item.events == [] for item in h.seen[2:])
+    # Each pong is the venue's liveness signal, naming the connection by its subscription id.
+    assert all(item.frame == PONG and item.events == [Heartbeat(VENUE, subscription_id)] for item in h.seen[2:])
     assert len(h.seen) >= 4  # at least two pongs handed on (the third may be in flight)
 
     h.sleep.hold()
     sim.set_answer_pings(False)
-    down = await h.next_skipping_pongs()
+    down = await next_skipping_pongs(h)
     assert down.frame is None
     assert down.events == [FeedDown(VENUE, endpoint(sim.url), "no pong within 0.15s")]
-    await asyncio.wait_for(h.sleep.sleeping.wait(), TIMEOUT)
+    await h.sleep.wait_sleeping()
     # The connection had frames, so backoff starts afresh.
-    assert h.sleep.delays == reference_delays(["next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next"])
     sim.set_answer_pings(True)
     h.sleep.release()
 
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
     assert len(sim.subscriptions) == 2
     assert sim.subscriptions[1] == sim.subscriptions[0]
     await sim.wait_for_connections(1)
@@ -581,58 +472,33 @@ async def test_pings_keep_the_socket_and_a_missing_pong_reconnects_and_resubscri
 # ---- refused subscriptions ---------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
-async def test_idle_socket_closed_4001_is_a_misconfiguration() -> None:
-    idle = MobulaPerpEventsSimulator(API_KEY, idle_timeout=0.05)
-    await idle.start()
-    try:
-        harness = Harness(VirtualClock(START), FakeSleep())
-        harness.sleep.hold()
-        config = venue_config(idle.url)
-        session = MobulaPerpEventsSession(
-            VENUE,
-            config,
-            SilentCodec(VENUE, {DESK_WALLET: DESK}, config),
-            harness.sink,
-            harness.clock,
-            rng=random.Random(SEED),
-            sleep=harness.sleep,
-        )
-        harness.task = asyncio.create_task(session.run())
-        try:
-            failed = await harness.next_event()
-            assert isinstance(failed, SubscriptionFailed)
-            assert (failed.venue, failed.subscription, failed.misconfigured) == (VENUE, "perp-events", True)
-            assert "4001" in failed.reason
-            # The feed never counted as up: nothing was subscribed.
-            assert await harness.next_event() == FeedDown(VENUE, endpoint(idle.url), "connection closed (code 4001)")
-            await asyncio.wait_for(harness.sleep.sleeping.wait(), TIMEOUT)
-            assert harness.sleep.delays == reference_delays(["next"])
-            assert idle.subscriptions == []
-            assert not any(isinstance(e, FeedUp) for item in harness.seen for e in item.events)
-        finally:
-            harness.sleep.release()
-            harness.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await harness.task
-    finally:
-        await idle.stop()
+async def test_idle_socket_closed_4001_is_a_misconfiguration(start_session: SessionFactory) -> None:
+    async with started(MobulaPerpEventsSimulator(API_KEY, idle_timeout=0.05)) as idle:
+        h = await start_session(idle.url, codec_class=SilentCodec)
+        h.sleep.hold()
+        failed = await h.next_report()
+        assert isinstance(failed, SubscriptionFailed)
+        assert (failed.venue, failed.subscription, failed.misconfigured) == (VENUE, "perp-events", True)
+        assert "4001" in failed.reason
+        # The feed never counted as up: nothing was subscribed.
+        assert await h.next_report() == FeedDown(VENUE, endpoint(idle.url), "connection closed (code 4001)")
+        await h.sleep.wait_sleeping()
+        assert h.sleep.delays == reference_delays(SEED, ["next"])
+        assert idle.subscriptions == []
+        assert not any(isinstance(e, FeedUp) for e in h.events())
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_wrong_api_key_closed_4003_is_a_misconfiguration_that_never_shows_the_key(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     h = await start_session(sim.url, api_key=Secret(WRONG_KEY))
     h.sleep.hold()
-    assert await h.next_event() == SubscriptionFailed(
+    assert await h.next_report() == SubscriptionFailed(
         VENUE, "perp-events", "closed by the venue with code 4003", misconfigured=True
     )
-    assert await h.next_event() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 4003)")
-    await asyncio.wait_for(h.sleep.sleeping.wait(), TIMEOUT)
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 4003)")
+    await h.sleep.wait_sleeping()
     assert sim.subscriptions[0]["authorization"] == WRONG_KEY
     assert sim.subscribed_count == 0
     # No frame arrived, so every connection attempt is a health report.
@@ -643,8 +509,6 @@ async def test_wrong_api_key_closed_4003_is_a_misconfiguration_that_never_shows_
     assert leaked == []
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_invalid_envelope_error_frame_and_4002_close_are_reported(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
@@ -654,41 +518,39 @@ async def test_invalid_envelope_error_frame_and_4002_close_are_reported(
     assert error.events == [
         SubscriptionFailed(VENUE, "perp-events", "payload.chainIds must be a non-empty list of strings")
     ]
-    assert await h.next_event() == SubscriptionFailed(VENUE, "perp-events", "closed by the venue with code 4002")
-    assert await h.next_event() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 4002)")
+    assert await h.next_report() == SubscriptionFailed(VENUE, "perp-events", "closed by the venue with code 4002")
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 4002)")
     assert sim.subscriptions[0]["payload"]["chainIds"] == []
 
 
 # ---- disconnect and backoff ---------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_disconnect_backs_off_then_reconnects_and_resubscribes(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
 
     h.sleep.hold()
     await sim.disconnect_all(1001, "going away")
-    assert await h.next_event() == FeedDown(VENUE, endpoint(sim.url), "server closed the connection")
-    await asyncio.wait_for(h.sleep.sleeping.wait(), TIMEOUT)
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), "server closed the connection")
+    await h.sleep.wait_sleeping()
     # The subscribed connection had a frame, so the backoff was reset: a first delay again.
-    assert h.sleep.delays == reference_delays(["next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next"])
     assert 0.5 <= h.sleep.delays[0] <= 1.0
     assert sim.connections == 0
     h.sleep.release()
 
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
     assert len(sim.subscriptions) == 2
     assert sim.subscriptions[1] == sim.subscriptions[0]
 
     await sim.disconnect_all()
-    assert await h.next_event() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 1011)")
-    await h.subscribed(sim.url)
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 1011)")
+    await subscribed(h, sim.url)
     # Each connection had frames: both delays are first-step delays, the rng drawn twice.
-    assert h.sleep.delays == reference_delays(["next", "reset", "next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next", "reset", "next"])
     assert all(0.5 <= delay <= 1.0 for delay in h.sleep.delays)
     assert len(sim.subscriptions) == 3
 
@@ -704,22 +566,20 @@ MALFORMED: list[tuple[MalformedKind, str]] = [
 ]
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_every_malformed_kind_is_frame_malformed_and_oversized_reconnects(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url, max_frame_bytes=64 * 1024)
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
     for kind, reason in MALFORMED:
         assert await sim.send_malformed(kind) == 1
         item = await h.next_frame()
         assert item.events == [FrameMalformed(VENUE, reason)], kind
 
     await sim.send_malformed("oversized")
-    assert await h.next_event() == FrameMalformed(VENUE, "frame larger than max_frame_bytes")
-    assert await h.next_event() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 1009)")
-    await h.subscribed(sim.url)
+    assert await h.next_report() == FrameMalformed(VENUE, "frame larger than max_frame_bytes")
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), "connection closed (code 1009)")
+    await subscribed(h, sim.url)
     assert len(h.sleep.delays) == 1
     assert len(sim.subscriptions) == 2
     assert all(item.frame is None or len(item.frame) <= 64 * 1024 for item in h.seen)
@@ -739,29 +599,27 @@ def _scaffolding(record: logging.LogRecord) -> bool:
     return record.name.startswith("websockets.server") or record.name == "riskmon.venues.mobula.simulator"
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_api_key_never_appears_in_logs_or_events(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     h = await start_session(sim.url, ping_interval=Duration(0.05), pong_timeout=Duration(0.15))
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
     await sim.push(desk_buy("1"))
     assert isinstance((await h.next_frame()).events[-1], FillReceived)
     await sim.wait_for_pings(1)
     await sim.send_raw('{"event":"error","message":"bad authorization ' + API_KEY + '"}')
-    refused = await h.next_skipping_pongs()
+    refused = await next_skipping_pongs(h)
     assert refused.events == [SubscriptionFailed(VENUE, "perp-events", "bad authorization ***", misconfigured=True)]
     await sim.disconnect_all(4003, "Invalid API key")
-    failed = await h.next_skipping_pongs()
+    failed = await next_skipping_pongs(h)
     assert failed.events == [
         SubscriptionFailed(VENUE, "perp-events", "closed by the venue with code 4003", misconfigured=True)
     ]
-    assert (await h.next_skipping_pongs()).events == [
+    assert (await next_skipping_pongs(h)).events == [
         FeedDown(VENUE, endpoint(sim.url), "connection closed (code 4003)")
     ]
-    await h.subscribed(sim.url)
+    await subscribed(h, sim.url)
 
     # The engine's own logs of these events are riskmon logs too.
     engine = Engine(monitor_config(sim.url))
@@ -779,23 +637,14 @@ async def test_api_key_never_appears_in_logs_or_events(
 # ---- live capture and replay ------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_captured_frames_replay_to_the_live_exposure(
     sim: MobulaPerpEventsSimulator, start_session: SessionFactory, tmp_path: Path
 ) -> None:
     config = monitor_config(sim.url)
     live = Engine(config)
     path = tmp_path / "mobula.jsonl"
-    writer = CaptureWriter(path)
-
-    async def record(item: Inbound) -> None:
-        if item.frame is not None:
-            writer.write(item.received_at, item.venue, item.frame, item.rest)
-        live.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None)
-
-    h = await start_session(sim.url, sink=record)
-    await h.subscribed(sim.url)
+    h = await start_session(sim.url, engine=live, capture=path)
+    await subscribed(h, sim.url)
     frames = 1
     pushes = [
         desk_buy("1.5", trade_id="1", tx_n=1),
@@ -845,7 +694,7 @@ async def test_captured_frames_replay_to_the_live_exposure(
     await sim.send_malformed("bad_amount")
     await h.next_frame()
     frames += 1
-    writer.close()
+    h.close_capture()
 
     lines = [line for _, line in read_capture(path)]
     assert len(lines) == frames

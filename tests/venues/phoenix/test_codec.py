@@ -533,6 +533,70 @@ def test_control_messages(codec: PhoenixCodec) -> None:
     assert codec.receive_text(status.replace('"subscribed"', '"unsubscribed"')) == []
 
 
+# --- one decode for the busy channels -------------------------------------------------------------
+
+
+def test_busy_channels_are_decoded_once_and_the_rest_by_envelope(live: PhoenixCodec, monkeypatch: Any) -> None:
+    import riskmon.venues.phoenix.codec as codec_module
+
+    enveloped: list[str | bytes] = []
+    real = codec_module._envelope
+
+    class CountingDecoder:
+        def decode(self, frame: str | bytes) -> Any:
+            enveloped.append(frame)
+            return real.decode(frame)
+
+    monkeypatch.setattr(codec_module, "_envelope", CountingDecoder())
+    busy = [
+        '{"channel":"allMids","mids":{"SOL":"150.5"}}',
+        '{"channel":"market","symbol":"SOL","markPx":150.25}',
+        TRADES,
+        '{"channel":"orderbook","symbol":"SOL","orderbook":{"bids":[[1,2]],"asks":[]}}',
+        trader_delta(0, 42, eth_updated("-2000")),
+    ]
+    for frame in busy:
+        assert live.receive_text(frame)
+    assert enveloped == []
+    rare = exchange_delta(101)
+    live.receive_text(rare)
+    assert enveloped == [rare]
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        # A control reply's `type` decides, even on a frame that names a busy channel.
+        (
+            '{"channel":"market","type":"subscriptionConfirmed","subscription":{"channel":"market","symbol":"SOL"}}',
+            Subscribed(V, "market:SOL"),
+        ),
+        # A handler's name in `type` routes a frame whose channel is unknown.
+        (
+            '{"type":"market","channel":"x","symbol":"SOL","markPx":1.5}',
+            MarkPrice(V, "SOL", Decimal("1.5"), 0.0, MarkKind.MARK),
+        ),
+        # messageType and body disagreeing: named as the snapshot/delta union names it.
+        (
+            trader_delta(0, 42).replace('"messageType":"delta"', '"messageType":"snapshot"'),
+            FrameMalformed(V, "traderState: Object missing required field `subaccounts`"),
+        ),
+        (
+            '{"channel":"market","symbol":"SOL","markPx":"NaN"}',
+            FrameMalformed(V, "market: markPx is not a finite number"),
+        ),
+        (
+            '{"channel":"trades","symbol":"SOL","trades":[{}]}',
+            FrameMalformed(V, "trades: Object missing required field `timestamp` at `$.trades[0]`"),
+        ),
+    ],
+)
+def test_the_one_decode_keeps_the_envelope_paths_routing_and_reasons(
+    live: PhoenixCodec, frame: str, expected: object
+) -> None:
+    assert live.receive_text(frame) == [expected]
+
+
 # --- malformed and transport ------------------------------------------------------------------------
 
 

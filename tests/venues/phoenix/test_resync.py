@@ -7,8 +7,6 @@ show SequenceGap -> resubscribe sent -> snapshot -> StreamResynced in the sessio
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,11 +33,11 @@ from riskmon.events import (
     StreamResynced,
     Subscribed,
 )
-from riskmon.venues.base import Inbound
 from riskmon.venues.phoenix.codec import PhoenixCodec
 from riskmon.venues.phoenix.session import PhoenixSession
 from riskmon.venues.phoenix.sim_server import _Client
 from riskmon.venues.phoenix.simulator import PhoenixSimulator, SimMarket
+from tests.venues.session_harness import TIMEOUT, SessionHarness, session_pool, started
 
 V = "phoenix"
 AUTHORITY = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
@@ -364,7 +362,6 @@ def test_each_gap_is_resynced_once_by_the_next_snapshot_of_its_channel(script: l
 
 # --- the session against the simulator --------------------------------------------------------------
 
-TIMEOUT = 5.0
 START = 1_750_000_000.0
 SEED = 20260608
 ALICE = AUTHORITY
@@ -392,131 +389,53 @@ class RecordingSimulator(PhoenixSimulator):
         return super()._on_message(client, message)
 
 
-class FakeSleep:
-    """Records each backoff delay and returns at once, unless held."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._called = asyncio.Condition()
-
-    def hold(self) -> None:
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def wait_for_sleeps(self, n: int) -> None:
-        async with asyncio.timeout(TIMEOUT), self._called:
-            await self._called.wait_for(lambda: len(self.delays) >= n)
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        async with self._called:
-            self._called.notify_all()
-        await self._gate.wait()
-
-
-class Harness:
-    """Collects what the session hands on, in order."""
-
-    def __init__(self) -> None:
-        self.sleep = FakeSleep()
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-        self.task: asyncio.Task[None] | None = None
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        self.queue.put_nowait(item)
-
-    async def next(self) -> Inbound:
-        assert self.task is not None
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({get, self.task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            return get.result()
-        get.cancel()
-        if self.task in done:
-            raise AssertionError(f"session task ended: {self.task.exception()!r}")
-        raise AssertionError(f"no inbound item within {TIMEOUT}s")
-
-    async def frame(self) -> Inbound:
-        item = await self.next()
-        assert item.frame is not None, f"expected a frame, got report {item.events!r}"
-        return item
-
-    async def events(self) -> list[Event]:
-        return (await self.frame()).events
-
-    async def report(self) -> Event:
-        item = await self.next()
-        assert item.frame is None, f"expected a session report, got frame {item.frame!r}"
-        assert len(item.events) == 1, item.events
-        return item.events[0]
-
+class ResyncHarness(SessionHarness):
     async def connected(self, url: str, trader: list[Event], exchange: list[Event]) -> None:
         """The traderState confirmation, FeedUp, the other confirmations; the two snapshots carry the
         given events."""
-        assert await self.events() == [Subscribed(V, "traderState")]
-        assert await self.report() == FeedUp(V, url.removesuffix("/v1/ws"))
+        assert await self.frame_events() == [Subscribed(V, "traderState")]
+        assert await self.next_report() == FeedUp(V, url.removesuffix("/v1/ws"))
         assert await self.snapshot() == trader
-        assert await self.events() == [Subscribed(V, "exchange")]
+        assert await self.frame_events() == [Subscribed(V, "exchange")]
         assert await self.snapshot() == exchange
-        assert await self.events() == [Subscribed(V, "allMids")]
-        assert await self.events() == [Subscribed(V, "market:SOL")]
+        assert await self.frame_events() == [Subscribed(V, "allMids")]
+        assert await self.frame_events() == [Subscribed(V, "market:SOL")]
 
     async def snapshot(self) -> list[Event]:
-        item = await self.frame()
+        item = await self.next_frame()
         assert isinstance(item.frame, str)
         assert json.loads(item.frame)["messageType"] == "snapshot"
         return item.events
 
     def resynced(self) -> list[str]:
-        return [e.stream for item in self.seen for e in item.events if isinstance(e, StreamResynced)]
+        return [e.stream for e in self.events() if isinstance(e, StreamResynced)]
 
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[RecordingSimulator]:
-    server = RecordingSimulator(markets=[SIM_SOL, SIM_ETH], authorities=[ALICE])
-    await server.start()
-    try:
+    async with started(RecordingSimulator(markets=[SIM_SOL, SIM_ETH], authorities=[ALICE])) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture
-async def start_session() -> AsyncIterator[Callable[[str], Awaitable[Harness]]]:
-    harnesses: list[Harness] = []
+async def start_session() -> AsyncIterator[Callable[[str], Awaitable[ResyncHarness]]]:
+    async with session_pool() as pool:
 
-    async def start(url: str) -> Harness:
-        config = PhoenixVenue(
-            url=url,
-            authority=ALICE,
-            symbols=["SOL"],
-            reconnect=Backoff(initial=Duration(1.0), max=Duration(8.0)),
-            open_timeout=Duration(TIMEOUT),
-        )
-        harness = Harness()
-        codec = PhoenixCodec(V, {ALICE: "perp-desk"}, config)
-        session = PhoenixSession(
-            V, config, codec, harness.sink, VirtualClock(START), rng=random.Random(SEED), sleep=harness.sleep
-        )
-        harness.task = asyncio.create_task(session.run(), name="phoenix-resync-session")
-        harnesses.append(harness)
-        return harness
+        async def start(url: str) -> ResyncHarness:
+            config = PhoenixVenue(
+                url=url,
+                authority=ALICE,
+                symbols=["SOL"],
+                reconnect=Backoff(initial=Duration(1.0), max=Duration(8.0)),
+                open_timeout=Duration(TIMEOUT),
+            )
+            h = ResyncHarness(VirtualClock(START))
+            codec = PhoenixCodec(V, {ALICE: "perp-desk"}, config)
+            session = PhoenixSession(V, config, codec, h.sink, h.clock, rng=random.Random(SEED), sleep=h.sleep)
+            pool.start(h, session, "phoenix-resync-session")
+            return h
 
-    try:
         yield start
-    finally:
-        for harness in harnesses:
-            harness.sleep.release()
-            assert harness.task is not None
-            harness.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(harness.task, TIMEOUT)
 
 
 async def seed(sim: PhoenixSimulator) -> None:
@@ -533,7 +452,7 @@ SEEDED = (
 @pytest.mark.integration
 @pytest.mark.asyncio
 async def test_session_trader_gap_resubscribes_and_the_fresh_snapshot_resyncs(
-    sim: RecordingSimulator, start_session: Callable[[str], Awaitable[Harness]]
+    sim: RecordingSimulator, start_session: Callable[[str], Awaitable[ResyncHarness]]
 ) -> None:
     await seed(sim)
     h = await start_session(sim.url)
@@ -544,15 +463,15 @@ async def test_session_trader_gap_resubscribes_and_the_fresh_snapshot_resyncs(
     await sim.skip_trader_sequence(ALICE)  # the next delta jumps 3 -> 5
     await sim.set_position(ALICE, "SOL", 1500, 15_050)
     gap_at = len(h.seen)
-    assert await h.events() == [SequenceGap(V, "traderState:0", 4, 5)]
-    unsubscribed = await h.frame()  # the simulator answered the resubscribe the codec queued
+    assert await h.frame_events() == [SequenceGap(V, "traderState:0", 4, 5)]
+    unsubscribed = await h.next_frame()  # the simulator answered the resubscribe the codec queued
     assert isinstance(unsubscribed.frame, str)
     assert json.loads(unsubscribed.frame)["status"] == "unsubscribed"
     assert sim.received[len(CONNECT_SUBS) :] == [
         {"type": "unsubscribe", "subscription": TRADER_SUB},
         {"type": "subscribe", "subscription": TRADER_SUB},
     ]
-    assert await h.events() == [Subscribed(V, "traderState")]
+    assert await h.frame_events() == [Subscribed(V, "traderState")]
     fresh = (SEEDED[0], ReportedPosition("SOL", Decimal("15.00"), Decimal("150.5")))
     assert await h.snapshot() == [sim_report(fresh, complete=True), StreamResynced(V, "traderState:0")]
     assert [item.events for item in h.seen[gap_at:]] == [
@@ -564,7 +483,7 @@ async def test_session_trader_gap_resubscribes_and_the_fresh_snapshot_resyncs(
 
     # Deltas apply again on the snapshot's sequence; nothing more resyncs.
     await sim.set_position(ALICE, "SOL", 100, 15_050)
-    assert await h.events() == [
+    assert await h.frame_events() == [
         sim_report((ReportedPosition("SOL", Decimal("1.00"), Decimal("150.5")),), complete=False, sequence=6)
     ]
     assert h.resynced() == ["traderState:0"]
@@ -575,25 +494,25 @@ async def test_session_trader_gap_resubscribes_and_the_fresh_snapshot_resyncs(
 @pytest.mark.integration
 @pytest.mark.asyncio
 async def test_session_exchange_gap_resyncs_after_the_snapshots_status_change(
-    sim: RecordingSimulator, start_session: Callable[[str], Awaitable[Harness]]
+    sim: RecordingSimulator, start_session: Callable[[str], Awaitable[ResyncHarness]]
 ) -> None:
     h = await start_session(sim.url)
     await h.connected(sim.url, [sim_report((), complete=True)], [])
 
     await sim.skip_exchange_sequence()
     await sim.set_market_status("SOL", "paused")  # EXCHANGE_SEQUENCE + 1 is missing
-    assert await h.events() == [SequenceGap(V, "exchange", EXCHANGE_SEQUENCE + 1, EXCHANGE_SEQUENCE + 2)]
-    assert await h.events() == []  # subscriptionStatus: unsubscribed
+    assert await h.frame_events() == [SequenceGap(V, "exchange", EXCHANGE_SEQUENCE + 1, EXCHANGE_SEQUENCE + 2)]
+    assert await h.frame_events() == []  # subscriptionStatus: unsubscribed
     assert sim.received[len(CONNECT_SUBS) :] == [
         {"type": "unsubscribe", "subscription": EXCHANGE_SUB},
         {"type": "subscribe", "subscription": EXCHANGE_SUB},
     ]
-    assert await h.events() == [Subscribed(V, "exchange")]
+    assert await h.frame_events() == [Subscribed(V, "exchange")]
     # The status change the gap hid comes with the snapshot, then the stream is declared rebuilt.
     assert await h.snapshot() == [MarketStatusChanged(V, "SOL", "paused", False), StreamResynced(V, "exchange")]
 
     await sim.set_market_status("SOL", "active")
-    assert await h.events() == [MarketStatusChanged(V, "SOL", "active", True)]
+    assert await h.frame_events() == [MarketStatusChanged(V, "SOL", "active", True)]
     assert h.resynced() == ["exchange"]
     assert h.sleep.delays == []
 
@@ -601,7 +520,7 @@ async def test_session_exchange_gap_resyncs_after_the_snapshots_status_change(
 @pytest.mark.integration
 @pytest.mark.asyncio
 async def test_session_reconnect_during_gaps_resyncs_with_the_reconnect_snapshots(
-    sim: RecordingSimulator, start_session: Callable[[str], Awaitable[Harness]]
+    sim: RecordingSimulator, start_session: Callable[[str], Awaitable[ResyncHarness]]
 ) -> None:
     await seed(sim)
     h = await start_session(sim.url)
@@ -611,14 +530,14 @@ async def test_session_reconnect_during_gaps_resyncs_with_the_reconnect_snapshot
     sim.set_answer_pings(False)
     await sim.skip_trader_sequence(ALICE)
     await sim.close_position(ALICE, "ETH")  # 3 -> 5
-    assert await h.events() == [SequenceGap(V, "traderState:0", 4, 5)]
+    assert await h.frame_events() == [SequenceGap(V, "traderState:0", 4, 5)]
     await sim.skip_exchange_sequence(3)
     await sim.set_market_status("ETH", "paused")
-    assert await h.events() == [SequenceGap(V, "exchange", EXCHANGE_SEQUENCE + 1, EXCHANGE_SEQUENCE + 3)]
+    assert await h.frame_events() == [SequenceGap(V, "exchange", EXCHANGE_SEQUENCE + 1, EXCHANGE_SEQUENCE + 3)]
 
     h.sleep.hold()
     await sim.disconnect_all(1006)  # drops the link with the resubscribes still unread
-    assert await h.report() == FeedDown(V, sim.url.removesuffix("/v1/ws"), "connection closed (code 1006)")
+    assert await h.next_report() == FeedDown(V, sim.url.removesuffix("/v1/ws"), "connection closed (code 1006)")
     await h.sleep.wait_for_sleeps(1)
     sim.set_answer_pings(True)
     h.sleep.release()
@@ -635,7 +554,7 @@ async def test_session_reconnect_during_gaps_resyncs_with_the_reconnect_snapshot
     # A later ordinary reconnect, with no gap outstanding, resyncs nothing.
     h.sleep.hold()
     await sim.disconnect_all(1011)
-    assert isinstance(await h.report(), FeedDown)
+    assert isinstance(await h.next_report(), FeedDown)
     await h.sleep.wait_for_sleeps(2)
     h.sleep.release()
     await h.connected(sim.url, [sim_report((SEEDED[1],), complete=True)], [])

@@ -9,12 +9,10 @@ tests check the exposure and alerts the frames lead to, not only the events.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,9 @@ import pytest_asyncio
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from riskmon.alerts.lifecycle import AlertTransition
-from riskmon.capture import CaptureWriter, read_capture
+from riskmon.capture import read_capture
 from riskmon.clock import VirtualClock
+from riskmon.config.desks import desk_accounts
 from riskmon.config.schema import Backoff, Desk, DeskLimits, MonitorConfig, NetNotionalLimit, PhoenixVenue
 from riskmon.config.types import Duration, Secret
 from riskmon.engine.engine import Engine
@@ -52,17 +50,23 @@ from riskmon.events import (
     TradeExecuted,
 )
 from riskmon.replay import ReplayResult, replay
-from riskmon.venues.backoff import ReconnectBackoff
-from riskmon.venues.base import Inbound
 from riskmon.venues.phoenix.codec import PhoenixCodec
 from riskmon.venues.phoenix.session import PhoenixSession
 from riskmon.venues.phoenix.sim_server import _Client
 from riskmon.venues.phoenix.simulator import MalformedKind, PhoenixSimulator, SimMarket
-from riskmon.venues.registry import desk_accounts
+from tests.venues.session_harness import (
+    TIMEOUT,
+    SessionHarness,
+    reference_delays,
+    refusing_http_server,
+    session_pool,
+    started,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 VENUE = "phoenix"
 DESK = "perp-desk"
-TIMEOUT = 5.0
 START = 1_750_000_000.0
 SEED = 20260608
 ALICE = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"  # the desk's wallet authority
@@ -134,18 +138,6 @@ def endpoint(url: str) -> str:
     return url.removesuffix("/v1/ws")
 
 
-def reference_delays(pattern: Iterable[str], initial: float = 1.0, maximum: float = 8.0) -> list[float]:
-    """What a backoff seeded like the session's yields for a pattern of 'next' and 'reset' steps."""
-    backoff = ReconnectBackoff(initial, maximum, random.Random(SEED))
-    out: list[float] = []
-    for step in pattern:
-        if step == "reset":
-            backoff.reset()
-        else:
-            out.append(backoff.next_delay())
-    return out
-
-
 def reported(positions: tuple[ReportedPosition, ...], *, complete: bool, sequence: int | None = None) -> Event:
     return PositionsReported(VENUE, DESK, ALICE, positions, complete, sequence)
 
@@ -198,103 +190,32 @@ class MarketDataCodec(PhoenixCodec):
         return frames
 
 
-class FakeSleep:
-    """Records every backoff delay and returns at once, unless the test holds it."""
+class PhoenixHarness(SessionHarness):
+    """Also applies what the session hands on to a real Engine, like the runtime."""
 
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self._held = False
-        self._gate = asyncio.Event()
-        self._called = asyncio.Condition()
+    engine: Engine
 
-    def hold(self) -> None:
-        """Park every backoff sleep from now on until release()."""
-        self._held = True
-
-    def release(self) -> None:
-        gate, self._gate = self._gate, asyncio.Event()
-        self._held = False
-        gate.set()
-
-    async def wait_for_sleeps(self, n: int) -> None:
-        async with asyncio.timeout(TIMEOUT), self._called:
-            await self._called.wait_for(lambda: len(self.delays) >= n)
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        async with self._called:
-            self._called.notify_all()
-        if self._held:
-            await self._gate.wait()
-        await asyncio.sleep(0)
-
-
-class Harness:
-    """Collects what the session hands on and applies it to a real Engine, like the runtime."""
-
-    def __init__(self, config: MonitorConfig, clock: VirtualClock, sleep: FakeSleep) -> None:
+    def __init__(self, config: MonitorConfig, capture: Path | None) -> None:
+        super().__init__(VirtualClock(START), engine=Engine(config), capture=capture)
         self.config = config
-        self.clock = clock
-        self.sleep = sleep
-        self.engine = Engine(config)
-        self.transitions: list[AlertTransition] = []
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-        self.capture: CaptureWriter | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        if self.capture is not None and item.frame is not None:
-            self.capture.write(item.received_at, item.venue, item.frame, item.rest)
-        is_frame = item.frame is not None and item.rest is None
-        self.transitions.extend(self.engine.ingest(item.venue, item.events, item.received_at, is_frame=is_frame))
-        self.queue.put_nowait(item)
-
-    async def next(self, timeout: float = TIMEOUT) -> Inbound:  # noqa: ASYNC109
-        """The next Inbound; fails fast if the session task died instead of timing out."""
-        assert self.task is not None
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({get, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            return get.result()
-        get.cancel()
-        if self.task in done:
-            raise AssertionError(f"session task ended: {self.task.exception()!r}")
-        raise AssertionError(f"no inbound item within {timeout}s")
-
-    async def report(self) -> Event:
-        """The next Inbound, which must be a session report (one event, no frame)."""
-        item = await self.next()
-        assert item.frame is None, f"expected a session report, got frame {item.frame!r}"
-        assert len(item.events) == 1, item.events
-        return item.events[0]
-
-    async def frame(self) -> Inbound:
-        item = await self.next()
-        assert item.frame is not None, f"expected a frame, got report {item.events!r}"
-        return item
-
-    async def events(self) -> list[Event]:
-        return (await self.frame()).events
 
     async def connected(self, url: str, trader: list[Event], exchange: list[Event]) -> None:
         """The exact sequence of a (re)connect: the traderState confirmation, FeedUp (the feed is up
         only once the venue confirms the desk's positions channel), the other confirmations, and the
         snapshot frames carrying `trader` and `exchange` events."""
-        assert await self.events() == [Subscribed(VENUE, "traderState")]
-        assert await self.report() == FeedUp(VENUE, endpoint(url))
-        snapshot = await self.frame()
+        assert await self.frame_events() == [Subscribed(VENUE, "traderState")]
+        assert await self.next_report() == FeedUp(VENUE, endpoint(url))
+        snapshot = await self.next_frame()
         assert isinstance(snapshot.frame, str)
         assert json.loads(snapshot.frame)["messageType"] == "snapshot"
         assert snapshot.events == trader
-        assert await self.events() == [Subscribed(VENUE, "exchange")]
-        exchange_snapshot = await self.frame()
+        assert await self.frame_events() == [Subscribed(VENUE, "exchange")]
+        exchange_snapshot = await self.next_frame()
         assert isinstance(exchange_snapshot.frame, str)
         assert json.loads(exchange_snapshot.frame)["messageType"] == "snapshot"
         assert exchange_snapshot.events == exchange
         for label in CONNECT_LABELS[2:]:
-            assert await self.events() == [Subscribed(VENUE, label)]
+            assert await self.frame_events() == [Subscribed(VENUE, label)]
 
     async def first_connect(self, url: str, positions: tuple[ReportedPosition, ...] = SEEDED) -> None:
         """On the first connection the trader snapshot precedes the exchange snapshot, so units are
@@ -312,81 +233,60 @@ class Harness:
         return [(t.status, t.severity, t.labels) for t in self.transitions if t.alertname == name]
 
 
-SessionFactory = Callable[..., Awaitable[Harness]]
+SessionFactory = Callable[..., Awaitable[PhoenixHarness]]
 
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[RecordingSimulator]:
-    server = RecordingSimulator(markets=[SOL, ETH, BTC], authorities=[ALICE, BOB])
-    await server.start()
-    try:
+    async with started(RecordingSimulator(markets=[SOL, ETH, BTC], authorities=[ALICE, BOB])) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture
 async def jwt_sim() -> AsyncIterator[RecordingSimulator]:
-    server = RecordingSimulator(markets=[SOL, ETH, BTC], authorities=[ALICE, BOB], jwt=JWT)
-    await server.start()
-    try:
+    async with started(RecordingSimulator(markets=[SOL, ETH, BTC], authorities=[ALICE, BOB], jwt=JWT)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture
 async def start_session() -> AsyncIterator[SessionFactory]:
-    harnesses: list[Harness] = []
+    async with session_pool() as pool:
 
-    async def start(
-        url: str,
-        *,
-        jwt: str | None = None,
-        ping: float = 20.0,
-        ping_timeout: float = 20.0,
-        codec_type: type[PhoenixCodec] = PhoenixCodec,
-        capture: Path | None = None,
-    ) -> Harness:
-        venue = venue_config(url, jwt=jwt, ping=ping, ping_timeout=ping_timeout)
-        config = monitor_config(venue)
-        harness = Harness(config, VirtualClock(START), FakeSleep())
-        if capture is not None:
-            harness.capture = CaptureWriter(capture)
-        codec = codec_type(VENUE, desk_accounts(config, VENUE), venue)
-        session = PhoenixSession(
-            VENUE, venue, codec, harness.sink, harness.clock, rng=random.Random(SEED), sleep=harness.sleep
-        )
-        harness.task = asyncio.create_task(session.run(), name="phoenix-session")
-        harnesses.append(harness)
-        return harness
+        async def start(
+            url: str,
+            *,
+            jwt: str | None = None,
+            ping: float = 20.0,
+            ping_timeout: float = 20.0,
+            codec_type: type[PhoenixCodec] = PhoenixCodec,
+            capture: Path | None = None,
+        ) -> PhoenixHarness:
+            venue = venue_config(url, jwt=jwt, ping=ping, ping_timeout=ping_timeout)
+            h = PhoenixHarness(monitor_config(venue), capture)
+            codec = codec_type(VENUE, desk_accounts(h.config, VENUE), venue)
+            session = PhoenixSession(VENUE, venue, codec, h.sink, h.clock, rng=random.Random(SEED), sleep=h.sleep)
+            pool.start(h, session, "phoenix-session")
+            return h
 
-    try:
         yield start
-    finally:
-        for harness in harnesses:
-            harness.sleep.release()
-            assert harness.task is not None
-            harness.task.cancel()
-        for harness in harnesses:
-            assert harness.task is not None
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(harness.task, TIMEOUT)
-            if harness.capture is not None:
-                harness.capture.close()
+
+
+@pytest_asyncio.fixture
+async def seeded(sim: RecordingSimulator, start_session: SessionFactory) -> PhoenixHarness:
+    """A session whose first connect (checked exactly) found the positions of seed_positions()."""
+    await seed_positions(sim)
+    h = await start_session(sim.url)
+    await h.first_connect(sim.url)
+    return h
 
 
 # ---- connect, subscribe, snapshot units --------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_connect_subscribes_in_binary_then_snapshots_report_exact_positions(
-    sim: RecordingSimulator, start_session: SessionFactory
+    sim: RecordingSimulator, seeded: PhoenixHarness
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
 
     # The codec's subscribes went out as binary frames, in order, one per channel and symbol.
     assert sim.received == [(bytes, {"type": "subscribe", "subscription": sub}) for sub in CONNECT_SUBS]
@@ -411,35 +311,31 @@ async def test_connect_subscribes_in_binary_then_snapshots_report_exact_position
     assert h.sleep.delays == []
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_trader_deltas_give_partial_reports_and_stale_ones_are_dropped(
-    sim: RecordingSimulator, start_session: SessionFactory
+    sim: RecordingSimulator, seeded: PhoenixHarness
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
 
     # Primary subaccount 4 -> 5: SOL is 2000 + 66 isolated lots; the entry is the primary's.
     await sim.set_position(ALICE, "SOL", 2000, 15_100)
-    assert await h.events() == [reported((pos("SOL", "20.66", "151"),), complete=False, sequence=5)]
+    assert await h.frame_events() == [reported((pos("SOL", "20.66", "151"),), complete=False, sequence=5)]
     # Isolated subaccount 1 -> 2 flips the short side: -166 + 2000.
     await sim.set_position(ALICE, "SOL", -166, 15_200, subaccount=1)
-    assert await h.events() == [reported((pos("SOL", "18.34", "151"),), complete=False, sequence=2)]
+    assert await h.frame_events() == [reported((pos("SOL", "18.34", "151"),), complete=False, sequence=2)]
     # Closing the ETH short reports it flat; the other markets are untouched.
     await sim.close_position(ALICE, "ETH")
-    assert await h.events() == [reported((pos("ETH", "0", None),), complete=False, sequence=6)]
+    assert await h.frame_events() == [reported((pos("ETH", "0", None),), complete=False, sequence=6)]
     # A stale delta (sequence below the current one) with a phantom -777 lots is ignored.
     await sim.send_stale_trader_delta(ALICE)
-    assert await h.events() == []
+    assert await h.frame_events() == []
     # Orders and collateral move no position: the deltas arrive and report nothing.
     await sim.set_order(ALICE, "SOL", side="bid", price_ticks=14_900, size_lots=500)
-    assert await h.events() == []
+    assert await h.frame_events() == []
     await sim.set_collateral(ALICE, "5000000000")
-    assert await h.events() == []
+    assert await h.frame_events() == []
     # The isolated subaccount's next delta (2 -> 3) is contiguous: applied, no gap.
     await sim.close_position(ALICE, "SOL", subaccount=1)
-    assert await h.events() == [reported((pos("SOL", "20.00", "151"),), complete=False, sequence=3)]
+    assert await h.frame_events() == [reported((pos("SOL", "20.00", "151"),), complete=False, sequence=3)]
 
     assert (h.position("SOL"), h.position("ETH"), h.position("BTC")) == (
         Decimal("20.00"),
@@ -453,22 +349,18 @@ async def test_trader_deltas_give_partial_reports_and_stale_ones_are_dropped(
 # ---- sequence gaps -------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_trader_sequence_gap_resubscribes_for_a_fresh_snapshot(
-    sim: RecordingSimulator, start_session: SessionFactory
+    sim: RecordingSimulator, seeded: PhoenixHarness
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
     before = len(sim.received)
 
     await sim.skip_trader_sequence(ALICE)  # the next delta jumps 4 -> 6
     await sim.set_position(ALICE, "SOL", 1500, 15_050)
-    assert await h.events() == [SequenceGap(VENUE, "traderState:0", 5, 6)]
+    assert await h.frame_events() == [SequenceGap(VENUE, "traderState:0", 5, 6)]
 
     # The codec queued unsubscribe + subscribe, flushed by the session as binary frames.
-    unsubscribed = await h.frame()
+    unsubscribed = await h.next_frame()
     assert isinstance(unsubscribed.frame, str)
     assert json.loads(unsubscribed.frame)["status"] == "unsubscribed"
     assert unsubscribed.events == []
@@ -476,14 +368,14 @@ async def test_trader_sequence_gap_resubscribes_for_a_fresh_snapshot(
         (bytes, {"type": "unsubscribe", "subscription": TRADER_SUB}),
         (bytes, {"type": "subscribe", "subscription": TRADER_SUB}),
     ]
-    assert await h.events() == [Subscribed(VENUE, "traderState")]
+    assert await h.frame_events() == [Subscribed(VENUE, "traderState")]
     # The fresh snapshot carries the delta the gap hid: SOL 1500 + 66 lots.
     fresh = (pos("BTC", "0.1234", "65000"), pos("ETH", "-5.000", "3100.5"), pos("SOL", "15.66", "150.5"))
-    assert await h.events() == [reported(fresh, complete=True), StreamResynced(VENUE, "traderState:0")]
+    assert await h.frame_events() == [reported(fresh, complete=True), StreamResynced(VENUE, "traderState:0")]
 
     # Deltas after the snapshot apply again.
     await sim.set_position(ALICE, "BTC", -10, 64_000)
-    assert await h.events() == [reported((pos("BTC", "-0.0010", "64000"),), complete=False, sequence=7)]
+    assert await h.frame_events() == [reported((pos("BTC", "-0.0010", "64000"),), complete=False, sequence=7)]
     assert (h.position("SOL"), h.position("BTC")) == (Decimal("15.66"), Decimal("-0.001"))
     assert h.engine.stats[VENUE].sequence_gaps == 1
     assert h.alerts("SequenceGap") == [
@@ -497,33 +389,32 @@ async def test_trader_sequence_gap_resubscribes_for_a_fresh_snapshot(
     assert sim.connections == 1
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_exchange_sequence_gap_resubscribes_and_the_snapshot_restores_the_status(
-    sim: RecordingSimulator, start_session: SessionFactory
+    sim: RecordingSimulator, seeded: PhoenixHarness
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
     before = len(sim.received)
 
     await sim.set_market_status("ETH", "postOnly")  # sequence 58212: applied
-    assert await h.events() == [MarketStatusChanged(VENUE, "ETH", "postOnly", False)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "ETH", "postOnly", False)]
     await sim.skip_exchange_sequence()
     await sim.set_market_status("SOL", "paused")  # sequence 58214: 58213 is missing
-    assert await h.events() == [SequenceGap(VENUE, "exchange", EXCHANGE_SEQUENCE + 2, EXCHANGE_SEQUENCE + 3)]
-    assert (await h.frame()).events == []  # subscriptionStatus: unsubscribed
+    assert await h.frame_events() == [SequenceGap(VENUE, "exchange", EXCHANGE_SEQUENCE + 2, EXCHANGE_SEQUENCE + 3)]
+    assert (await h.next_frame()).events == []  # subscriptionStatus: unsubscribed
     assert sim.received[before:] == [
         (bytes, {"type": "unsubscribe", "subscription": EXCHANGE_SUB}),
         (bytes, {"type": "subscribe", "subscription": EXCHANGE_SUB}),
     ]
-    assert await h.events() == [Subscribed(VENUE, "exchange")]
+    assert await h.frame_events() == [Subscribed(VENUE, "exchange")]
     # The status change the gap hid comes from the fresh snapshot, once; ETH is not repeated.
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "paused", False), StreamResynced(VENUE, "exchange")]
+    assert await h.frame_events() == [
+        MarketStatusChanged(VENUE, "SOL", "paused", False),
+        StreamResynced(VENUE, "exchange"),
+    ]
 
     # Deltas continue from the snapshot's sequence.
     await sim.set_market_status("SOL", "active")
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "active", True)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "SOL", "active", True)]
     assert h.engine.stats[VENUE].sequence_gaps == 1
     assert h.sleep.delays == []
 
@@ -531,14 +422,10 @@ async def test_exchange_sequence_gap_resubscribes_and_the_snapshot_restores_the_
 # ---- market status and the engine ----------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_market_closed_with_exposure_fires_and_resolves_in_the_engine(
-    sim: RecordingSimulator, start_session: SessionFactory
+    sim: RecordingSimulator, seeded: PhoenixHarness
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
     sol_labels = {"desk": DESK, "venue": VENUE, "market": "SOL", "account": ALICE}
     eth_labels = {**sol_labels, "market": "ETH"}
 
@@ -550,37 +437,37 @@ async def test_market_closed_with_exposure_fires_and_resolves_in_the_engine(
         ]
 
     await sim.set_market_status("SOL", "paused")
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "paused", False)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "SOL", "paused", False)]
     assert closed_alerts() == [("firing", sol_labels, 13.0)]
     await sim.set_market_status("SOL", "active")
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "active", True)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "SOL", "active", True)]
     assert closed_alerts()[1:] == [("resolved", sol_labels, 13.0)]
 
     await sim.close_market("SOL", "149.87")
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "closed", False, Decimal("149.87"))]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "SOL", "closed", False, Decimal("149.87"))]
     fired = h.transitions[-1]
     assert (fired.status, fired.alertname, fired.severity) == ("firing", "MarketClosedWithExposure", "critical")
     assert fired.annotations["description"].startswith("The venue marked SOL closed (final price 149.87)")
     await sim.set_market_status("SOL", "active")
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "active", True)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "SOL", "active", True)]
     assert closed_alerts()[2:] == [("firing", sol_labels, 13.0), ("resolved", sol_labels, 13.0)]
 
     # A tombstoned market where the desk is short.
     await sim.tombstone_market("ETH")
-    assert await h.events() == [MarketStatusChanged(VENUE, "ETH", "tombstoned", False)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "ETH", "tombstoned", False)]
     assert closed_alerts()[4:] == [("firing", eth_labels, -5.0)]
     # Flattening resolves it: nothing is stuck in a market that cannot trade.
     await sim.close_position(ALICE, "ETH")
-    assert await h.events() == [reported((pos("ETH", "0", None),), complete=False, sequence=5)]
+    assert await h.frame_events() == [reported((pos("ETH", "0", None),), complete=False, sequence=5)]
     assert closed_alerts()[5:] == [("resolved", eth_labels, 0.0)]
 
     # The whole exchange pauses: every market the desk still holds is stuck, the flat ETH is not.
     btc_labels = {**sol_labels, "market": "BTC"}
     await sim.set_exchange_status("paused")
-    assert await h.events() == [MarketStatusChanged(VENUE, "*", "paused", False)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "*", "paused", False)]
     assert closed_alerts()[6:] == [("firing", btc_labels, 0.1234), ("firing", sol_labels, 13.0)]
     await sim.set_exchange_status("active")
-    assert await h.events() == [MarketStatusChanged(VENUE, "*", "active", True)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "*", "active", True)]
     assert closed_alerts()[8:] == [("resolved", btc_labels, 0.1234), ("resolved", sol_labels, 13.0)]
     assert h.engine.markets.statuses[(VENUE, "SOL")].status == "active"
 
@@ -588,18 +475,14 @@ async def test_market_closed_with_exposure_fires_and_resolves_in_the_engine(
 # ---- marks, valuation, limits --------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_market_and_mids_marks_value_the_position_against_the_limit(
-    sim: RecordingSimulator, start_session: SessionFactory
+    sim: RecordingSimulator, seeded: PhoenixHarness
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
     key = PositionKey(DESK, VENUE, ALICE, "SOL")
 
     await sim.push_market("SOL", 150.1)
-    assert await h.events() == [MarkPrice(VENUE, "SOL", Decimal("150.1"), 0.0, MarkKind.MARK)]
+    assert await h.frame_events() == [MarkPrice(VENUE, "SOL", Decimal("150.1"), 0.0, MarkKind.MARK)]
     assert h.engine.book.notional(key) == Decimal("1951.300")  # 13.00 SOL x $150.1, exact
     # 1951.30 is over the 80% warning line of the $2000 net limit on the SOL-USD underlying.
     assert h.alerts("ExposureLimitBreach") == [
@@ -619,7 +502,7 @@ async def test_market_and_mids_marks_value_the_position_against_the_limit(
     # BTC has no `market` subscription: its mark never arrives; allMids covers it.
     await sim.push_market("BTC", 65_100.0)
     await sim.push_mids({"SOL": 155.0, "BTC": 65_000.5})
-    assert await h.events() == [
+    assert await h.frame_events() == [
         MarkPrice(VENUE, "SOL", Decimal("155.0"), 0.0, MarkKind.MID),
         MarkPrice(VENUE, "BTC", Decimal("65000.5"), 0.0, MarkKind.MID),
     ]
@@ -630,12 +513,12 @@ async def test_market_and_mids_marks_value_the_position_against_the_limit(
 
     # The short ETH: a negative notional from the ETH market mark.
     await sim.push_market("ETH", 3000.25)
-    assert await h.events() == [MarkPrice(VENUE, "ETH", Decimal("3000.25"), 0.0, MarkKind.MARK)]
+    assert await h.frame_events() == [MarkPrice(VENUE, "ETH", Decimal("3000.25"), 0.0, MarkKind.MARK)]
     assert h.engine.book.notional(PositionKey(DESK, VENUE, ALICE, "ETH")) == Decimal("-15001.25")
 
     # The desk cuts SOL: the report revalues and the critical alert clears below 95% of $2000.
     await sim.set_position(ALICE, "SOL", 1000, 15_025)
-    assert await h.events() == [reported((pos("SOL", "10.66", "150.25"),), complete=False, sequence=5)]
+    assert await h.frame_events() == [reported((pos("SOL", "10.66", "150.25"),), complete=False, sequence=5)]
     assert [(status, severity) for status, severity, _ in h.alerts("ExposureLimitBreach")] == [
         ("firing", "warning"),
         ("firing", "critical"),
@@ -647,8 +530,6 @@ async def test_market_and_mids_marks_value_the_position_against_the_limit(
 # ---- public tape ---------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_trades_and_orderbook_are_not_delivered_without_a_subscription(
     sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
@@ -657,21 +538,19 @@ async def test_trades_and_orderbook_are_not_delivered_without_a_subscription(
     await sim.push_trade("SOL", side="bid", base_lots=250, price_ticks=15_030)
     await sim.push_orderbook("SOL", [(150.25, 100.0)], [(150.3, 150.0)])
     await sim.push_market("SOL", 150.2)  # the simulator keeps each client's frames in order
-    assert await h.events() == [MarkPrice(VENUE, "SOL", Decimal("150.2"), 0.0, MarkKind.MARK)]
+    assert await h.frame_events() == [MarkPrice(VENUE, "SOL", Decimal("150.2"), 0.0, MarkKind.MARK)]
     assert h.engine.stats[VENUE].trades == 0
     assert h.engine.stats[VENUE].book_updates == 0
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_trades_and_orderbook_arrive_when_subscribed_for_the_config_symbols(
     sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url, codec_type=MarketDataCodec)
     await h.first_connect(sim.url, ())
     for symbol in SYMBOLS:
-        assert await h.events() == [Subscribed(VENUE, f"trades:{symbol}")]
-        assert await h.events() == [Subscribed(VENUE, f"orderbook:{symbol}")]
+        assert await h.frame_events() == [Subscribed(VENUE, f"trades:{symbol}")]
+        assert await h.frame_events() == [Subscribed(VENUE, f"orderbook:{symbol}")]
     assert sim.received[len(CONNECT_SUBS) :] == [
         (bytes, {"type": "subscribe", "subscription": {"channel": channel, "symbol": symbol}})
         for symbol in SYMBOLS
@@ -680,16 +559,20 @@ async def test_trades_and_orderbook_arrive_when_subscribed_for_the_config_symbol
 
     # 250 lots = 2.5 SOL for 250 x 15030 x 100 quote lots = $375.75: $150.30 each.
     trades = await sim.push_trade("SOL", side="bid", base_lots=250, price_ticks=15_030, timestamp=1_750_000_123)
-    assert await h.events() == [TradeExecuted(VENUE, "SOL", Decimal("150.3"), Decimal("2.5"), 1001, 1_750_000_123.0)]
+    assert await h.frame_events() == [
+        TradeExecuted(VENUE, "SOL", Decimal("150.3"), Decimal("2.5"), 1001, 1_750_000_123.0)
+    ]
     # A replayed trades frame (same tradeSequenceNumber) is dropped.
     await sim.send_raw(json.dumps(trades))
-    assert await h.events() == []
+    assert await h.frame_events() == []
     # ETH: 1500 lots = 1.5 ETH for $4650.75.
     await sim.push_trade("ETH", side="ask", base_lots=1500, price_ticks=31_005, timestamp=1_750_000_124)
-    assert await h.events() == [TradeExecuted(VENUE, "ETH", Decimal("3100.5"), Decimal("1.5"), 1001, 1_750_000_124.0)]
+    assert await h.frame_events() == [
+        TradeExecuted(VENUE, "ETH", Decimal("3100.5"), Decimal("1.5"), 1001, 1_750_000_124.0)
+    ]
 
     await sim.push_orderbook("SOL", [(150.25, 100.0), (150.2, 7.5)], [(150.3, 150.0)])
-    assert await h.events() == [
+    assert await h.frame_events() == [
         BookSnapshot(
             VENUE,
             "SOL",
@@ -705,7 +588,7 @@ async def test_trades_and_orderbook_arrive_when_subscribed_for_the_config_symbol
     await sim.push_trade("BTC", side="bid", base_lots=1, price_ticks=65_000)
     await sim.push_orderbook("BTC", [(64_999.0, 1.0)], [(65_001.0, 1.0)])
     await sim.push_orderbook("ETH", [], [(3100.5, 2.0)])
-    assert await h.events() == [
+    assert await h.frame_events() == [
         BookSnapshot(
             VENUE, "ETH", (BookSide("bid", ()), BookSide("ask", (BookLevel(Decimal("3100.5"), Decimal("2.0")),)))
         )
@@ -717,8 +600,6 @@ async def test_trades_and_orderbook_arrive_when_subscribed_for_the_config_symbol
 # ---- JWT ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_jwt_handshake_is_accepted_with_the_right_token(
     jwt_sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
@@ -732,23 +613,21 @@ async def test_jwt_handshake_is_accepted_with_the_right_token(
     assert not any(isinstance(event, SubscriptionFailed) for item in h.seen for event in item.events)
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_wrong_jwt_is_refused_with_backoff_until_the_venue_accepts_it(
     jwt_sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(jwt_sim.url, jwt=WRONG_JWT)
     h.sleep.hold()
     for attempt in (1, 2):
-        assert await h.report() == auth_failed("handshake refused (HTTP 401)")
-        assert await h.report() == FeedDown(VENUE, endpoint(jwt_sim.url), "handshake refused (HTTP 401)")
+        assert await h.next_report() == auth_failed("handshake refused (HTTP 401)")
+        assert await h.next_report() == FeedDown(VENUE, endpoint(jwt_sim.url), "handshake refused (HTTP 401)")
         await h.sleep.wait_for_sleeps(attempt)
         assert jwt_sim.connections == 0
         if attempt == 1:
             h.sleep.release()
             h.sleep.hold()
     # Capped, jittered, growing: no reconnect storm against a venue that refuses us.
-    assert h.sleep.delays == reference_delays(["next", "next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next", "next"])
     assert 0.5 <= h.sleep.delays[0] <= 1.0
     assert 1.0 <= h.sleep.delays[1] <= 2.0
     alert = h.alerts("VenueSubscriptionError")
@@ -768,8 +647,6 @@ async def test_wrong_jwt_is_refused_with_backoff_until_the_venue_accepts_it(
     assert len(h.sleep.delays) == 2
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_expired_token_closes_4401_then_reconnects_when_accepted_again(
     jwt_sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
@@ -779,15 +656,15 @@ async def test_expired_token_closes_4401_then_reconnects_when_accepted_again(
 
     h.sleep.hold()
     await jwt_sim.expire_token()
-    assert await h.report() == auth_failed("the venue closed the session: access_token_expired")
-    assert await h.report() == FeedDown(VENUE, endpoint(jwt_sim.url), "connection closed (code 4401)")
+    assert await h.next_report() == auth_failed("the venue closed the session: access_token_expired")
+    assert await h.next_report() == FeedDown(VENUE, endpoint(jwt_sim.url), "connection closed (code 4401)")
     await h.sleep.wait_for_sleeps(1)
     await jwt_sim.set_position(ALICE, "SOL", 1400, 15_025)  # missed while away (4 -> 5)
     h.sleep.release()
     h.sleep.hold()
     # The same token is refused while expired: a reconnect attempt, then backoff again.
-    assert await h.report() == auth_failed("handshake refused (HTTP 401)")
-    assert await h.report() == FeedDown(VENUE, endpoint(jwt_sim.url), "handshake refused (HTTP 401)")
+    assert await h.next_report() == auth_failed("handshake refused (HTTP 401)")
+    assert await h.next_report() == FeedDown(VENUE, endpoint(jwt_sim.url), "handshake refused (HTTP 401)")
     await h.sleep.wait_for_sleeps(2)
 
     jwt_sim.set_jwt(JWT)
@@ -797,43 +674,27 @@ async def test_expired_token_closes_4401_then_reconnects_when_accepted_again(
     await h.connected(jwt_sim.url, [reported(fresh, complete=True)], [])
     assert h.position("SOL") == Decimal("14.66")
     # The first connection's data reset the backoff: both delays start from `initial`.
-    assert h.sleep.delays == reference_delays(["next", "next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next", "next"])
     assert [status for status, _, _ in h.alerts("VenueSubscriptionError")] == ["firing", "resolved"]
     assert [message["subscription"] for message in jwt_sim.subscriptions] == CONNECT_SUBS * 2
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 @pytest.mark.parametrize(("status", "auth"), [(403, True), (401, True), (404, False), (502, False)])
 async def test_handshake_refusals_are_auth_failures_only_for_401_and_403(
     start_session: SessionFactory, status: int, auth: bool
 ) -> None:
     """The simulator only ever answers 401; a bare HTTP server gives the other statuses."""
-
-    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(f"HTTP/1.1 {status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
-    try:
-        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/ws"
+    async with refusing_http_server(status) as port:
+        url = f"ws://127.0.0.1:{port}/v1/ws"
         h = await start_session(url, jwt=JWT)
         h.sleep.hold()
         if auth:
-            assert await h.report() == auth_failed(f"handshake refused (HTTP {status})")
-        assert await h.report() == FeedDown(VENUE, endpoint(url), f"handshake refused (HTTP {status})")
+            assert await h.next_report() == auth_failed(f"handshake refused (HTTP {status})")
+        assert await h.next_report() == FeedDown(VENUE, endpoint(url), f"handshake refused (HTTP {status})")
         await h.sleep.wait_for_sleeps(1)
         assert len(h.seen) == (2 if auth else 1)
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("code", "reason", "expected"),
     [
@@ -854,19 +715,17 @@ async def test_auth_close_codes_and_reasons_report_refused_auth(
     h.sleep.hold()
     await sim.disconnect_all(code, reason)
     if expected is not None:
-        assert await h.report() == auth_failed(f"the venue closed the session: {expected}")
-    assert await h.report() == FeedDown(VENUE, endpoint(sim.url), f"connection closed (code {code})")
+        assert await h.next_report() == auth_failed(f"the venue closed the session: {expected}")
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), f"connection closed (code {code})")
     h.sleep.release()
     await h.connected(sim.url, [reported((), complete=True)], [])
     failures = [e for item in h.seen for e in item.events if isinstance(e, SubscriptionFailed)]
     assert len(failures) == (0 if expected is None else 1)
     if expected is not None and expected.startswith("code"):
         assert reason not in failures[0].reason  # a close reason that is not a token reason is never echoed
-    assert h.sleep.delays == reference_delays(["next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next"])
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_auth_reason_on_a_normal_close_reports_refused_auth(
     sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
@@ -874,14 +733,12 @@ async def test_auth_reason_on_a_normal_close_reports_refused_auth(
     await h.first_connect(sim.url, ())
     h.sleep.hold()
     await sim.disconnect_all(1000, "access_token_expired")
-    assert await h.report() == auth_failed("the venue closed the session: access_token_expired")
+    assert await h.next_report() == auth_failed("the venue closed the session: access_token_expired")
 
 
 # ---- liveness and reconnects ---------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_unanswered_transport_pings_drop_the_feed_and_reconnect_fresh(
     sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
@@ -902,8 +759,6 @@ async def test_unanswered_transport_pings_drop_the_feed_and_reconnect_fresh(
     await h.connected(sim.url, [reported(fresh, complete=True)], [])
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_answered_transport_pings_keep_the_feed_up(
     sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
@@ -915,13 +770,11 @@ async def test_answered_transport_pings_keep_the_feed_up(
     with pytest.raises(AssertionError, match="no inbound item"):
         await h.next(timeout=0.3)
     await sim.push_market("SOL", 150.5)
-    assert await h.events() == [MarkPrice(VENUE, "SOL", Decimal("150.5"), 0.0, MarkKind.MARK)]
+    assert await h.frame_events() == [MarkPrice(VENUE, "SOL", Decimal("150.5"), 0.0, MarkKind.MARK)]
     assert sim.connections == 1
     assert h.sleep.delays == []
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("code", "reason"),
     [
@@ -931,15 +784,13 @@ async def test_answered_transport_pings_keep_the_feed_up(
     ],
 )
 async def test_disconnect_reconnects_resubscribes_and_rebuilds_from_snapshots(
-    sim: RecordingSimulator, start_session: SessionFactory, code: int, reason: str
+    sim: RecordingSimulator, seeded: PhoenixHarness, code: int, reason: str
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
 
     h.sleep.hold()
     await sim.disconnect_all(code)
-    assert await h.report() == FeedDown(VENUE, endpoint(sim.url), reason)
+    assert await h.next_report() == FeedDown(VENUE, endpoint(sim.url), reason)
     await h.sleep.wait_for_sleeps(1)
     # Missed while disconnected: a position closed, another opened, a market paused.
     await sim.close_position(ALICE, "BTC")
@@ -956,12 +807,12 @@ async def test_disconnect_reconnects_resubscribes_and_rebuilds_from_snapshots(
     # The complete report flattened BTC in the engine; the paused SOL is held: the alert fires.
     assert (h.position("BTC"), h.position("ETH"), h.position("SOL")) == (Decimal(0), Decimal("0.250"), Decimal("13.00"))
     assert [status for status, _, _ in h.alerts("MarketClosedWithExposure")] == ["firing"]
-    assert h.sleep.delays == reference_delays(["next"])
+    assert h.sleep.delays == reference_delays(SEED, ["next"])
     assert h.engine.stats[VENUE].reconnects == 1
 
     # Deltas resume on the new connection with the snapshot's sequences.
     await sim.set_position(ALICE, "SOL", 0, 15_025)
-    assert await h.events() == [reported((pos("SOL", "0.66", "150.25"),), complete=False, sequence=7)]
+    assert await h.frame_events() == [reported((pos("SOL", "0.66", "150.25"),), complete=False, sequence=7)]
 
 
 # ---- malformed frames ----------------------------------------------------------------------------
@@ -975,55 +826,47 @@ MALFORMED: list[tuple[MalformedKind, str]] = [
 ]
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 @pytest.mark.parametrize(("kind", "reason"), MALFORMED)
 async def test_every_malformed_kind_is_frame_malformed_and_changes_nothing(
-    sim: RecordingSimulator, start_session: SessionFactory, kind: MalformedKind, reason: str
+    sim: RecordingSimulator, seeded: PhoenixHarness, kind: MalformedKind, reason: str
 ) -> None:
-    await seed_positions(sim)
-    h = await start_session(sim.url)
-    await h.first_connect(sim.url)
+    h = seeded
 
     text = await sim.send_malformed(kind)
-    item = await h.frame()
+    item = await h.next_frame()
     assert item.frame == text
     assert item.events == [FrameMalformed(VENUE, reason)]
 
     # The phantom frames carried the next sequence: the real next delta still applies, no gap.
     await sim.set_position(ALICE, "SOL", 100, 15_025)
-    assert await h.events() == [reported((pos("SOL", "1.66", "150.25"),), complete=False, sequence=5)]
+    assert await h.frame_events() == [reported((pos("SOL", "1.66", "150.25"),), complete=False, sequence=5)]
     await sim.set_market_status("SOL", "paused")
-    assert await h.events() == [MarketStatusChanged(VENUE, "SOL", "paused", False)]
+    assert await h.frame_events() == [MarketStatusChanged(VENUE, "SOL", "paused", False)]
     assert h.engine.stats[VENUE].malformed == 1
     assert h.engine.stats[VENUE].sequence_gaps == 0
     assert (h.position("ETH"), h.position("BTC")) == (Decimal("-5.000"), Decimal("0.1234"))
     assert h.sleep.delays == []
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_binary_frames_are_decoded_and_binary_garbage_is_malformed(
     sim: RecordingSimulator, start_session: SessionFactory
 ) -> None:
     h = await start_session(sim.url)
     await h.first_connect(sim.url, ())
     await sim.send_raw(b'{"channel":"allMids","mids":{"SOL":151.5},"slot":1,"slotIndex":0}')
-    item = await h.frame()
+    item = await h.next_frame()
     assert isinstance(item.frame, bytes)
     assert item.events == [MarkPrice(VENUE, "SOL", Decimal("151.5"), 0.0, MarkKind.MID)]
     await sim.send_raw(b"\xff\xfe\x00garbage")
-    assert await h.events() == [FrameMalformed(VENUE, "not JSON")]
+    assert await h.frame_events() == [FrameMalformed(VENUE, "not JSON")]
     await sim.send_raw('{"channel":"allMids","mids":{"SOL":"NaN"}}')
-    assert await h.events() == [FrameMalformed(VENUE, "allMids: mid is not a finite number")]
+    assert await h.frame_events() == [FrameMalformed(VENUE, "allMids: mid is not a finite number")]
     assert h.engine.stats[VENUE].malformed == 2
 
 
 # ---- secrets -------------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_the_jwt_never_appears_in_logs_events_or_frames(
     jwt_sim: RecordingSimulator, start_session: SessionFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1031,15 +874,15 @@ async def test_the_jwt_never_appears_in_logs_events_or_frames(
     await seed_positions(jwt_sim)
     wrong = await start_session(jwt_sim.url, jwt=WRONG_JWT)
     wrong.sleep.hold()
-    assert await wrong.report() == auth_failed("handshake refused (HTTP 401)")
-    assert isinstance(await wrong.report(), FeedDown)
+    assert await wrong.next_report() == auth_failed("handshake refused (HTTP 401)")
+    assert isinstance(await wrong.next_report(), FeedDown)
 
     h = await start_session(jwt_sim.url, jwt=JWT)
     await h.first_connect(jwt_sim.url)
     h.sleep.hold()
     await jwt_sim.expire_token()
-    assert await h.report() == auth_failed("the venue closed the session: access_token_expired")
-    assert isinstance(await h.report(), FeedDown)
+    assert await h.next_report() == auth_failed("the venue closed the session: access_token_expired")
+    assert isinstance(await h.next_report(), FeedDown)
 
     items = wrong.seen + h.seen
     assert len(items) >= 12
@@ -1068,8 +911,6 @@ async def test_the_jwt_never_appears_in_logs_events_or_frames(
 # ---- capture and replay --------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
 async def test_capture_round_trip_replays_to_the_live_exposure_and_alerts(
     sim: RecordingSimulator, start_session: SessionFactory, tmp_path: Path
 ) -> None:
@@ -1080,28 +921,28 @@ async def test_capture_round_trip_replays_to_the_live_exposure_and_alerts(
 
     h.clock.advance(1.0)
     await sim.push_market("SOL", 150.1)
-    assert len(await h.events()) == 1
+    assert len(await h.frame_events()) == 1
     h.clock.advance(1.0)
     await sim.set_position(ALICE, "SOL", 2000, 15_100)
-    assert len(await h.events()) == 1
+    assert len(await h.frame_events()) == 1
     h.clock.advance(1.0)
     await sim.skip_trader_sequence(ALICE)
     await sim.set_position(ALICE, "BTC", 2000, 64_000)
-    assert isinstance((await h.events())[0], SequenceGap)
-    assert await h.events() == []  # unsubscribed
-    assert await h.events() == [Subscribed(VENUE, "traderState")]
-    assert isinstance((await h.events())[0], PositionsReported)
+    assert isinstance((await h.frame_events())[0], SequenceGap)
+    assert await h.frame_events() == []  # unsubscribed
+    assert await h.frame_events() == [Subscribed(VENUE, "traderState")]
+    assert isinstance((await h.frame_events())[0], PositionsReported)
     h.clock.advance(1.0)
     # A binary frame: captured as frame_b64.
     await sim.send_raw(b'{"channel":"allMids","mids":{"SOL":160.5,"BTC":64000.25},"slot":9,"slotIndex":0}')
-    assert len(await h.events()) == 2
+    assert len(await h.frame_events()) == 2
     h.clock.advance(1.0)
     await sim.close_market("SOL", "160.4")
-    assert len(await h.events()) == 1
+    assert len(await h.frame_events()) == 1
     # A reconnect: replay sees only the frames, never the session's connection_opened().
     h.sleep.hold()
     await sim.disconnect_all()
-    assert isinstance(await h.report(), FeedDown)
+    assert isinstance(await h.next_report(), FeedDown)
     await sim.set_position(ALICE, "ETH", -6000, 31_005)  # missed while away
     await sim.set_market_status("SOL", "active")
     h.sleep.release()
@@ -1109,12 +950,10 @@ async def test_capture_round_trip_replays_to_the_live_exposure_and_alerts(
     await h.connected(sim.url, [reported(fresh, complete=True)], [MarketStatusChanged(VENUE, "SOL", "active", True)])
     h.clock.advance(1.0)
     await sim.set_position(ALICE, "SOL", 3000, 15_100)
-    assert len(await h.events()) == 1
+    assert len(await h.frame_events()) == 1
     await sim.send_malformed("position_bad_lots")
-    assert isinstance((await h.events())[0], FrameMalformed)
-    assert h.capture is not None
-    h.capture.close()
-    h.capture = None
+    assert isinstance((await h.frame_events())[0], FrameMalformed)
+    h.close_capture()
 
     lines = [line for _, line in read_capture(path)]
     frames = [item for item in h.seen if item.frame is not None]

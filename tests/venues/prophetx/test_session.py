@@ -13,7 +13,6 @@ channel signature appeared in any event or any log record (DEBUG, every logger).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -26,7 +25,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from riskmon.capture import CaptureWriter
 from riskmon.clock import VirtualClock
 from riskmon.config.schema import Backoff, Desk, MonitorConfig, ProphetXSubscription, ProphetXVenue
 from riskmon.config.types import Duration, Secret
@@ -35,7 +33,6 @@ from riskmon.events import (
     BookLevel,
     BookSide,
     BookSnapshot,
-    Event,
     FeedDown,
     FeedUp,
     FrameMalformed,
@@ -47,12 +44,21 @@ from riskmon.events import (
     TradeExecuted,
 )
 from riskmon.replay import ReplayResult, replay
-from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.base import Inbound
 from riskmon.venues.prophetx.codec import ProphetXCodec
 from riskmon.venues.prophetx.session import ProphetXSession
 from riskmon.venues.prophetx.sim_frames import MALFORMED_KINDS, MalformedKind
 from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
+from tests.venues.session_harness import (
+    TIMEOUT,
+    SessionHarness,
+    SimClock,
+    ingest,
+    reference_delays,
+    session_pool,
+    started,
+    write_capture,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -62,7 +68,6 @@ ACCOUNT = "acct-1"
 ACCESS_KEY = "AKpxAccessKey0123456789"
 SECRET_KEY = "SKpxSecretKey9876543210"
 APP_SECRET = "pusher-app-secret-xyz"
-TIMEOUT = 5.0
 START = 1_784_813_285.0  # the session's virtual clock
 SIM_NOW = 1_784_813_000.0  # the simulator's (fixed) clock: exact venue timestamps
 SEED = 20240610
@@ -85,25 +90,9 @@ JWT_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
 SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
-def reference_delays(initial: float, maximum: float, n: int) -> list[float]:
-    backoff = ReconnectBackoff(initial, maximum, random.Random(SEED))
-    return [backoff.next_delay() for _ in range(n)]
-
-
 def leaks(text: str) -> list[str]:
     found = [word for word in (ACCESS_KEY, SECRET_KEY, APP_SECRET, JWT_HEADER, "Bearer") if word in text]
     return found + SIGNATURE.findall(text)
-
-
-class FakeSleep:
-    """Backoff: records every delay and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
 
 
 class Ticker:
@@ -147,51 +136,12 @@ class Ticker:
         self._parked[delay] = []
 
 
-class SimClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
+class ProphetXHarness(SessionHarness):
+    session: ProphetXSession  # set once started: the REST reads are called on it
 
-    def __call__(self) -> float:
-        return self.now
-
-
-class Harness:
-    def __init__(self, session: ProphetXSession, task: asyncio.Task[None], sleep: FakeSleep, ticker: Ticker) -> None:
-        self.session = session
-        self.task = task
-        self.sleep = sleep
-        self.ticker = ticker
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        self.queue.put_nowait(item)
-
-    async def next(self) -> Inbound:
-        """The next Inbound; fails fast if the session task died instead of timing out."""
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({get, self.task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            return get.result()
-        get.cancel()
-        if self.task in done:
-            raise AssertionError(f"session task ended: {self.task.exception()!r}")
-        raise AssertionError(f"no inbound item within {TIMEOUT}s")
-
-    async def next_event(self) -> Event:
-        """The next Inbound, which must be a session report (one event, no frame)."""
-        item = await self.next()
-        assert item.frame is None, f"expected a session report, got frame {item.frame!r}"
-        assert len(item.events) == 1, item.events
-        return item.events[0]
-
-    async def next_frame_events(self) -> list[Event]:
-        """The events of the next Inbound, which must be a stream frame."""
-        item = await self.next()
-        assert item.frame is not None, item.events
-        assert item.rest is None, item.rest
-        return item.events
+    def __init__(self) -> None:
+        super().__init__(VirtualClock(START))
+        self.ticker = Ticker()
 
     async def handshake(self, sim: ProphetXSimulator) -> str:
         """connection_established → register → signin + one Subscribed per channel → FeedUp.
@@ -211,10 +161,10 @@ class Harness:
         body = json.loads(register.frame)
         assert body["data"]["subscriptions"] == SUBSCRIPTIONS  # the config's subscriptions, echoed
         assert [c["channel_name"] for c in body["data"]["authorized_channel"]] == CHANNELS
-        assert await self.next_frame_events() == [Subscribed(VENUE, "user signin")]
+        assert await self.frame_events() == [Subscribed(VENUE, "user signin")]
         for channel in CHANNELS:
-            assert await self.next_frame_events() == [Subscribed(VENUE, channel)]
-        assert await self.next_event() == FeedUp(VENUE, sim.ws_host)
+            assert await self.frame_events() == [Subscribed(VENUE, channel)]
+        assert await self.next_report() == FeedUp(VENUE, sim.ws_host)
         assert socket_id in sim.socket_ids()
         assert sim.subscribed_channels(socket_id) == set(CHANNELS)
         return str(socket_id)
@@ -222,22 +172,19 @@ class Harness:
     async def marker(self, sim: ProphetXSimulator) -> None:
         """A health_check sent now arrives next: nothing else was on the stream before it."""
         assert await sim.emit_health_check() >= 1
-        (event,) = await self.next_frame_events()
+        (event,) = await self.frame_events()
         assert isinstance(event, Heartbeat), event
 
     async def drain(self, sim: ProphetXSimulator) -> None:
         """Wait until everything the simulator sent so far has been handed on."""
         assert await sim.emit_health_check() >= 1
         while True:
-            events = await self.next_frame_events()
+            events = await self.frame_events()
             if len(events) == 1 and isinstance(events[0], Heartbeat):
                 return
 
-    def events(self) -> list[Event]:
-        return [event for item in self.seen for event in item.events]
 
-
-SessionFactory = Callable[..., Awaitable[Harness]]
+SessionFactory = Callable[..., Awaitable[ProphetXHarness]]
 
 
 def venue_config(rest_url: str, *, initial: float = 1.0, maximum: float = 8.0) -> ProphetXVenue:
@@ -262,61 +209,46 @@ def monitor_config(rest_url: str) -> MonitorConfig:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sim() -> AsyncIterator[ProphetXSimulator]:
-    server = ProphetXSimulator(
-        ACCESS_KEY,
-        SECRET_KEY,
-        account_id=ACCOUNT,
-        app_secret=APP_SECRET,
-        health_check_interval=None,
-        clock=SimClock(SIM_NOW),
-    )
-    await server.start()
-    try:
+    async with started(
+        ProphetXSimulator(
+            ACCESS_KEY,
+            SECRET_KEY,
+            account_id=ACCOUNT,
+            app_secret=APP_SECRET,
+            health_check_interval=None,
+            clock=SimClock(SIM_NOW),
+        )
+    ) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def start_session(sim: ProphetXSimulator, caplog: pytest.LogCaptureFixture) -> AsyncIterator[SessionFactory]:
     caplog.set_level(logging.DEBUG)
-    harnesses: list[Harness] = []
+    async with session_pool() as pool:
 
-    async def start(*, initial: float = 1.0, maximum: float = 8.0) -> Harness:
-        holder: list[Harness] = []
+        async def start(*, initial: float = 1.0, maximum: float = 8.0) -> ProphetXHarness:
+            h = ProphetXHarness()
+            h.session = ProphetXSession(
+                VENUE,
+                venue_config(sim.rest_url, initial=initial, maximum=maximum),
+                ProphetXCodec(VENUE, {ACCOUNT: DESK}, DESK),
+                h.sink,
+                h.clock,
+                rng=random.Random(SEED),
+                sleep=h.sleep,
+                heartbeat_sleep=h.ticker,
+            )
+            pool.start(h, h.session, "prophetx-session")
+            return h
 
-        async def sink(item: Inbound) -> None:
-            await holder[0].sink(item)
-
-        sleep, ticker = FakeSleep(), Ticker()
-        session = ProphetXSession(
-            VENUE,
-            venue_config(sim.rest_url, initial=initial, maximum=maximum),
-            ProphetXCodec(VENUE, {ACCOUNT: DESK}, DESK),
-            sink,
-            VirtualClock(START),
-            rng=random.Random(SEED),
-            sleep=sleep,
-            heartbeat_sleep=ticker,
-        )
-        harness = Harness(session, asyncio.create_task(session.run(), name="prophetx-session"), sleep, ticker)
-        holder.append(harness)
-        harnesses.append(harness)
-        return harness
-
-    try:
         yield start
-    finally:
-        for harness in harnesses:
-            harness.task.cancel()
-        for harness in harnesses:
-            with contextlib.suppress(asyncio.CancelledError):
-                await harness.task
+        await pool.stop()
         sim.heal_rest()
         sim.resume_health_check()
         # The simulator outlives the test: let its side of our sockets finish closing.
         await sim._hub.waiters.wait_for(lambda: sim.connection_count == 0, TIMEOUT)
-        for harness in harnesses:
+        for harness in pool.harnesses:
             for event in harness.events():
                 assert leaks(repr(event)) == [], event
         records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
@@ -354,8 +286,8 @@ def order_update(sim: ProphetXSimulator, order_id: str, **changes: Any) -> Order
     return OrderUpdate(**fields)
 
 
-async def next_order(h: Harness) -> OrderUpdate:
-    (event,) = await h.next_frame_events()
+async def next_order(h: ProphetXHarness) -> OrderUpdate:
+    (event,) = await h.frame_events()
     assert isinstance(event, OrderUpdate), event
     return event
 
@@ -388,7 +320,7 @@ async def test_handshake_logs_in_registers_signs_in_and_subscribes_every_channel
     await sim.server_ping()
     await sim.wait_for_pongs(pongs + 1)
     assert sim.pongs[pongs:] == [socket_id]
-    assert await h.next_frame_events() == []
+    assert await h.frame_events() == []
 
 
 async def test_keepalive_pings_and_the_pong_keeps_the_connection(
@@ -410,21 +342,21 @@ async def test_stopped_health_check_sends_no_heartbeat(sim: ProphetXSimulator, s
     h = await start_session()
     socket_id = await h.handshake(sim)
     assert await sim.emit_health_check() == 1
-    assert await h.next_frame_events() == [Heartbeat(VENUE, socket_id, SIM_NOW)]
+    assert await h.frame_events() == [Heartbeat(VENUE, socket_id, SIM_NOW)]
 
     sim.stop_health_check()
     assert await sim.emit_health_check() == 0
     assert await sim.emit_health_check() == 0
     # The next thing on the stream is the book pushed after them: no Heartbeat came first.
     await sim.push_matched_bet(109, {**_trade_info(), "sequence_number": 7})
-    (trade,) = await h.next_frame_events()
+    (trade,) = await h.frame_events()
     assert isinstance(trade, TradeExecuted)
     assert trade.sequence == 7
     assert sum(isinstance(event, Heartbeat) for event in h.events()) == 1
 
     sim.resume_health_check()
     assert await sim.emit_health_check() == 1
-    assert await h.next_frame_events() == [Heartbeat(VENUE, socket_id, SIM_NOW)]
+    assert await h.frame_events() == [Heartbeat(VENUE, socket_id, SIM_NOW)]
 
 
 # ---- orders -------------------------------------------------------------------------------------
@@ -529,7 +461,6 @@ async def test_duplicates_reach_the_engine_which_drops_them_and_a_capture_replay
     config = monitor_config(sim.rest_url)
     engine = Engine(config)
     capture = tmp_path / "prophetx.jsonl"
-    writer = CaptureWriter(capture)
     h = await start_session()
     await h.handshake(sim)
 
@@ -558,11 +489,8 @@ async def test_duplicates_reach_the_engine_which_drops_them_and_a_capture_replay
         (order, 4),
         (other, 3),
     ]
-    for item in h.seen:
-        engine.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None and item.rest is None)
-        if item.frame is not None:
-            writer.write(item.received_at, item.venue, item.frame, item.rest)
-    writer.close()
+    ingest(engine, h.seen)
+    write_capture(capture, h.seen)
 
     stats = engine.venue_stats(VENUE)
     assert (stats.order_updates, stats.stale_updates, stats.fills) == (5, 4, 3)
@@ -612,7 +540,7 @@ async def test_market_selections_and_matched_bets(sim: ProphetXSimulator, start_
         [selection_level(outcome_id=5, odds=-130, stake=200.0)],
     ]
     assert await sim.push_market_selections(EVENT_ID, MARKET_ID, selections, sequence_number=1234567890) == 1
-    assert await h.next_frame_events() == [
+    assert await h.frame_events() == [
         BookSnapshot(
             VENUE,
             f"{EVENT_ID}/{MARKET_ID}",
@@ -625,7 +553,7 @@ async def test_market_selections_and_matched_bets(sim: ProphetXSimulator, start_
     ]
 
     await sim.push_matched_bet(109, _trade_info())
-    assert await h.next_frame_events() == [
+    assert await h.frame_events() == [
         TradeExecuted(VENUE, f"{EVENT_ID}/{MARKET_ID}/4", Decimal(124), Decimal("45.3"), 1709130007835319000, SIM_NOW)
     ]
 
@@ -651,7 +579,7 @@ async def test_connection_config_change_reconnects_to_the_new_key(
     assert sim.app_key != old_key
     calls = len(sim.rest_calls)
     await h.ticker.tick(CONFIG_REFRESH)
-    assert await h.next_event() == FeedDown(VENUE, sim.ws_host, "connection config changed")
+    assert await h.next_report() == FeedDown(VENUE, sim.ws_host, "connection config changed")
     new_socket = await h.handshake(sim)
     assert new_socket != old_socket
     # The simulator accepts sockets on the new key only, and a subscription only when signed
@@ -664,7 +592,7 @@ async def test_connection_config_change_reconnects_to_the_new_key(
     ]
     assert len(h.sleep.delays) == 1
     assert await sim.emit_health_check() == 1
-    assert await h.next_frame_events() == [Heartbeat(VENUE, new_socket, SIM_NOW)]
+    assert await h.frame_events() == [Heartbeat(VENUE, new_socket, SIM_NOW)]
 
 
 async def test_disconnect_reconnects_and_registers_the_new_socket(
@@ -673,10 +601,10 @@ async def test_disconnect_reconnects_and_registers_the_new_socket(
     h = await start_session(initial=1.0, maximum=8.0)
     old_socket = await h.handshake(sim)
     await sim.disconnect_all()
-    assert await h.next_event() == FeedDown(VENUE, sim.ws_host, "connection closed (code 4200)")
+    assert await h.next_report() == FeedDown(VENUE, sim.ws_host, "connection closed (code 4200)")
     new_socket = await h.handshake(sim)
     assert new_socket != old_socket
-    assert h.sleep.delays == reference_delays(1.0, 8.0, 1)
+    assert h.sleep.delays == reference_delays(SEED, 1, 1.0, 8.0)
 
     # The new socket carries the private channel again.
     order = place(sim)
@@ -688,10 +616,10 @@ async def test_login_failure_backs_off_then_recovers(sim: ProphetXSimulator, sta
     sim.fail_rest(503, times=2, paths="/partner/auth/login")
     h = await start_session(initial=1.0, maximum=3.0)
     for _ in range(2):
-        down = await h.next_event()
+        down = await h.next_report()
         assert down == FeedDown(VENUE, "?", "POST /auth/login: HTTP 503")
     await h.handshake(sim)
-    assert h.sleep.delays == reference_delays(1.0, 3.0, 2)
+    assert h.sleep.delays == reference_delays(SEED, 2, 1.0, 3.0)
     for delay, ceiling in zip(h.sleep.delays, [1.0, 2.0], strict=True):
         assert ceiling / 2 <= delay <= ceiling
 
@@ -704,10 +632,10 @@ async def test_registration_failure_is_reported_and_reconnects(
     established = await h.next()  # never up: the channels were not registered
     assert established.events == []
     assert established.rest is None
-    assert await h.next_event() == SubscriptionFailed(
+    assert await h.next_report() == SubscriptionFailed(
         VENUE, "channel registration", "POST /v4/mm/websocket: HTTP 503", False
     )
-    assert await h.next_event() == FeedDown(
+    assert await h.next_report() == FeedDown(
         VENUE, sim.ws_host, "channel registration failed (POST /v4/mm/websocket: HTTP 503)"
     )
     await h.handshake(sim)
@@ -762,7 +690,7 @@ async def test_token_revoked_between_refreshes_is_renewed_on_the_next_call(
 
     sim.revoke_tokens()
     await sim.disconnect_all()
-    assert await h.next_event() == FeedDown(VENUE, sim.ws_host, "connection closed (code 4200)")
+    assert await h.next_report() == FeedDown(VENUE, sim.ws_host, "connection closed (code 4200)")
     await h.handshake(sim)
     assert len(h.sleep.delays) == 1
 
@@ -784,7 +712,7 @@ async def test_every_malformed_kind_is_frame_malformed(sim: ProphetXSimulator, s
     await h.handshake(sim)
     for kind in MALFORMED_KINDS:
         assert await sim.send_malformed(kind) == 1
-        assert await h.next_frame_events() == [FrameMalformed(VENUE, MALFORMED_REASONS[kind])], kind
+        assert await h.frame_events() == [FrameMalformed(VENUE, MALFORMED_REASONS[kind])], kind
     await h.marker(sim)  # the connection survives them all
     assert not [event for event in h.events() if isinstance(event, FeedDown)]
 
@@ -801,7 +729,7 @@ async def test_credentials_never_reach_events_or_logs(
 ) -> None:
     sim.fail_rest(401, times=1, paths="/partner/auth/login")
     h = await start_session()
-    down = await h.next_event()
+    down = await h.next_report()
     assert down == FeedDown(VENUE, "?", "POST /auth/login: HTTP 401")
     await h.handshake(sim)
     await h.ticker.tick(TOKEN_REFRESH)

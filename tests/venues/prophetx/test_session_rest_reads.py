@@ -11,12 +11,11 @@ captured REST body's events or a log record.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +29,6 @@ from riskmon.events import (
     BookLevel,
     BookSide,
     BookSnapshot,
-    Event,
     FeedUp,
     Heartbeat,
     OrderStatus,
@@ -41,6 +39,7 @@ from riskmon.venues.prophetx.codec import ProphetXCodec
 from riskmon.venues.prophetx.session import MARKETS_PER_CALL, ProphetXSession
 from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
 from riskmon.venues.stream_session import VenueUnavailable
+from tests.venues.session_harness import TIMEOUT, SessionHarness, SimClock, session_pool, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -50,7 +49,6 @@ ACCOUNT = "acct-1"
 ACCESS_KEY = "AKpxAccessKey0123456789"
 SECRET_KEY = "SKpxSecretKey9876543210"
 APP_SECRET = "pusher-app-secret-xyz"
-TIMEOUT = 5.0
 START = 1_784_813_285.0
 SIM_NOW = 1_784_813_000.0
 SEED = 20240611
@@ -65,69 +63,25 @@ def leaks(text: str) -> list[str]:
     return found + SIGNATURE.findall(text)
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
-
-
 async def park(delay: float) -> None:
     """The chores' sleep: token refresh, config check and pings never come round in these tests."""
     await asyncio.get_running_loop().create_future()
 
 
-class SimClock:
-    def __call__(self) -> float:
-        return SIM_NOW
-
-
-class Harness:
-    def __init__(self, session: ProphetXSession, sleep: FakeSleep) -> None:
-        self.session = session
-        self.sleep = sleep
-        self.task: asyncio.Task[None] | None = None
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        self.queue.put_nowait(item)
-
-    async def next(self) -> Inbound:
-        assert self.task is not None
-        get = asyncio.ensure_future(self.queue.get())
-        done, _ = await asyncio.wait({get, self.task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        if get in done:
-            return get.result()
-        get.cancel()
-        if self.task in done:
-            raise AssertionError(f"session task ended: {self.task.exception()!r}")
-        raise AssertionError(f"no inbound item within {TIMEOUT}s")
+class RestReadsHarness(SessionHarness):
+    session: ProphetXSession  # set once started: the reads under test are called on it
 
     async def up(self, sim: ProphetXSimulator) -> None:
         """Skip the handshake's items until the feed is up (test_session.py checks them)."""
-        while True:
-            item = await self.next()
-            if item.frame is None and item.events == [FeedUp(VENUE, sim.ws_host)]:
-                return
-
-    async def streamed(self) -> list[Event]:
-        item = await self.next()
-        assert item.frame is not None
-        assert item.rest is None
-        return item.events
+        await self.until(
+            lambda items: bool(items) and items[-1].frame is None and items[-1].events == [FeedUp(VENUE, sim.ws_host)]
+        )
 
     async def marker(self, sim: ProphetXSimulator) -> None:
         """A health_check sent now arrives next: nothing else came over the stream before it."""
         assert await sim.emit_health_check() == 1
-        assert await self.streamed() == [Heartbeat(VENUE, self.session_socket(sim), SIM_NOW)]
-
-    def session_socket(self, sim: ProphetXSimulator) -> str:
         (socket_id,) = sim.socket_ids()
-        return socket_id
+        assert await self.frame_events() == [Heartbeat(VENUE, socket_id, SIM_NOW)]
 
     def rest_items(self) -> list[Inbound]:
         return [item for item in self.seen if item.rest is not None and item.rest != "register"]
@@ -147,57 +101,45 @@ def venue_config(rest_url: str) -> ProphetXVenue:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sim() -> AsyncIterator[ProphetXSimulator]:
-    server = ProphetXSimulator(
-        ACCESS_KEY, SECRET_KEY, account_id=ACCOUNT, app_secret=APP_SECRET, health_check_interval=None, clock=SimClock()
-    )
-    await server.start()
-    try:
+    async with started(
+        ProphetXSimulator(
+            ACCESS_KEY,
+            SECRET_KEY,
+            account_id=ACCOUNT,
+            app_secret=APP_SECRET,
+            health_check_interval=None,
+            clock=SimClock(SIM_NOW),
+        )
+    ) as server:
         yield server
-    finally:
-        await server.stop()
-
-
-HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def harness(sim: ProphetXSimulator, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Harness]:
+async def harness(sim: ProphetXSimulator, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RestReadsHarness]:
     """A running session, up (signed in, every channel subscribed)."""
     caplog.set_level(logging.DEBUG)
-    holder: list[Harness] = []
-
-    async def sink(item: Inbound) -> None:
-        await holder[0].sink(item)
-
-    sleep = FakeSleep()
-    session = ProphetXSession(
+    h = RestReadsHarness(VirtualClock(START))
+    h.session = ProphetXSession(
         VENUE,
         venue_config(sim.rest_url),
         ProphetXCodec(VENUE, {ACCOUNT: DESK}, DESK),
-        sink,
-        VirtualClock(START),
+        h.sink,
+        h.clock,
         rng=random.Random(SEED),
-        sleep=sleep,
+        sleep=h.sleep,
         heartbeat_sleep=park,
     )
-    h = Harness(session, sleep)
-    holder.append(h)
-    h.task = asyncio.create_task(session.run(), name="prophetx-session")
-    try:
+    async with session_pool() as pool:
+        pool.start(h, h.session, "prophetx-session")
         await h.up(sim)
         yield h
-    finally:
-        h.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await h.task
-        sim.heal_rest()
-        await sim._hub.waiters.wait_for(lambda: sim.connection_count == 0, TIMEOUT)
-        assert h.sleep.delays == []  # never reconnected: the reads leave the stream alone
-        for item in h.seen:
-            for event in item.events:
-                assert leaks(repr(event)) == [], event
-        logged = [f"{r.name}: {r.getMessage()}" for r in caplog.records]
-        assert [line for line in logged if leaks(line)] == []
+    sim.heal_rest()
+    await sim._hub.waiters.wait_for(lambda: sim.connection_count == 0, TIMEOUT)
+    assert h.sleep.delays == []  # never reconnected: the reads leave the stream alone
+    for event in h.events():
+        assert leaks(repr(event)) == [], event
+    logged = [f"{r.name}: {r.getMessage()}" for r in caplog.records]
+    assert [line for line in logged if leaks(line)] == []
 
 
 def book(event_id: int, market_id: int, sides: list[tuple[str, list[tuple[int, str]]]], sequence: int) -> BookSnapshot:
@@ -218,7 +160,7 @@ def levels(outcome: int, *quotes: tuple[int, float]) -> list[dict[str, Any]]:
 
 
 async def test_rest_books_equal_the_streamed_books_until_only_rest_changes(
-    sim: ProphetXSimulator, harness: Harness
+    sim: ProphetXSimulator, harness: RestReadsHarness
 ) -> None:
     h = harness
     spread = [levels(4, (110, 110.0), (120, 55.5)), levels(5, (-130, 200.0))]
@@ -227,8 +169,8 @@ async def test_rest_books_equal_the_streamed_books_until_only_rest_changes(
     assert await sim.push_market_selections(STREAMED_EVENT, 220, moneyline, sequence_number=77) == 1
     spread_book = book(STREAMED_EVENT, 219, [("4", [(110, "110"), (120, "55.5")]), ("5", [(-130, "200")])], 1234567890)
     moneyline_book = book(STREAMED_EVENT, 220, [("8", [(-10000, "0.01")]), ("9", [(10000, "100000000")])], 77)
-    assert await h.streamed() == [spread_book]
-    assert await h.streamed() == [moneyline_book]
+    assert await h.frame_events() == [spread_book]
+    assert await h.frame_events() == [moneyline_book]
 
     calls = len(sim.rest_calls)
     assert await h.session.fetch_books([str(STREAMED_EVENT)]) == [spread_book, moneyline_book]
@@ -250,11 +192,13 @@ async def test_rest_books_equal_the_streamed_books_until_only_rest_changes(
 
     # The next streamed book brings both sides together again.
     assert await sim.push_market_selections(STREAMED_EVENT, 219, drifted, sequence_number=1234567892) == 1
-    (streamed,) = await h.streamed()
+    (streamed,) = await h.frame_events()
     assert await h.session.fetch_books([str(STREAMED_EVENT)]) == [streamed, moneyline_book]
 
 
-async def test_fetch_books_asks_for_at_most_twenty_events_a_call(sim: ProphetXSimulator, harness: Harness) -> None:
+async def test_fetch_books_asks_for_at_most_twenty_events_a_call(
+    sim: ProphetXSimulator, harness: RestReadsHarness
+) -> None:
     h = harness
     assert MARKETS_PER_CALL == 20
     events = [str(900_000 + n) for n in range(45)]
@@ -274,7 +218,7 @@ async def test_fetch_books_asks_for_at_most_twenty_events_a_call(sim: ProphetXSi
     assert sim.rest_calls[calls:] == []
 
 
-async def test_fetch_books_failures_raise_venue_unavailable(sim: ProphetXSimulator, harness: Harness) -> None:
+async def test_fetch_books_failures_raise_venue_unavailable(sim: ProphetXSimulator, harness: RestReadsHarness) -> None:
     h = harness
     sim.fail_rest(503, times=1, paths=MARKETS_PATH)
     with pytest.raises(VenueUnavailable) as failed:
@@ -313,7 +257,7 @@ def order_update(sim: ProphetXSimulator, order_id: str, status: OrderStatus) -> 
 
 
 async def test_the_watchdog_sees_a_lost_activation_under_its_own_read_name(
-    sim: ProphetXSimulator, harness: Harness
+    sim: ProphetXSimulator, harness: RestReadsHarness
 ) -> None:
     h = harness
     order = sim.place_order(event_id=STREAMED_EVENT, market_id=219, outcome_id=4, odds=-120, stake=60.0)
@@ -334,7 +278,7 @@ async def test_the_watchdog_sees_a_lost_activation_under_its_own_read_name(
     assert json.loads(reconciled.frame) == {"data": sim.order_info(order)}
 
 
-async def test_fetch_order_of_an_unknown_order_is_a_404(sim: ProphetXSimulator, harness: Harness) -> None:
+async def test_fetch_order_of_an_unknown_order_is_a_404(sim: ProphetXSimulator, harness: RestReadsHarness) -> None:
     h = harness
     with pytest.raises(VenueUnavailable) as unknown:
         await h.session.fetch_order("999999", source="reconcile_order")
@@ -347,7 +291,7 @@ async def test_fetch_order_of_an_unknown_order_is_a_404(sim: ProphetXSimulator, 
 
 @pytest.mark.parametrize("status", [503, 429, 401])
 async def test_fetch_order_with_rest_failing_raises_without_a_secret(
-    sim: ProphetXSimulator, harness: Harness, status: int
+    sim: ProphetXSimulator, harness: RestReadsHarness, status: int
 ) -> None:
     h = harness
     order = sim.place_order(

@@ -15,6 +15,7 @@ from riskmon.config.types import Secret
 from riskmon.events import (
     Event,
     FrameMalformed,
+    Heartbeat,
     QuoteLeg,
     QuoteStatus,
     QuoteUpdate,
@@ -177,11 +178,17 @@ def test_ping_is_outstanding_until_the_pong() -> None:
     codec.send_ping()
     assert codec.pong_outstanding
     assert codec.data_to_send() == ['{"type":"ping"}']
-    assert codec.receive_text('{"type":"pong","timestamp":"2025-02-07T12:00:00.000Z"}') == []
+    # A pong is the venue's liveness signal (the engine's heartbeat gap), stamped with its own clock.
+    assert codec.receive_text('{"type":"pong","timestamp":"2025-02-07T12:00:00.000Z"}') == [
+        Heartbeat("totalis", "", 1738929600.0)
+    ]
     assert not codec.pong_outstanding
     codec.send_ping()
-    assert codec.receive_text('{"type":"pong","quote":7}') == []  # an odd extra key does not lose the pong
+    # An odd extra key does not lose the pong; an unreadable timestamp does not lose the heartbeat.
+    assert codec.receive_text('{"type":"pong","quote":7}') == [Heartbeat("totalis", "")]
     assert not codec.pong_outstanding
+    assert codec.receive_text('{"event":"pong","timestamp":"yesterday"}') == [Heartbeat("totalis", "")]
+    assert codec.receive_text('{"type":"pong","timestamp":1738929600500}') == [Heartbeat("totalis", "", 1738929600.5)]
     codec.send_ping()
     codec.connection_opened()  # a new socket owes no pong for the old one
     assert not codec.pong_outstanding

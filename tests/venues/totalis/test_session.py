@@ -9,12 +9,10 @@ each test resets it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
@@ -23,7 +21,6 @@ import pytest
 import pytest_asyncio
 from websockets.asyncio.server import ServerConnection, serve
 
-from riskmon.capture import CaptureWriter
 from riskmon.clock import VirtualClock
 from riskmon.config.schema import Backoff, Desk, MonitorConfig, TotalisRfqVenue
 from riskmon.config.types import Duration, Secret
@@ -42,18 +39,25 @@ from riskmon.events import (
     SubscriptionFailed,
 )
 from riskmon.replay import ReplayResult, replay
-from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.base import Inbound
 from riskmon.venues.totalis.codec import TotalisRfqCodec
 from riskmon.venues.totalis.session import TotalisRfqSession
 from riskmon.venues.totalis.simulator import AcceptOrder, MalformedKind, RestCall, TotalisRfqSimulator
+from tests.venues.session_harness import (
+    TIMEOUT,
+    SessionHarness,
+    SimClock,
+    reference_delays,
+    session_pool,
+    started,
+    write_capture,
+)
 
 VENUE = "totalis"
 DESK = "parlays"
 API_KEY = "tk_live_DO_NOT_LOG_5e1b"
 MM = "did:privy:mm-sim"
 QUOTES = f"mm:quotes:{MM}"
-TIMEOUT = 5.0
 SEED = 20260601
 NOW = 1780339545.0  # 2026-06-01T18:45:45.000Z: the simulator's clock
 DEADLINE = NOW + 30
@@ -69,21 +73,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-class SimClock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def reference_delays(initial: float, maximum: float, steps: int) -> list[float]:
-    """The first delays of a backoff seeded like the session's (it shares one rng between its
-    reconnect and REST-retry backoffs, so the draws interleave in the order they happen)."""
-    backoff = ReconnectBackoff(initial, maximum, random.Random(SEED))
-    return [backoff.next_delay() for _ in range(steps)]
 
 
 def legs_of(*shares: str) -> tuple[QuoteLeg, ...]:
@@ -118,87 +107,17 @@ def is_pong(item: Inbound) -> bool:
     return isinstance(item.frame, str) and not item.events and json.loads(item.frame).get("type") == "pong"
 
 
-class FakeSleep:
-    """Records every backoff delay and returns at once, unless held at a gate by the test."""
+class TotalisHarness(SessionHarness):
+    """Feeds what the session hands on into a real Engine as the runtime does; `next` skips pongs."""
 
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.sleeping = asyncio.Event()
-        self._gate: asyncio.Event | None = None
+    engine: Engine
 
-    def hold(self) -> None:
-        self._gate = asyncio.Event()
-
-    def release(self) -> None:
-        gate, self._gate = self._gate, None
-        assert gate is not None
-        self.sleeping.clear()
-        gate.set()
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        gate = self._gate
-        if gate is not None:
-            self.sleeping.set()
-            await gate.wait()
-        await asyncio.sleep(0)
-
-    async def wait_sleeping(self) -> None:
-        await asyncio.wait_for(self.sleeping.wait(), TIMEOUT)
-
-
-class Harness:
-    """Collects what the session hands on, and feeds it into a real Engine as the runtime does."""
-
-    def __init__(self, config: MonitorConfig, clock: VirtualClock, sleep: FakeSleep) -> None:
-        self.clock = clock
-        self.sleep = sleep
-        self.engine = Engine(config)
-        self.queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.seen: list[Inbound] = []
-        self.task: asyncio.Task[None] | None = None
-        self.endpoint = ""  # the redacted ws endpoint FeedUp/FeedDown name
-
-    async def sink(self, item: Inbound) -> None:
-        self.seen.append(item)
-        self.engine.ingest(item.venue, item.events, item.received_at, is_frame=item.frame is not None and not item.rest)
-        self.queue.put_nowait(item)
-
-    async def next(self) -> Inbound:
-        """The next Inbound that is not a pong; fails fast if the session task died."""
-        assert self.task is not None
-        while True:
-            get = asyncio.ensure_future(self.queue.get())
-            done, _ = await asyncio.wait({get, self.task}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-            if get not in done:
-                get.cancel()
-                if self.task in done:
-                    raise AssertionError(f"session task ended: {self.task.exception()!r}")
-                raise AssertionError(f"no inbound item within {TIMEOUT}s")
-            item = get.result()
-            if not is_pong(item):
-                return item
-
-    async def next_event(self) -> Event:
-        """The next Inbound, which must be a session report (one event, no frame)."""
-        item = await self.next()
-        assert item.frame is None, f"expected a session report, got frame {item.frame!r}"
-        assert len(item.events) == 1, item.events
-        return item.events[0]
-
-    async def until(self, done: Callable[[list[Inbound]], bool]) -> list[Inbound]:
-        """Items (pongs left out) up to the one after which `done` holds."""
-        items: list[Inbound] = []
-        while not done(items):
-            items.append(await self.next())
-        return items
-
-    async def until_report(self, kind: type[FeedUp | FeedDown]) -> list[Inbound]:
-        """Items up to the next session report of `kind`."""
-        return await self.until(lambda items: bool(items) and any(isinstance(e, kind) for e in items[-1].events))
+    def __init__(self, config: MonitorConfig, endpoint: str) -> None:
+        super().__init__(VirtualClock(START), engine=Engine(config), skip=is_pong)
+        self.endpoint = endpoint  # the redacted ws endpoint FeedUp/FeedDown name
 
     async def until_up(self) -> list[Inbound]:
-        items = await self.until_report(FeedUp)
+        items = await self.until_event(FeedUp)
         assert items[-1].events == [FeedUp(VENUE, self.endpoint)]
         return items
 
@@ -206,21 +125,15 @@ class Harness:
         """The events of the next `n` frames (not REST bodies, not reports)."""
         events: list[Event] = []
         for _ in range(n):
-            item = await self.next()
-            assert item.frame is not None, item.events
-            assert item.rest is None, item.rest
-            events.extend(item.events)
+            events.extend(await self.frame_events())
         return events
-
-    def events(self, items: Iterable[Inbound] | None = None) -> list[Event]:
-        return [event for item in (self.seen if items is None else items) for event in item.events]
 
     def exposure(self) -> tuple[Decimal, Decimal]:
         """(confirmed worst-case loss, pending) of the desk, USD."""
         return self.engine.book.desk_worst_case_loss(DESK), self.engine.book.desk_pending(DESK)
 
 
-SessionFactory = Callable[..., Awaitable[Harness]]
+SessionFactory = Callable[..., Awaitable[TotalisHarness]]
 
 
 def venue_config(sim: TotalisRfqSimulator, **overrides: Any) -> TotalisRfqVenue:
@@ -248,17 +161,13 @@ def monitor_config(venue: TotalisRfqVenue) -> MonitorConfig:
 
 @pytest.fixture(scope="module")
 def sim_clock() -> SimClock:
-    return SimClock()
+    return SimClock(NOW)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def shared_sim(sim_clock: SimClock) -> AsyncIterator[TotalisRfqSimulator]:
-    server = TotalisRfqSimulator(API_KEY, mm_id=MM, clock=sim_clock)
-    await server.start()
-    try:
+    async with started(TotalisRfqSimulator(API_KEY, mm_id=MM, clock=sim_clock)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -273,35 +182,19 @@ async def sim(shared_sim: TotalisRfqSimulator, sim_clock: SimClock) -> AsyncIter
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def start_session(sim: TotalisRfqSimulator) -> AsyncIterator[SessionFactory]:
-    harnesses: list[Harness] = []
+    async with session_pool() as pool:
 
-    async def start(config: TotalisRfqVenue | None = None, *, hold: bool = False) -> Harness:
-        config = config or venue_config(sim)
-        monitor = monitor_config(config)
-        harness = Harness(monitor, VirtualClock(START), FakeSleep())
-        harness.endpoint = sim.ws_url.removesuffix("/ws")
-        if hold:
-            harness.sleep.hold()
-        codec = TotalisRfqCodec(VENUE, {MM: DESK}, DESK, config)
-        session = TotalisRfqSession(
-            VENUE, config, codec, harness.sink, harness.clock, rng=random.Random(SEED), sleep=harness.sleep
-        )
-        harness.task = asyncio.create_task(session.run(), name="totalis-session")
-        harnesses.append(harness)
-        return harness
+        async def start(config: TotalisRfqVenue | None = None, *, hold: bool = False) -> TotalisHarness:
+            config = config or venue_config(sim)
+            h = TotalisHarness(monitor_config(config), sim.ws_url.removesuffix("/ws"))
+            if hold:
+                h.sleep.hold()
+            codec = TotalisRfqCodec(VENUE, {MM: DESK}, DESK, config)
+            session = TotalisRfqSession(VENUE, config, codec, h.sink, h.clock, rng=random.Random(SEED), sleep=h.sleep)
+            pool.start(h, session, "totalis-session")
+            return h
 
-    try:
         yield start
-    finally:
-        for harness in harnesses:
-            if harness.sleep._gate is not None:
-                harness.sleep.release()
-            assert harness.task is not None
-            harness.task.cancel()
-        for harness in harnesses:
-            assert harness.task is not None
-            with contextlib.suppress(asyncio.CancelledError):
-                await harness.task
 
 
 async def accept(
@@ -326,7 +219,7 @@ async def accept(
     )
 
 
-async def connected(start_session: SessionFactory, config: TotalisRfqVenue | None = None) -> Harness:
+async def connected(start_session: SessionFactory, config: TotalisRfqVenue | None = None) -> TotalisHarness:
     h = await start_session(config)
     await h.until_up()
     return h
@@ -591,17 +484,17 @@ async def test_disconnect_all_reconnects_with_a_fresh_handshake(
 ) -> None:
     h = await connected(start_session)
     await sim.disconnect_all()
-    assert await h.next_event() == FeedDown(VENUE, h.endpoint, "server closed the connection")
+    assert await h.next_report() == FeedDown(VENUE, h.endpoint, "server closed the connection")
     items = await h.until_up()
     assert items[0].events == [Subscribed(VENUE, "auth")]
     assert [item.rest for item in items if item.rest] == ["quotes"]
-    assert h.sleep.delays == reference_delays(1.0, 8.0, 1)
+    assert h.sleep.delays == reference_delays(SEED, 1)
     assert list(sim.rest_calls) == [GET_QUOTES, GET_QUOTES]
     await sim.wait_for_subscribed(1, QUOTES)
     assert sim.connection_count == 1
 
 
-async def missed_while_disconnected(sim: TotalisRfqSimulator, h: Harness) -> None:
+async def missed_while_disconnected(sim: TotalisRfqSimulator, h: TotalisHarness) -> None:
     """Quotes move live, then while the session is away, then it comes back and reconciles."""
     await accept(sim, "q-1", "rfq-1", order="quote_first")  # 81.25 pending
     await accept(sim, "q-4", "rfq-4", user_cost=10, payout_odds=3.3)  # 23
@@ -612,7 +505,7 @@ async def missed_while_disconnected(sim: TotalisRfqSimulator, h: Harness) -> Non
     h.sleep.hold()  # keep the session away while the venue moves on
     h.clock.advance(2.0)
     await sim.disconnect_all()
-    await h.until_report(FeedDown)
+    await h.until_event(FeedDown)
     await h.sleep.wait_sleeping()
     assert sim.connection_count == 0
     mark = len(sim.events)
@@ -681,7 +574,9 @@ async def test_failing_rest_holds_feed_up_and_retries_with_backoff_while_frames_
     items = await h.until_up()
     assert [item.rest for item in items if item.rest] == ["quotes"]
     assert [call.status for call in sim.rest_calls] == [503, 503, 200]
-    assert h.sleep.delays == reference_delays(1.0, 8.0, 2)  # capped, jittered, growing
+    # Capped, jittered, growing. The session's reconnect and REST-retry backoffs share one rng, so
+    # the draws interleave in the order they happen: here the REST retries drew first and only.
+    assert h.sleep.delays == reference_delays(SEED, 2)
     assert 0.5 <= h.sleep.delays[0] <= 1.0 <= h.sleep.delays[1] <= 2.0
     assert sim.connection_count == 1  # REST trouble never dropped the socket
     assert h.exposure() == (Decimal(0), Decimal("81.25"))
@@ -695,7 +590,7 @@ async def test_a_frame_that_arrives_just_before_the_close_is_still_handed_on(
     # The codec answers this accept with `subscribe rfq:rfq-1`; the close is already behind it on the wire.
     await accept(sim, "q-1", "rfq-1")
     await sim.disconnect_all()
-    items = await h.until_report(FeedDown)
+    items = await h.until_event(FeedDown)
     assert h.events(items) == [
         full_accept("q-1", "rfq-1", "81.25", "40.625", "40.625"),
         # The subscribe the codec answered with meets a closing socket and is dropped (the
@@ -710,11 +605,11 @@ async def test_wrong_api_key_is_a_misconfiguration(sim: TotalisRfqSimulator, sta
     refused = await h.next()
     assert refused.frame == '{"type":"auth:error","message":"Invalid API key"}'
     assert refused.events == [SubscriptionFailed(VENUE, "auth", "Invalid API key", misconfigured=True)]
-    assert await h.next_event() == FeedDown(VENUE, h.endpoint, "connection closed (code 4001)")
+    assert await h.next_report() == FeedDown(VENUE, h.endpoint, "connection closed (code 4001)")
     await h.sleep.wait_sleeping()
     assert list(sim.rest_calls) == []  # never reconciles without auth
     assert not [e for e in h.events() if isinstance(e, FeedUp)]
-    assert h.sleep.delays == reference_delays(1.0, 8.0, 1)
+    assert h.sleep.delays == reference_delays(SEED, 1)
     for item in h.seen:
         assert wrong not in repr(item.events)
         assert wrong not in str(item.frame)
@@ -734,7 +629,7 @@ async def test_unanswered_pings_drop_and_the_reconnect_refollows_live_rfqs(
 
     h.sleep.hold()
     sim.set_answer_pings(False)
-    items = await h.until_report(FeedDown)
+    items = await h.until_event(FeedDown)
     assert items[-1].events == [FeedDown(VENUE, h.endpoint, "no pong within 0.2s")]
     await h.sleep.wait_sleeping()
     mark = len(h.seen)
@@ -802,11 +697,11 @@ async def test_the_api_key_never_appears_in_logs_or_events(
     await sim.send_raw(json.dumps({"type": f"x{API_KEY}"}))
     await h.until(lambda _: h.engine.stats[VENUE].malformed == 1)
     await sim.disconnect_all()
-    down = await h.until_report(FeedDown)
+    down = await h.until_event(FeedDown)
     assert down[-1].events == [FeedDown(VENUE, h.endpoint, "server closed the connection")]
     await h.until_up()
     wrong = await start_session(venue_config(sim, api_key=Secret("tk_live_OTHER_SECRET_77")), hold=True)
-    await wrong.until_report(FeedDown)
+    await wrong.until_event(FeedDown)
 
     events = h.events() + wrong.events()
     assert SubscriptionFailed(VENUE, "ws", "bad key ***") in events
@@ -840,11 +735,7 @@ async def test_capture_replays_to_the_live_engines_exposure(
     await h.until(lambda _: h.exposure() == (Decimal("81.25"), Decimal(20)))
 
     path = tmp_path / "capture.jsonl"
-    writer = CaptureWriter(path)
-    for item in h.seen:
-        if item.frame is not None:
-            writer.write(item.received_at, item.venue, item.frame, rest=item.rest)
-    writer.close()
+    write_capture(path, h.seen)
     replayed = replay(path, monitor_config(config))
     live = ReplayResult(h.engine)
 
