@@ -1,10 +1,13 @@
 """Section `pipeline`: the in-process pipeline on the five-venue mix, with no I/O at all.
 
-Per frame, what the Monitor does between a socket read and the next one: the venue's real codec
-(typed decode and normalization), one `Engine.ingest` (exposure, watchdogs, limits, rules), the
-actions and journal taken as the runtime takes them, the codec's outbox drained as the session
-drains it. The clock is read per frame, as the session reads it. Frames are built before the clock
-starts (see venue_mix.py); each venue's codec first sees its connection handshake, untimed.
+What the Monitor does per socket read, without the socket: the clock read once, each frame through
+its venue's real codec (typed decode and normalization), the read's frames applied by one
+`Engine.ingest_batch` (exposure, watchdogs, limits, rules; exactly `ingest` frame by frame), then
+the actions and the deadline journal taken once and the codecs' outboxes drained, as the session
+and the engine task do once per read. A read is `read_frames` consecutive frames of the mix
+(default 32, a modest socket read at these rates; 1 is the frame-at-a-time shell). Frames are
+built before the clock starts (see venue_mix.py); each venue's codec first sees its connection
+handshake, untimed.
 
 Left out: the websocket layer and the event loop (section `e2e` measures those), receivers.
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 from riskmon.bench.venue_mix import MIX, build_mix
 from riskmon.clock import SystemClock
-from riskmon.engine.engine import Engine
+from riskmon.engine.engine import Engine, IngestItem
 from riskmon.events import FeedUp
 
 
@@ -37,16 +40,19 @@ class PipelineResult:
     per_venue: Mapping[str, Mapping[str, int]]  # venue -> frames, events
     mix: Mapping[str, float]
     build_s: float  # building the frames with the simulators (untimed)
+    read_frames: int  # frames per socket read: one clock read, one ingest_batch, one take
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def run_pipeline_bench(
-    frames: int = 200_000, seed: int = 0, profiler: cProfile.Profile | None = None
+    frames: int = 200_000, seed: int = 0, profiler: cProfile.Profile | None = None, read_frames: int = 32
 ) -> PipelineResult:
     if frames < len(MIX):
         raise ValueError(f"need at least {len(MIX)} frames, one per venue")
+    if read_frames < 1:
+        raise ValueError("a read holds at least one frame")
     mix = build_mix(frames, seed)
     codecs = mix.fresh_codecs()
     engine = Engine(mix.config)
@@ -62,20 +68,25 @@ def run_pipeline_bench(
     engine.take_journal()
     before = {venue: (engine.venue_stats(venue).frames, engine.venue_stats(venue).events) for venue in codecs}
 
+    reads = [mix.frames[i : i + read_frames] for i in range(0, len(mix.frames), read_frames)]
+    outboxes = [codec.data_to_send for codec in codecs.values()]
     transitions = 0
-    ingest = engine.ingest
+    ingest_batch = engine.ingest_batch
     take_actions = engine.take_actions
     take_journal = engine.take_journal
     read_clock = clock.now
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
-    for venue, text in mix.frames:
-        codec = codecs[venue]
-        transitions += len(ingest(venue, codec.receive_text(text), read_clock()))
+    for read in reads:
+        now = read_clock()
+        transitions += len(
+            ingest_batch([IngestItem(venue, codecs[venue].receive_text(text), now) for venue, text in read])
+        )
         take_actions()
         take_journal()
-        codec.data_to_send()
+        for drain in outboxes:
+            drain()
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()
@@ -99,4 +110,5 @@ def run_pipeline_bench(
         per_venue=per_venue,
         mix=dict(MIX),
         build_s=round(mix.build_s, 3),
+        read_frames=read_frames,
     )

@@ -88,6 +88,15 @@ class DeadlineHeap:
             return keyed[0][0]
         return owned[0].fires_at if owned else None
 
+    def any_due(self, now: float) -> bool:
+        """Whether anything may be due at or before `now`: a peek at both heads, stale or not.
+
+        False means pop_next(now) would return None; True may still find only stale entries.
+        It costs two comparisons, so the engine asks before every frame instead of popping.
+        """
+        keyed, owned = self._keyed, self._heap
+        return bool((keyed and keyed[0][0] <= now) or (owned and owned[0].fires_at <= now))
+
     def pop_due(self, now: float) -> list[tuple[float, Hashable]]:
         """(due time, key) for every key due at or before `now`, earliest first; each is removed."""
         out: list[tuple[float, Hashable]] = []

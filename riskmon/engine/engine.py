@@ -8,51 +8,35 @@ runtime runs it in a single task with no locks, and replay runs it on virtual ti
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.schema import MonitorConfig
 from riskmon.engine import event_alerts
 from riskmon.engine.actions import Action
 from riskmon.engine.deadlines import DeadlineHeap
-from riskmon.engine.exposure import ExposureBook, PositionKey
+from riskmon.engine.exposure import ExposureBook
+from riskmon.engine.feed_events import FeedEvents
 from riskmon.engine.fills import FillLedger, SeenKeys
 from riskmon.engine.markets import VenueMarkets
+from riskmon.engine.order_events import RECONCILE_SOURCES, OrderEvents
 from riskmon.engine.restore import DurableState
 from riskmon.engine.rule_hooks import RuleHooks
 from riskmon.engine.state_journal import StateChanges, StateSnapshot
 from riskmon.engine.stats import VenueStats
-from riskmon.engine.trading import NOTHING_AT_RISK, OrderBook, Quote, QuoteBook
-from riskmon.engine.venue_alerts import market_closed_alerts, session_refusals_disproved, subscription_alert
+from riskmon.engine.trading import OrderBook, QuoteBook
+from riskmon.engine.venue_alerts import market_closed_alerts
 from riskmon.events import (
-    BookSnapshot,
     Event,
-    FeedDown,
-    FeedUp,
     FillReceived,
     FillRevoked,
     FillSnapshot,
-    FrameMalformed,
-    Heartbeat,
     Liquidation,
     MarketStatusChanged,
     MarkPrice,
-    OrderIntake,
-    OrderLookupFailed,
-    OrderStatus,
-    OrderUpdate,
     PositionAmended,
     PositionsReported,
-    QuoteUpdate,
-    ReconciliationFinished,
-    RfqPositionStatus,
-    RfqPositionUpdate,
-    SequenceGap,
-    StreamResynced,
-    Subscribed,
-    SubscriptionFailed,
     TradeExecuted,
 )
 from riskmon.rules.limits import LimitEvaluator
@@ -63,10 +47,19 @@ log = logging.getLogger(__name__)
 
 # Event-type keys the engine remembers to drop repeats of, per venue (fills have their ledger).
 _SEEN_KEYS_KEPT = 10_000
-# REST reads made to check the stream (not to recover after a reconnect, nor a watchdog lookup):
-# a difference they reveal while the feed is up is drift.
-RECONCILE_SOURCES = frozenset({"reconcile_order", "markets", "reconcile_quotes"})
-LOOKUP_SOURCE = "get_order"
+_NONE: tuple[AlertTransition, ...] = ()
+Handler = Callable[[Any, float], Iterable[AlertTransition]]
+
+
+class IngestItem(NamedTuple):
+    """One frame's events (or a REST answer's, `source` naming the call, or a session report),
+    received at `now`: what `Engine.ingest` takes, as one item of `Engine.ingest_batch`."""
+
+    venue: str
+    events: Iterable[Event]
+    now: float
+    is_frame: bool = True
+    source: str | None = None
 
 
 class Engine:
@@ -87,34 +80,31 @@ class Engine:
         self.rule_hooks = RuleHooks(
             config, self.deadlines, self.alerts, self.book, self.orders, self.stats, self.watchdogs, self.limits
         )
-        # The REST call the events being applied came from (None: the stream).
-        self._source: str | None = None
-        self._reconciling = False
-        self._handlers: dict[type[Any], Callable[[Any, float], list[AlertTransition]]] = {
+        self._rules_started = False
+        feed_events = FeedEvents(self.venue_stats, self.alerts, self.watchdogs, self.rule_hooks, self._event_alert)
+        self._order_events = OrderEvents(
+            self.venue_stats,
+            self.orders,
+            self.quotes,
+            self.markets,
+            self.book,
+            self.watchdogs,
+            self.rule_hooks,
+            self._event_alert,
+        )
+        # Dispatch by the exact event type: one dict lookup per event, no isinstance chain.
+        self._handlers: dict[type[Any], Handler] = {
+            MarkPrice: self._on_mark,
             FillReceived: self._on_fill,
+            TradeExecuted: self._on_trade,
+            PositionsReported: self._on_positions,
             FillRevoked: self._on_revoke,
             FillSnapshot: self._on_snapshot,
-            MarkPrice: self._on_mark,
-            FrameMalformed: self._on_malformed,
-            FeedUp: self._on_feed_up,
-            FeedDown: self._on_feed_down,
             Liquidation: self._on_liquidation,
             PositionAmended: self._on_amended,
-            OrderUpdate: self._on_order,
-            QuoteUpdate: self._on_quote,
-            RfqPositionUpdate: self._on_rfq_position,
-            PositionsReported: self._on_positions,
-            SequenceGap: self._on_sequence_gap,
             MarketStatusChanged: self._on_market_status,
-            Subscribed: self._on_subscribed,
-            SubscriptionFailed: self._on_subscription_failed,
-            Heartbeat: self._on_heartbeat,
-            BookSnapshot: self._on_book,
-            TradeExecuted: self._on_trade,
-            OrderIntake: self._on_intake,
-            OrderLookupFailed: self._on_lookup_failed,
-            StreamResynced: self._on_resynced,
-            ReconciliationFinished: self._on_reconciliation_finished,
+            **self._order_events.handlers(),
+            **feed_events.handlers(),
         }
 
     def venue_stats(self, venue: str) -> VenueStats:
@@ -134,27 +124,38 @@ class Engine:
     ) -> list[AlertTransition]:
         """Apply the events decoded from one frame, REST answer (`source` names the call) or
         session report, received at `now`."""
-        out = self.advance(now)
-        stats = self.venue_stats(venue)
-        self._source = source
-        self._reconciling = source in RECONCILE_SOURCES and stats.feed_up
+        # Deadlines due by `now` fire first, at their own due times; most frames find none due.
+        out = self.advance(now) if not self._rules_started or self.deadlines.any_due(now) else []
+        stats = self.stats.get(venue) or self.venue_stats(venue)
+        order_events = self._order_events  # which REST call (if any) the events came from
+        order_events.source = source
+        order_events.reconciling = source is not None and source in RECONCILE_SOURCES and stats.feed_up
         if is_frame and source is None:
             stats.frames += 1
             stats.last_frame_at = now
+        handlers = self._handlers
         hooks = self.rule_hooks
+        applied = hooks.applied if hooks.per_event else None
         for event in events:
             stats.events += 1
             try:
-                was_live = hooks.before(event) if hooks.tracking else False
-                out.extend(self._handlers[type(event)](event, now))
-                if hooks.tracking:
-                    hooks.after(venue, event, was_live, now)
+                out += handlers[type(event)](event, now)
+                if applied is not None:
+                    applied(venue, event)
             except Exception:
                 # One event the engine cannot apply must not take down every desk's monitoring.
                 stats.engine_errors += 1
                 log.exception("engine could not apply %s from %s", type(event).__name__, venue)
         if hooks.tracking:
-            out.extend(hooks.evaluate(now))
+            out += hooks.evaluate(now)
+        return out
+
+    def ingest_batch(self, items: Sequence[IngestItem]) -> list[AlertTransition]:
+        """Apply items in order: exactly `ingest` item by item, transitions concatenated in order."""
+        out: list[AlertTransition] = []
+        ingest = self.ingest
+        for venue, events, now, is_frame, source in items:
+            out += ingest(venue, events, now, is_frame=is_frame, source=source)
         return out
 
     def advance(self, now: float) -> list[AlertTransition]:
@@ -163,8 +164,9 @@ class Engine:
         Stamping the due time (not `now`) keeps replay exact when frames are sparse.
         """
         out: list[AlertTransition] = []
-        if not self.rule_hooks.rules.started:
+        if not self._rules_started:
             self.rule_hooks.start(now)
+            self._rules_started = True
         while (entry := self.deadlines.pop_next(now)) is not None:
             due, key = entry
             fired = self.watchdogs.on_deadline(key, due)
@@ -209,6 +211,7 @@ class Engine:
     def restore(self, snapshot: StateSnapshot) -> None:
         """Before start: load the state file's books, then journal every change for take_state_changes."""
         self._durable.restore(snapshot)
+        self.rule_hooks.restored()
 
     def take_state_changes(self) -> StateChanges:
         """Book changes to persist since the last call (none until restore())."""
@@ -281,35 +284,16 @@ class Engine:
         )
         return [] if transition is None else [transition]
 
-    def _on_mark(self, mark: MarkPrice, now: float) -> list[AlertTransition]:
+    def _on_mark(self, mark: MarkPrice, now: float) -> Iterable[AlertTransition]:
         instrument, moved = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
+        if not moved:  # most prices: no desk's net moved, so no limit can change
+            return self.rule_hooks.mark(mark, instrument, moved, now)
         out: list[AlertTransition] = []
-        for desk in moved:  # a desk whose net did not move has no limit the price can change
-            out.extend(self.limits.evaluate(desk, (instrument,), self.book, self.alerts, now))
-        out.extend(self.rule_hooks.mark(mark, instrument, moved, now))
+        markets = (instrument,)
+        for desk in moved:
+            out += self.limits.evaluate(desk, markets, self.book, self.alerts, now)
+        out += self.rule_hooks.mark(mark, instrument, moved, now)
         return out
-
-    def _on_malformed(self, event: FrameMalformed, now: float) -> list[AlertTransition]:
-        stats = self.venue_stats(event.venue)
-        stats.malformed += 1
-        log.warning("%s: dropped a malformed frame (%s); %d so far", event.venue, event.reason, stats.malformed)
-        return list(self.rule_hooks.venue_signal("malformed", event.venue, now, reason=event.reason))
-
-    def _on_feed_up(self, event: FeedUp, now: float) -> list[AlertTransition]:
-        self.venue_stats(event.venue).feed_up = True
-        log.info("%s: connected to %s", event.venue, event.endpoint)
-        self.watchdogs.health_check.on_feed_up(event.venue, now)
-        out = self.watchdogs.feeds.on_up(event.venue, now)
-        out.extend(session_refusals_disproved(self.alerts, event.venue, now))
-        out.extend(self.rule_hooks.venue_signal("feed_up", event.venue, now))
-        return out
-
-    def _on_feed_down(self, event: FeedDown, now: float) -> list[AlertTransition]:
-        was_up = self.venue_stats(event.venue).connection_ended(event.cause)
-        log.warning("%s: feed down at %s: %s", event.venue, event.endpoint, event.reason)
-        self.watchdogs.health_check.on_feed_down(event.venue)
-        self.watchdogs.feeds.on_down(event.venue, event.reason, now)
-        return self.rule_hooks.feed_down(event, was_up, now)
 
     def _on_liquidation(self, event: Liquidation, now: float) -> list[AlertTransition]:
         if not self.seen.first_sighting(event.venue, f"liquidation:{event.key}"):
@@ -329,93 +313,14 @@ class Engine:
             stats.duplicates += 1
         return []
 
-    def _on_order(self, update: OrderUpdate, now: float) -> list[AlertTransition]:
-        stats = self.venue_stats(update.venue)
-        applied, held, filled_before = self.orders.apply(update)
-        if self._source is None:
-            self.watchdogs.drift.stream_order(update)
-        elif self._reconciling:
-            self.watchdogs.drift.rest_order(held, update, applied)
-        from_lookup = self._source == LOOKUP_SOURCE
-        if not applied:
-            stats.stale_updates += 1
-            if not from_lookup:
-                return []
-            # The lookup answered what we already hold: the watchdog judges the order as it stands.
-            current = self.orders.get(update.venue, update.order_id)
-            return self.watchdogs.activation.on_order(current or update, held, now, from_lookup=True)[0]
-        stats.order_updates += 1
-        if update.filled_quantity is not None and update.filled_quantity > filled_before:
-            stats.fills += 1
-        loss = Decimal(0) if update.status in NOTHING_AT_RISK else update.worst_case_loss_usd
-        if loss is not None:
-            key = PositionKey(update.desk, update.venue, update.account, update.market)
-            self.book.set_risk(key, update.order_id, loss)
-        out, reported = self.watchdogs.activation.on_order(update, held, now, from_lookup=from_lookup)
-        first_rejection = held is None or held.status is not OrderStatus.REJECTED
-        if update.status is OrderStatus.REJECTED and first_rejection and not reported:
-            out.extend(self._event_alert(event_alerts.activation_failed(update), now))
-        if update.status is OrderStatus.REJECTED and first_rejection:
-            out.extend(self.rule_hooks.order_rejected(update, now))
-        return out
-
-    def _on_intake(self, intake: OrderIntake, now: float) -> list[AlertTransition]:
-        self.watchdogs.activation.on_intake(intake, self.orders.get(intake.venue, intake.order_id), now)
-        return []
-
-    def _on_lookup_failed(self, failure: OrderLookupFailed, now: float) -> list[AlertTransition]:
-        log.warning("%s: REST lookup of order %s failed: %s", failure.venue, failure.order_id, failure.reason)
-        return self.watchdogs.activation.on_lookup_failed(failure, now)
-
-    def _on_quote(self, update: QuoteUpdate, now: float) -> list[AlertTransition]:
-        self.venue_stats(update.venue).quote_updates += 1
-        if self._source is None:
-            self.watchdogs.drift.stream_quote(update)
-        elif self._reconciling:
-            held = self.quotes.get(update.venue, update.quote_id)
-            self.watchdogs.drift.rest_quote(held.status if held is not None else None, update)
-        quote, moved = self.quotes.apply(update, now)
-        self._reserve(quote)
-        out = self.watchdogs.rfq.on_quote(quote, moved, now)
-        out.extend(self.rule_hooks.quote(quote, moved, now))
-        return out
-
-    def _reserve(self, quote: Quote) -> None:
-        if quote.rfq_id is not None:
-            key = PositionKey(quote.desk, quote.venue, quote.account, f"rfq:{quote.rfq_id}")
-            self.book.set_risk(key, quote.quote_id, quote.at_risk_usd, pending=quote.pending)
-
-    def _on_rfq_position(self, update: RfqPositionUpdate, now: float) -> list[AlertTransition]:
-        self.venue_stats(update.venue).rfq_position_updates += 1
-        if update.status in (RfqPositionStatus.SETTLED, RfqPositionStatus.CANCELLED):
-            out: list[AlertTransition] = []
-            for quote in self.quotes.close_rfq(update.venue, update.rfq_id):
-                self._reserve(quote)
-                out.extend(self.watchdogs.rfq.on_quote(quote, True, now, closed_by=update.status.value))
-            return out
-        if update.status is RfqPositionStatus.ERROR:
-            out = self._event_alert(event_alerts.rfq_position_error(update), now)
-            out.extend(self.rule_hooks.position_error(update, now))
-            return out
-        return []
-
     def _on_positions(self, report: PositionsReported, now: float) -> list[AlertTransition]:
         self.venue_stats(report.venue).position_reports += 1
         positions = {row.market: row.quantity for row in report.positions}
         changed = self.book.report_positions(report.desk, report.venue, report.account, positions, report.complete)
         out = self._evaluate_limits(report.desk, changed, now) if changed else []
         # Every non-trading market of the venue: a snapshot that leaves one out has flattened it.
-        for (venue, _market), status in list(self.markets.statuses.items()):
-            if venue == report.venue and not status.tradable:
-                out.extend(self._check_market_closed(status, now))
-        return out
-
-    def _on_sequence_gap(self, gap: SequenceGap, now: float) -> list[AlertTransition]:
-        self.venue_stats(gap.venue).sequence_gaps += 1
-        self.watchdogs.feeds.on_gap(gap.venue, gap.stream, now)
-        out = self._event_alert(event_alerts.sequence_gap(gap), now)
-        missed = Decimal(gap.received - gap.expected)
-        out.extend(self.rule_hooks.venue_signal("sequence_gap", gap.venue, now, missed, stream=gap.stream))
+        for status in self.markets.not_tradable(report.venue):
+            out.extend(self._check_market_closed(status, now))
         return out
 
     def _on_market_status(self, change: MarketStatusChanged, now: float) -> list[AlertTransition]:
@@ -425,51 +330,7 @@ class Engine:
     def _check_market_closed(self, status: MarketStatusChanged, now: float) -> list[AlertTransition]:
         return market_closed_alerts(self.alerts, self.book, self.markets, status, now)
 
-    def _on_subscribed(self, event: Subscribed, now: float) -> list[AlertTransition]:
-        log.info("%s: subscribed to %s", event.venue, event.subscription)
-        return subscription_alert(self.alerts, event.venue, event.subscription, None, now)
-
-    def _on_subscription_failed(self, event: SubscriptionFailed, now: float) -> list[AlertTransition]:
-        self.venue_stats(event.venue).subscription_errors += 1
-        log.error("%s: subscription %s refused: %s", event.venue, event.subscription, event.reason)
-        out = subscription_alert(self.alerts, event.venue, event.subscription, event, now)
-        out.extend(
-            self.rule_hooks.venue_signal(
-                "subscription_error", event.venue, now, subscription=event.subscription, reason=event.reason
-            )
-        )
-        return out
-
-    def _on_heartbeat(self, event: Heartbeat, now: float) -> list[AlertTransition]:
-        stats = self.venue_stats(event.venue)
-        stats.heartbeats += 1
-        stats.last_heartbeat_at = now
-        out = self.watchdogs.health_check.on_heartbeat(event.venue, now)
-        out.extend(self.rule_hooks.venue_signal("heartbeat", event.venue, now))
-        return out
-
-    def _on_book(self, book: BookSnapshot, now: float) -> list[AlertTransition]:
-        if self._source is None:
-            self.watchdogs.drift.stream_book(book)
-        elif self._reconciling:
-            self.watchdogs.drift.rest_book(self.markets.books.get((book.venue, book.market)), book)
-        if self.markets.apply_book(book):
-            self.venue_stats(book.venue).book_updates += 1
-        else:
-            self.venue_stats(book.venue).stale_updates += 1
-        return []
-
-    def _on_trade(self, trade: TradeExecuted, now: float) -> list[AlertTransition]:
+    def _on_trade(self, trade: TradeExecuted, now: float) -> Iterable[AlertTransition]:
         self.venue_stats(trade.venue).trades += 1
         self.markets.record_trade(trade)
-        return list(self.rule_hooks.venue_signal("trade", trade.venue, now, trade.price, market=trade.market))
-
-    def _on_resynced(self, event: StreamResynced, now: float) -> list[AlertTransition]:
-        log.info("%s: %s rebuilt from a fresh snapshot", event.venue, event.stream)
-        self.watchdogs.feeds.on_resynced(event.venue, event.stream, now)
-        return []
-
-    def _on_reconciliation_finished(self, event: ReconciliationFinished, now: float) -> list[AlertTransition]:
-        if event.error is not None:
-            log.warning("%s: reconciliation of %s failed: %s", event.venue, event.scope, event.error)
-        return self.watchdogs.drift.on_finished(event, now)
+        return self.rule_hooks.venue_signal("trade", trade.venue, now, trade.price, market=trade.market)

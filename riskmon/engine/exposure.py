@@ -1,39 +1,48 @@
-"""ExposureBook: exact positions and their USD notional, with the roll-ups risk reads.
+"""ExposureBook: exact positions and their USD notional, with the roll-ups risk reads (the USD at
+risk of bets and RFQs, which has no mark, is its base RiskBook's, riskmon.engine.risk_book).
 
 Positions are Decimals in base units under a wide context, so applying a fill and reversing it
 (a revoke) returns the position to exactly where it was. Each position carries its notional at
 the latest mark, re-priced when a mark of its market moves, so a new mark never leaves a stale
 notional behind.
 
-Every roll-up (net per desk and instrument, gross per desk, pending RFQ and worst-case loss per
-desk and per event, firm totals) is a running total moved by (new - old) on each change, so a
-fill or mark costs O(positions it touches), not O(everything the desk ever held). The totals use
-a context that never rounds, so a running total equals the same sum taken afresh, exactly.
+Every roll-up (net per desk and instrument, gross per desk and firm-wide) is a running total
+moved by (new - old) on each change, so a fill or mark costs O(positions it touches), not
+O(everything the desk ever held). The totals use a context that never rounds, so a running total
+equals the same sum taken afresh, exactly.
 """
 
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
+from riskmon.engine.risk_book import ZERO, PositionKey, RiskBook, RiskRow, event_of
+from riskmon.engine.risk_book import exact_add as _add
+from riskmon.engine.risk_book import exact_mul as _mul
+from riskmon.engine.risk_book import exact_sub as _sub
+from riskmon.engine.risk_book import finite as _finite
 from riskmon.events import FillReceived, MarkKind
 
 if TYPE_CHECKING:
-    from riskmon.engine.state_journal import RiskSources, StateJournal, VenueKey
+    from riskmon.engine.state_journal import RiskSources, VenueKey
+
+__all__ = [
+    "EXACT",
+    "ZERO",
+    "ExposureBook",
+    "PositionKey",
+    "PositionRow",
+    "Repriced",
+    "RiskRow",
+    "event_of",
+    "plain_decimal",
+]
 
 # Mobula amounts carry 18 decimals; 60 digits keeps sums of them exact.
 EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
-# Running totals only add, subtract and multiply (never divide), which this context does without
-# rounding at any size: that is what lets a total move by (new - old) and stay exact.
-_TOTALS = decimal.Context(
-    prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[decimal.InvalidOperation]
-)
-_add = _TOTALS.add
-_sub = _TOTALS.subtract
-_mul = _TOTALS.multiply
-ZERO = Decimal(0)
 
 
 def plain_decimal(amount: Decimal) -> str:
@@ -43,36 +52,10 @@ def plain_decimal(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
-def event_of(market: str) -> str:
-    return market.split("/", 1)[0]
-
-
-def _finite(amount: Decimal, what: str) -> Decimal:
-    # A NaN or infinity would poison every running total it entered, for good.
-    if not amount.is_finite():
-        raise ValueError(f"{what} is not a finite number: {amount}")
-    return amount
-
-
-class PositionKey(NamedTuple):
-    desk: str
-    venue: str
-    account: str
-    market: str
-
-
 class PositionRow(NamedTuple):
     key: PositionKey
     position: Decimal
     notional_usd: Decimal | None  # None while the market has no mark
-
-
-class RiskRow(NamedTuple):
-    """Worst-case loss in USD of bet and RFQ positions, which have no mark to price them."""
-
-    key: PositionKey
-    worst_case_loss_usd: Decimal  # matched or confirmed
-    pending_usd: Decimal  # accepted RFQ quotes not yet confirmed
 
 
 class Repriced(NamedTuple):
@@ -91,25 +74,14 @@ class _Net:
         self.unpriced = 0  # non-flat positions without a mark: the net is unknown while any
 
 
-class _EventLoss:
-    __slots__ = ("amount", "sources")
-
-    def __init__(self) -> None:
-        self.amount = ZERO
-        self.sources = 0  # orders or quotes with USD at risk on the event
-
-
 class _Desk:
-    __slots__ = ("gross", "loss", "loss_by_event", "name", "nets", "open_positions", "pending")
+    __slots__ = ("gross", "name", "nets", "open_positions")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.nets: dict[str, _Net] = {}  # by instrument
         self.gross = ZERO  # sum of |net notional| over the instruments
         self.open_positions = 0
-        self.pending = ZERO
-        self.loss = ZERO
-        self.loss_by_event: dict[str, _EventLoss] = {}  # confirmed; an event with no source left is dropped
 
 
 class _Holding:
@@ -125,8 +97,9 @@ class _Holding:
         self.notional: Decimal | None = None
 
 
-class ExposureBook:
-    """Exact positions per (desk, venue, account, market), rolled up per instrument.
+class ExposureBook(RiskBook):
+    """Exact positions per (desk, venue, account, market), rolled up per instrument, and (from
+    RiskBook) the USD at risk of bets and RFQs.
 
     An instrument is the configured underlying a market belongs to (SOL-PERP on Mango and SOL on
     Phoenix are both `SOL`) or the market itself. A market is priced by its underlying's latest
@@ -135,6 +108,7 @@ class ExposureBook:
     """
 
     def __init__(self, underlyings: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        super().__init__()
         self._holdings: dict[PositionKey, _Holding] = {}
         self._marks: dict[tuple[str, str], Decimal] = {}
         self._reference_marks: dict[str, Decimal] = {}
@@ -149,25 +123,10 @@ class ExposureBook:
         self._by_market: dict[tuple[str, str], list[_Holding]] = {}
         self._by_account: dict[tuple[str, str, str], dict[str, _Holding]] = {}  # by market
         self._desks_by_instrument: dict[str, set[str]] = {}
-        # key -> source id (order, quote) -> USD at risk; pending kept apart from confirmed.
-        self._risk: dict[PositionKey, dict[str, Decimal]] = {}
-        self._pending: dict[PositionKey, dict[str, Decimal]] = {}
         self._firm_gross = ZERO
-        self._firm_pending = ZERO
-        self._firm_loss = ZERO
-        self.journal: StateJournal | None = None
-        # desk -> events whose confirmed loss moved ("" alone: only pending moved), kept only while
-        # a limit evaluator takes them (`watch_risk`), so risk limits judge just what moved.
-        self.risk_moved: dict[str, set[str]] | None = None
 
     def instrument(self, venue: str, market: str) -> str:
         return self._underlying_of.get((venue, market), market)
-
-    def watch_risk(self, on: bool) -> None:
-        if not on:
-            self.risk_moved = None
-        elif self.risk_moved is None:
-            self.risk_moved = {}
 
     def _desk(self, name: str) -> _Desk:
         desk = self._desks.get(name)
@@ -342,73 +301,6 @@ class ExposureBook:
         for (desk, instrument), net in sorted(self._nets.items()):
             yield desk, instrument, net.position, None if net.unpriced else net.notional
 
-    # Bets and RFQs: USD at risk per source (order or quote), no mark involved.
-
-    def set_risk(self, key: PositionKey, source: str, amount: Decimal, *, pending: bool = False) -> None:
-        """Set the USD at risk of one order or quote; 0 removes it. A source is either pending or not."""
-        _finite(amount, "USD at risk")
-        desk = self._desk(key.desk)
-        self._put_risk(desk, key, source, None, pending=not pending)
-        self._put_risk(desk, key, source, amount or None, pending=pending)
-        if self.journal is not None:
-            self.journal.risk.add(key)
-
-    def _put_risk(self, desk: _Desk, key: PositionKey, source: str, amount: Decimal | None, *, pending: bool) -> None:
-        held = self._pending if pending else self._risk
-        sources = held.get(key)
-        old = None if sources is None else sources.get(source)
-        if amount is None:
-            if old is None:
-                return
-            assert sources is not None
-            del sources[source]
-            if not sources:
-                del held[key]
-        else:
-            held.setdefault(key, {})[source] = amount
-        step = _sub(amount or ZERO, old or ZERO)
-        moved = self.risk_moved
-        if pending:
-            desk.pending = _add(desk.pending, step)
-            self._firm_pending = _add(self._firm_pending, step)
-            if moved is not None:
-                moved.setdefault(key.desk, set())
-            return
-        desk.loss = _add(desk.loss, step)
-        self._firm_loss = _add(self._firm_loss, step)
-        event = event_of(key.market)
-        entry = desk.loss_by_event.get(event)
-        if entry is None:
-            entry = desk.loss_by_event[event] = _EventLoss()
-        entry.amount = _add(entry.amount, step)
-        entry.sources += (amount is not None) - (old is not None)
-        if not entry.sources:
-            del desk.loss_by_event[event]
-        if moved is not None:
-            moved.setdefault(key.desk, set()).add(event)
-
-    def risk_of(self, key: PositionKey, source: str) -> tuple[Decimal, bool] | None:
-        if source in self._pending.get(key, {}):
-            return self._pending[key][source], True
-        if source in self._risk.get(key, {}):
-            return self._risk[key][source], False
-        return None
-
-    def desk_worst_case_loss(self, desk: str) -> Decimal:
-        held = self._desks.get(desk)
-        return ZERO if held is None else held.loss
-
-    def desk_pending(self, desk: str) -> Decimal:
-        held = self._desks.get(desk)
-        return ZERO if held is None else held.pending
-
-    def risk_rows(self) -> Iterator[RiskRow]:
-        for key in sorted(set(self._risk) | set(self._pending)):
-            confirmed = sum(self._risk.get(key, {}).values(), ZERO)
-            pending = sum(self._pending.get(key, {}).values(), ZERO)
-            if confirmed or pending:
-                yield RiskRow(key, confirmed, pending)
-
     # The stored form (riskmon.engine.restore).
 
     def own_marks(self) -> dict[VenueKey, Decimal]:
@@ -433,21 +325,13 @@ class ExposureBook:
         for key, quantity in positions.items():
             holding = self._holding(key)
             self._revalue(holding, _finite(quantity, "position"), holding.price)
-        for key, sources in risk.items():
-            desk = self._desk(key.desk)
-            for source, (amount, pending) in sources.items():
-                self._put_risk(desk, key, source, _finite(amount, "USD at risk"), pending=pending)
-
-    def risk_sources(self, key: PositionKey) -> RiskSources:
-        """Every order or quote with USD at risk on the position: (amount, pending)."""
-        sources: RiskSources = {source: (amount, False) for source, amount in self._risk.get(key, {}).items()}
-        sources.update((source, (amount, True)) for source, amount in self._pending.get(key, {}).items())
-        return sources
+        self._restore_risk(risk)
 
     # Reads for rules and limits.
 
     def desks(self) -> list[str]:
-        return list(self._desks)
+        """Every desk with a position or USD at risk, in the order first seen by each part."""
+        return list(dict.fromkeys([*self._desks, *self._desk_risk]))
 
     def held_instruments(self) -> list[tuple[str, str]]:
         """Every (desk, instrument) the desk has held a position in."""
@@ -461,26 +345,3 @@ class ExposureBook:
     def desk_open_positions(self, desk: str) -> int:
         held = self._desks.get(desk)
         return 0 if held is None else held.open_positions
-
-    def firm_pending(self) -> Decimal:
-        return self._firm_pending
-
-    def firm_worst_case_loss(self) -> Decimal:
-        return self._firm_loss
-
-    def desk_worst_case_loss_by_event(self, desk: str, events: Iterable[str] | None = None) -> dict[str, Decimal]:
-        """Confirmed worst-case loss of a desk per event (only `events`, when given; 0 for one without).
-
-        The event of a ProphetX market (`sport_event_id/market_id/outcome_id`) is its sport event;
-        an RFQ position (`rfq:<id>`) or any other market is its own event. Summing the outcomes of
-        one event overstates a loss only one of them can cause, which is the safe side for a limit.
-        """
-        held = self._desks.get(desk)
-        by_event = {} if held is None else held.loss_by_event
-        if events is None:
-            return {event: entry.amount for event, entry in by_event.items()}
-        out: dict[str, Decimal] = {}
-        for event in events:
-            entry = by_event.get(event)
-            out[event] = ZERO if entry is None else entry.amount
-        return out

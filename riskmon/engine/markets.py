@@ -20,6 +20,9 @@ class VenueMarkets:
         self.books: dict[tuple[str, str], BookSnapshot] = {}
         self.last_trades: dict[tuple[str, str], TradeExecuted] = {}
         self.statuses: dict[tuple[str, str], MarketStatusChanged] = {}
+        # The same statuses per venue (in the same order), so a venue's position report checks its
+        # own markets, not every venue's.
+        self._statuses_by_venue: dict[str, dict[str, MarketStatusChanged]] = {}
         # Only statuses are durable: books and trades are re-sent by the venue on reconnect.
         self.journal: StateJournal | None = None
 
@@ -45,6 +48,7 @@ class VenueMarkets:
         key = (change.venue, change.market)
         previous = self.statuses.get(key)
         self.statuses[key] = change
+        self._statuses_by_venue.setdefault(change.venue, {})[change.market] = change
         if self.journal is not None:
             self.journal.statuses.add(key)
         return previous
@@ -52,6 +56,12 @@ class VenueMarkets:
     def restore_statuses(self, statuses: Iterable[MarketStatusChanged]) -> None:
         for status in statuses:
             self.statuses[(status.venue, status.market)] = status
+            self._statuses_by_venue.setdefault(status.venue, {})[status.market] = status
+
+    def not_tradable(self, venue: str) -> list[MarketStatusChanged]:
+        """The venue's markets whose latest status is not trading, in the order first given a status."""
+        held = self._statuses_by_venue.get(venue)
+        return [] if held is None else [status for status in held.values() if not status.tradable]
 
     def tradable(self, venue: str, market: str) -> bool:
         status = self.statuses.get((venue, market))

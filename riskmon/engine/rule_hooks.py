@@ -64,58 +64,78 @@ class RuleHooks:
         self._configure(config)
 
     def _configure(self, config: MonitorConfig) -> None:
-        was_tracking = getattr(self, "tracking", False)
+        was_counting = getattr(self, "_count_open_orders", False)
         self.listened: frozenset[SignalKind] = self.rules.listened
         self._risk_limits = _has_risk_limits(config)
         # The book then notes which desks' and events' USD at risk moved, for the risk limits.
         self.state.book.watch_risk(self._risk_limits)
-        # Per-event bookkeeping (touched keys, open orders, mark ages) only when something reads it.
+        # `evaluate` after each ingest: only when a rule reads state or a desk has a risk limit.
         self.tracking = self.rules.reads_state or self._risk_limits
+        # What an ingest notes as touched, only for the scopes of keys some threshold rule has:
+        # a venue key per event's venue, a desk key per event's desk, (desk, instrument) per
+        # fill or price that moved a net. Firm and desk keys also follow the markets touched.
+        scopes = self.rules.threshold_scopes
+        self._touch_venues = "venue" in scopes
+        self._touch_desks = not scopes.isdisjoint(("desk", "firm"))
+        self._touch_markets = bool(scopes - {"venue"})
+        # The engine calls `applied` after each event only when it notes something.
+        self.per_event = self._touch_venues or self._touch_desks
+        names = self.rules.state_names
+        self._mark_ages_kept = "market.mark_age_seconds" in names
         # A price resets its instrument's mark age even where it moves no desk's net.
         self._mark_age_read = "market.mark_age_seconds" in self.rules.threshold_names
-        if self.tracking and not was_tracking:
+        self._count_open_orders = not names.isdisjoint(("desk.open_orders", "venue.open_orders"))
+        if self._count_open_orders and not was_counting:
             self.state.recount_open_orders()
 
     # --- the ingest loop ---------------------------------------------------------------------
 
-    def before(self, event: Event) -> bool:
-        """Whether the order an update is about was live before it is applied."""
-        if type(event) is OrderUpdate:
-            held = self.state.orders.get(event.venue, event.order_id)
-            return held is not None and held.status in LIVE_ORDER
-        return False
+    def applied(self, venue: str, event: Event) -> None:
+        """One event applied (called only while `per_event`): note its venue and desk."""
+        if self._touch_venues:
+            self.touched.venues.add(venue)
+        if self._touch_desks:
+            desk = getattr(event, "desk", None)
+            if isinstance(desk, str):
+                self.touched.desks.add(desk)
 
-    def after(self, venue: str, event: Event, was_live: bool, now: float) -> None:
-        self.touched.venues.add(venue)
-        kind = type(event)
-        if kind is MarkPrice:
-            assert isinstance(event, MarkPrice)
-            self.state.mark_seen_at[self.state.book.instrument(event.venue, event.market)] = now
-            return
-        desk = getattr(event, "desk", None)
-        if isinstance(desk, str):
-            self.touched.desks.add(desk)
-        if kind is OrderUpdate:
-            assert isinstance(event, OrderUpdate)
-            self.state.order_moved(was_live, self.state.orders.get(event.venue, event.order_id))
+    def order_applied(self, held: OrderUpdate | None, update: OrderUpdate) -> None:
+        """The order book applied `update` over `held` (the update it held before, if any)."""
+        if self._count_open_orders:
+            self.state.order_moved(held is not None and held.status in LIVE_ORDER, update)
+
+    def restored(self) -> None:
+        """The books were loaded from the state file: counts kept from them start afresh."""
+        if self._count_open_orders:
+            self.state.recount_open_orders()
 
     def touch_markets(self, desk: str, instruments: Collection[str]) -> None:
-        if self.tracking:
-            self.touched.desks.add(desk)
+        if self._touch_markets:
+            if self._touch_desks:
+                self.touched.desks.add(desk)
             self.touched.markets.update((desk, instrument) for instrument in instruments)
 
     def mark(self, mark: MarkPrice, instrument: str, moved: Collection[str], now: float) -> Iterable[AlertTransition]:
         """A price applied: touch the markets it re-priced (every holder's, when rules read mark ages)."""
-        if self.tracking:
+        if self._mark_ages_kept:
+            self.state.mark_seen_at[instrument] = now
+        if self._touch_markets:
             desks = self.state.book.desks_holding(instrument) if self._mark_age_read else moved
-            self.touched.desks.update(desks)
-            self.touched.markets.update((desk, instrument) for desk in desks)
-        return self.venue_signal("mark", mark.venue, now, mark.price, market=mark.market)
+            if desks:
+                if self._touch_desks:
+                    self.touched.desks.update(desks)
+                self.touched.markets.update((desk, instrument) for desk in desks)
+        if "mark" not in self.listened:
+            return _NONE
+        return self._emit("mark", mark.venue, {"venue": mark.venue, "market": mark.market}, mark.price, now)
 
-    def evaluate(self, now: float) -> list[AlertTransition]:
+    def evaluate(self, now: float) -> Iterable[AlertTransition]:
         """After an ingest: the risk limits on what it moved, then the threshold rules."""
-        out: list[AlertTransition] = []
         moved = self.state.book.risk_moved
+        touched = self.touched
+        if not moved and not (touched.markets or touched.desks or touched.venues):
+            return _NONE  # most frames: nothing a limit or a rule reads moved
+        out: list[AlertTransition] = []
         if moved:
             for desk in sorted(moved):
                 out.extend(self.limits.evaluate_risk(desk, self.state.book, self._alerts, now, moved[desk]))

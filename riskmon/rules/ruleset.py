@@ -21,7 +21,7 @@ from riskmon.rules.absent import AbsentRuleHandler
 from riskmon.rules.event_rules import EventRuleHandler
 from riskmon.rules.rate import RateRuleHandler
 from riskmon.rules.signals import Signal
-from riskmon.rules.state_values import MonitorState
+from riskmon.rules.state_values import MonitorState, Scope
 from riskmon.rules.threshold import ThresholdEvaluator, Touched
 
 Handler = ThresholdEvaluator | EventRuleHandler | RateRuleHandler | AbsentRuleHandler
@@ -111,6 +111,12 @@ class RuleSet:
         self.reads_state = bool(self._thresholds) or any(h.judges_state for h in self._absent)
         # The state names the threshold rules read (what an ingest must touch for them).
         self.threshold_names: frozenset[str] = frozenset().union(*(h.names for h in self._thresholds))
+        # Every state name any rule reads (thresholds, absent rules' `while`): the engine keeps the
+        # state only rules read (open order counts, mark ages) just while one reads it.
+        whiles = (h.while_.names for h in self._absent if h.while_ is not None)
+        self.state_names: frozenset[str] = self.threshold_names.union(*whiles)
+        # The scopes of the threshold rules: which kinds of keys an ingest must note as touched.
+        self.threshold_scopes: frozenset[Scope] = frozenset(h.scope for h in self._thresholds)
 
     def rules(self) -> dict[RuleId, Handler]:
         return dict(self._rules)
