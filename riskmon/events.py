@@ -113,6 +113,8 @@ class DisconnectCause(StrEnum):
     AUTH = "auth"  # refused or closed for credentials (401/403, an auth close code)
     IDLE = "idle"  # closed for inactivity (Mobula 4001: no subscription in time)
     REQUESTED = "requested"  # riskmon closed it on purpose: a watchdog remedy, a session decision
+    HEALTH_CHECK_GAP = "health_check_gap"  # riskmon closed it: the venue's health_check went silent
+    ACTIVATION_TIMEOUT = "activation_timeout"  # riskmon closed it: an order's activation message never came
     OTHER = "other"
 
 

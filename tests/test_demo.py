@@ -88,12 +88,17 @@ def test_demo_shows_all_five_venues_alerts_metrics_and_exits_cleanly(
     assert re.search(r"prophetx: reconnecting: order \S+ not activated within 3s", output), output
     # ... a health_check silence: reconnect, and health checks resume on the new connection ...
     assert re.search(r"FIRING\s+VenueHealthCheckGap \[\w+\] venue=prophetx", output), output
-    assert re.search(r"RESOLVED\s+VenueHealthCheckGap \[\w+\] venue=prophetx .*health_check resumed", output), output
+    # A resolved alert's console line keeps the summary it fired with and says why it resolved.
+    gap = r"VenueHealthCheckGap \[\w+\] venue=prophetx"
+    assert re.search(
+        rf"RESOLVED\s+{gap} prophetx: no health_check for \d+s, reconnecting — health_check resumed", output
+    ), output
     # ... and a quote never confirmed: warned before its deadline, missed, then withdrawn.
     quote = r"desk=mm-desk quote_id=q-4 rfq_id=rfq-4 venue=totalis"
     assert re.search(rf"FIRING\s+RfqConfirmationDue \[warning\] {quote}", output), output
     assert re.search(rf"FIRING\s+RfqConfirmationMissed \[critical\] {quote}", output), output
-    assert re.search(rf"RESOLVED\s+RfqConfirmationMissed \[critical\] {quote} .*withdrawn", output), output
+    missed = "totalis quote q-4: confirmation deadline missed"
+    assert re.search(rf"RESOLVED\s+RfqConfirmationMissed \[critical\] {quote} {missed} — .*withdrawn", output), output
     assert re.search(r"FIRING\s+MarketClosedWithExposure \[critical\] .*market=ETH venue=phoenix", output)
     assert re.search(r"RESOLVED\s+MarketClosedWithExposure \[critical\] .*market=ETH venue=phoenix", output)
     # The final tables show the cross-venue SOL net, bet and RFQ risk.

@@ -29,7 +29,7 @@ from typing import Literal
 
 import msgspec
 
-from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.alerts.lifecycle import AlertTransition, fingerprint
 from riskmon.alerts.routing import RouteMatch
 
 _EPS = 1e-9
@@ -112,6 +112,11 @@ class _Group:
 
 
 GroupId = tuple[str, str]  # (route_id, group_key)
+
+
+def _refingerprinted(alert: AlertTransition) -> AlertTransition:
+    fp = fingerprint(alert.labels)
+    return alert if fp == alert.fingerprint else msgspec.structs.replace(alert, fingerprint=fp)
 
 
 class StoredGroup(msgspec.Struct, array_like=True, frozen=True):
@@ -239,15 +244,24 @@ class NotificationGroups:
 
     def restore(self, stored: Iterable[StoredGroup]) -> None:
         """Put stored groups back as they were (timers included; one already due flushes at the next
-        `due`), then journal changes from here on. Call `retain` after it if the routes may differ."""
+        `due`), then journal changes from here on. Call `retain` after it if the routes may differ.
+
+        Alert fingerprints are worked out afresh from the stored labels, as the tracker's restore does,
+        so a group stored under an older fingerprint scheme still holds (and is told about) the same
+        alerts; such a group is rewritten at the next take."""
+        migrated: set[GroupId] = set()
         for s in stored:
+            alerts = [_refingerprinted(a) for a in s.alerts]
+            renamed = {old.fingerprint: new.fingerprint for old, new in zip(s.alerts, alerts, strict=True)}
+            if any(old != new for old, new in renamed.items()):
+                migrated.add((s.match.route_id, s.match.group_key))
             group = _Group(
                 s.order,
                 s.match,
                 s.started_at,
                 s.due_at,
-                {a.fingerprint: a for a in s.alerts},
-                set(s.told_firing),
+                {a.fingerprint: a for a in alerts},
+                {renamed.get(fp, fp) for fp in s.told_firing},
                 s.anchor,
                 s.due_tick,
                 s.done_tick,
@@ -256,7 +270,7 @@ class NotificationGroups:
             )
             self._groups[(s.match.route_id, s.match.group_key)] = group
             self._created = max(self._created, s.order)
-        self._changed = set()
+        self._changed = migrated
 
     def changed(self) -> bool:
         return bool(self._changed)

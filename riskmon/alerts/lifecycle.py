@@ -6,6 +6,15 @@ separate clear condition holds (hysteresis), so a value sitting on a threshold d
 An event alert (a revoked fill) fires at once and resolves by itself after a set time.
 Pure: the caller passes `now`; timers are keys in the shared DeadlineHeap.
 
+A resolved alert carries the annotations it last fired with, as in Prometheus: the text the
+receiver was shown while it fired, not one worded from the value that cleared it. Where the
+resolver knows why it resolved, it adds one annotation, `resolution` (a quote "expired; its pending
+exposure is released", a limit "back to $950.00 against the $1,000.00 limit"); a firing alert never
+carries it.
+
+The fingerprint is Alertmanager's (prometheus/common `LabelSet.Fingerprint`), so a receiver can
+correlate riskmon's webhook alerts with the same alerts routed through Alertmanager.
+
 For the state file the tracker notes which alerts changed since the last `take_changes()` (a set
 insert, and only when an alert starts, moves, ends or changes its value or annotations), and
 `restore()` puts stored alerts back with their `for` and event-resolve deadlines re-armed, so a
@@ -14,9 +23,9 @@ still-firing alert keeps its fingerprint and startsAt across a restart.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import msgspec
@@ -67,9 +76,41 @@ class StoredAlert(msgspec.Struct, array_like=True, frozen=True):
     """When a pending alert fires (`for`), or when a firing event alert resolves by itself."""
 
 
+RESOLUTION = "resolution"
+"""The annotation saying why a resolved alert resolved; reserved: dropped from firing annotations."""
+
+
+def _firing_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    out = dict(annotations)
+    out.pop(RESOLUTION, None)
+    return out
+
+
+_FNV64_OFFSET = 0xCBF29CE484222325
+_FNV64_PRIME = 0x100000001B3
+_U64 = 0xFFFFFFFFFFFFFFFF
+_SEPARATOR = b"\xff"
+"""prometheus/common's SeparatorByte: no UTF-8 text contains it."""
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
-    canonical = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    """Alertmanager's fingerprint of a label set, as 16 lower-case hex digits.
+
+    FNV-1a 64 over each label, sorted by name, as name 0xff value 0xff. Labels with an empty value
+    are left out: Alertmanager drops them from a posted alert before fingerprinting it (and
+    Prometheus treats an empty label as an absent one).
+    """
+    parts = [part.encode() for name, value in sorted(labels.items()) if value for part in (name, value)]
+    return _fnv1a64_hex(_SEPARATOR.join(parts) + _SEPARATOR if parts else b"")
+
+
+@lru_cache(maxsize=16_384)
+def _fnv1a64_hex(data: bytes) -> str:
+    # Cached: label sets are few and recur, and the byte loop costs ~0.1 us a byte in Python.
+    h = _FNV64_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV64_PRIME) & _U64
+    return f"{h:016x}"
 
 
 _PROMOTE = "alert-for"
@@ -101,15 +142,20 @@ class AlertTracker:
         annotations: Mapping[str, str],
         pending_for: float,
         now: float,
+        resolution: str | None = None,
     ) -> AlertTransition | None:
-        """Feed one evaluation of a condition; returns the firing/resolved transition it causes."""
+        """Feed one evaluation of a condition; returns the firing/resolved transition it causes.
+
+        `resolution` says why the condition cleared; only a resolved transition carries it."""
         full = {**labels, "alertname": alertname, "severity": severity}
         fp = fingerprint(full)
         alert = self._alerts.get(fp)
         if alert is None:
             if not breached:
                 return None
-            alert = ActiveAlert(fp, alertname, severity, full, dict(annotations), "pending", now, None, value, False)
+            alert = ActiveAlert(
+                fp, alertname, severity, full, _firing_annotations(annotations), "pending", now, None, value, False
+            )
             self._alerts[fp] = alert
             self._touch(fp)
             if pending_for > 0:
@@ -127,12 +173,16 @@ class AlertTracker:
             del self._alerts[fp]
             self._touch(fp)
             alert.value = value
-            alert.annotations = dict(annotations)
+            # The annotations stay those it last fired with: a summary re-worded from the clearing
+            # value ("reached $0") would tell the receiver nothing about what had fired.
+            if resolution:
+                alert.annotations = {**alert.annotations, RESOLUTION: resolution}
             return self._transition(alert, "resolved", now)
-        if self._changed is not None and (alert.value != value or alert.annotations != annotations):
+        current = _firing_annotations(annotations)
+        if self._changed is not None and (alert.value != value or alert.annotations != current):
             self._changed.add(fp)
         alert.value = value
-        alert.annotations = dict(annotations)
+        alert.annotations = current
         return None
 
     def fire_event(
@@ -153,10 +203,12 @@ class AlertTracker:
         self._touch(fp)  # the resolve deadline moved, if nothing else
         alert = self._alerts.get(fp)
         if alert is not None:
-            alert.annotations = dict(annotations)
+            alert.annotations = _firing_annotations(annotations)
             alert.value = value
             return None
-        alert = ActiveAlert(fp, alertname, severity, full, dict(annotations), "pending", now, None, value, True)
+        alert = ActiveAlert(
+            fp, alertname, severity, full, _firing_annotations(annotations), "pending", now, None, value, True
+        )
         self._alerts[fp] = alert
         return self._fire(alert, now)
 
@@ -184,10 +236,18 @@ class AlertTracker:
 
     def restore(self, stored: Iterable[StoredAlert]) -> None:
         """Before the engine starts: put stored alerts back and re-arm their deadlines (one already past
-        falls due at the first advance, stamped with its own time); journal changes from here on."""
+        falls due at the first advance, stamped with its own time); journal changes from here on.
+
+        Each alert is keyed by the fingerprint of its stored labels, worked out afresh: a state file
+        written under an older fingerprint scheme restores the same alerts, and the next take rewrites
+        them under the new key and deletes the old one."""
+        migrated: set[str] = set()
         for s in stored:
+            fp = fingerprint(s.labels)
+            if fp != s.fingerprint:
+                migrated.update((fp, s.fingerprint))
             alert = ActiveAlert(
-                s.fingerprint,
+                fp,
                 s.alertname,
                 s.severity,
                 dict(s.labels),
@@ -198,10 +258,10 @@ class AlertTracker:
                 s.value,
                 s.is_event,
             )
-            self._alerts[s.fingerprint] = alert
+            self._alerts[fp] = alert
             if s.due is not None and (s.is_event or s.state == "pending"):
-                self._deadlines.schedule((_EXPIRE if s.is_event else _PROMOTE, s.fingerprint), s.due)
-        self._changed = set()
+                self._deadlines.schedule((_EXPIRE if s.is_event else _PROMOTE, fp), s.due)
+        self._changed = migrated
 
     def firing(self) -> list[AlertTransition]:
         """A firing transition per firing alert, as when it fired (for the notifier after a restore)."""

@@ -6,12 +6,22 @@ out. Replay records them and carries out nothing (the capture already holds what
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import msgspec
+
+
+class ReconnectCause(StrEnum):
+    """Why a watchdog asks for a reconnect, from a fixed set: the reconnect metric's `cause` label."""
+
+    HEALTH_CHECK_GAP = "health_check_gap"  # ProphetX health_check silent past its gap
+    ACTIVATION_TIMEOUT = "activation_timeout"  # an order's activation message never came
 
 
 class ReconnectVenue(msgspec.Struct, frozen=True):
     venue: str
-    reason: str
+    reason: str  # free text, for the log and the FeedDown reason
+    cause: ReconnectCause
 
 
 class LookupOrder(msgspec.Struct, frozen=True):

@@ -1,14 +1,22 @@
-"""Alert delivery, from the plain counters the delivery tasks keep."""
+"""Alert delivery, from the plain counters the delivery tasks keep.
+
+Every outcome of every known receiver is exported from the first scrape, at 0 until it happens, so
+`rate()` has a starting point and `absent()` is not fooled by a receiver that never failed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from riskmon.metrics.families import histogram
 from riskmon.watchdogs.latency import LatencyHistogram
+
+NOTIFICATION_OUTCOMES: Final = ("enqueued", "sent", "retried", "dead", "enqueue_failed")
+"""What the delivery counts per receiver (riskmon.runtime.delivery's `outcomes` keys)."""
 
 
 class DeliveryCollector(Collector):
@@ -30,7 +38,13 @@ class DeliveryCollector(Collector):
             "Notifications by receiver and outcome (enqueued, sent, retried, dead, enqueue_failed)",
             labels=["receiver", "outcome"],
         )
-        for (receiver, outcome), count in sorted(self._outcomes.items()):
+        counts = dict(self._outcomes)
+        # The receivers are those with a latency histogram (every configured one) plus any seen.
+        receivers = {*self._latency, *(receiver for receiver, _ in counts)}
+        for receiver in receivers:
+            for outcome in NOTIFICATION_OUTCOMES:
+                counts.setdefault((receiver, outcome), 0)
+        for (receiver, outcome), count in sorted(counts.items()):
             notifications.add_metric([receiver, outcome], count)
         yield notifications
         depth = GaugeMetricFamily(

@@ -15,6 +15,8 @@ def format_transition(transition: AlertTransition) -> str:
     stamp = datetime.fromtimestamp(transition.ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     labels = " ".join(f"{k}={v}" for k, v in sorted(transition.labels.items()) if k not in _SKIP_LABELS)
     summary = transition.annotations.get("summary", "")
+    if transition.status == "resolved" and (resolution := transition.annotations.get("resolution")):
+        summary = f"{summary} — {resolution}"  # why it ended: confirmed late is not the same as released
     return f"{stamp} {transition.status.upper():8} {transition.alertname} [{transition.severity}] {labels} {summary}"
 
 

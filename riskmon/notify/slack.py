@@ -8,6 +8,9 @@ notifications and reads to screen readers.
 Slack rejects a whole message that breaks one of its limits (`invalid_blocks`), and an alert storm
 is exactly when the message must still go out, so every text is cut to its limit and a group with
 more alerts than fit in 50 blocks ends with an exact "…and N more alerts".
+A resolved alert keeps the summary it fired with; its `resolution` annotation (why it resolved: a
+quote confirmed late or released, a limit back under) follows on a line of its own, in the same
+block, so it costs no block of the budget.
 Label and annotation values come from venues and config (a market name is venue data), so they
 are escaped: a value cannot become a link, a mention or an @channel.
 Pure and deterministic: the same Notification renders to the same bytes.
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from riskmon.alerts.grouping import Notification
-from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.alerts.lifecycle import RESOLUTION, AlertTransition
 from riskmon.notify.webhook import rfc3339
 
 # Slack's published Block Kit limits.
@@ -34,6 +37,8 @@ MAX_CONTEXT_TEXT_CHARS: Final = 3000
 MAX_FALLBACK_CHARS: Final = 3000
 MAX_FALLBACK_LINE_CHARS: Final = 300
 """One long summary must not crowd the other alerts out of the notification preview."""
+MAX_RESOLUTION_CHARS: Final = 1000
+"""A resolution's share of its section text: a long summary must not cut it away."""
 
 SEVERITY_COLOURS: Final = {"critical": "#E01E5A", "warning": "#ECB22E", "info": "#36C5F0"}
 RESOLVED_COLOUR: Final = "#2EB67D"
@@ -112,12 +117,19 @@ def _field_values(alert: AlertTransition) -> list[tuple[str, str]]:
     return out[:MAX_FIELDS]
 
 
+def _resolution(alert: AlertTransition) -> str:
+    return alert.annotations.get(RESOLUTION, "") if alert.status == "resolved" else ""
+
+
 def _alert_blocks(alert: AlertTransition) -> list[dict[str, Any]]:
     summary = alert.annotations.get("summary") or alert.alertname
     status = "Firing" if alert.status == "firing" else "Resolved"
+    resolution = _resolution(alert)
+    tail = truncate(f"\n*Resolution:* {escape_mrkdwn(resolution)}", MAX_RESOLUTION_CHARS) if resolution else ""
+    text = truncate(f"*{status}:* {escape_mrkdwn(summary)}", MAX_SECTION_TEXT_CHARS - len(tail)) + tail
     section: dict[str, Any] = {
         "type": "section",
-        "text": _mrkdwn(truncate(f"*{status}:* {escape_mrkdwn(summary)}", MAX_SECTION_TEXT_CHARS)),
+        "text": _mrkdwn(text),
         "fields": [
             _mrkdwn(truncate(f"*{title}*\n{escape_mrkdwn(value)}", MAX_FIELD_CHARS))
             for title, value in _field_values(alert)
@@ -169,8 +181,11 @@ def _fallback_text(notification: Notification) -> str:
     alerts = (*notification.firing, *notification.resolved)
     text = truncate(escape_mrkdwn(headline(notification)), MAX_FALLBACK_LINE_CHARS)
     for index, alert in enumerate(alerts):
-        summary = escape_mrkdwn(alert.annotations.get("summary") or alert.alertname)
-        line = "\n• " + truncate(summary, MAX_FALLBACK_LINE_CHARS)
+        summary = alert.annotations.get("summary") or alert.alertname
+        resolution = _resolution(alert)
+        if resolution:
+            summary = f"{summary} — {resolution}"
+        line = "\n• " + truncate(escape_mrkdwn(summary), MAX_FALLBACK_LINE_CHARS)
         rest = len(alerts) - index - 1
         reserve = len(f"\n{ELLIPSIS}and {rest} more") if rest else 0
         if len(text) + len(line) + reserve > MAX_FALLBACK_CHARS:

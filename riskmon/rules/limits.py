@@ -26,6 +26,11 @@ def usd(amount: Decimal) -> str:
     return f"${amount:,.0f}"
 
 
+def usd_cents(amount: Decimal) -> str:
+    # To the cent where whole dollars could mislead: $949.60 is below a $950 clear level.
+    return f"${amount:,.2f}"
+
+
 class _Level:
     __slots__ = ("clear_below", "fingerprint", "severity", "threshold")
 
@@ -118,8 +123,11 @@ class LimitEvaluator:
                 self._judge(line, net.copy_abs(), tracker, now, out)
         gross_limit = config.limits.max_gross_notional_usd
         if gross_limit is not None:
-            labels = {"desk": desk, "limit": "gross_notional"}
-            line = self._line(config, (desk, "gross_notional", ""), labels, f"Desk {desk} gross notional", gross_limit)
+            line = self._lines.get((desk, "gross_notional", ""))  # labels and wording built once
+            if line is None:
+                labels = {"desk": desk, "limit": "gross_notional"}
+                what = f"Desk {desk} gross notional"
+                line = self._line(config, (desk, "gross_notional", ""), labels, what, gross_limit)
             self._judge(line, book.desk_gross(desk), tracker, now, out)
         return out
 
@@ -139,9 +147,11 @@ class LimitEvaluator:
         out: list[AlertTransition] = []
         pending_limit = config.limits.max_pending_rfq_usd
         if pending_limit is not None:
-            labels = {"desk": desk, "limit": "pending_rfq"}
-            what = f"Desk {desk} pending RFQ exposure"
-            line = self._line(config, (desk, "pending_rfq", ""), labels, what, pending_limit)
+            line = self._lines.get((desk, "pending_rfq", ""))
+            if line is None:
+                labels = {"desk": desk, "limit": "pending_rfq"}
+                what = f"Desk {desk} pending RFQ exposure"
+                line = self._line(config, (desk, "pending_rfq", ""), labels, what, pending_limit)
             self._judge(line, book.desk_pending(desk), tracker, now, out)
         loss_limit = config.limits.max_worst_case_loss_usd
         if loss_limit is not None:
@@ -150,9 +160,11 @@ class LimitEvaluator:
                 judged = (k[2] for k, line in self._lines.items() if k[:2] == (desk, "worst_case_loss") and line.value)
                 events = {*book.desk_worst_case_loss_by_event(desk), *judged}
             for event, value in sorted(book.desk_worst_case_loss_by_event(desk, events).items()):
-                labels = {"desk": desk, "market": event, "limit": "worst_case_loss"}
-                what = f"Desk {desk} worst-case loss on {event}"
-                line = self._line(config, (desk, "worst_case_loss", event), labels, what, loss_limit)
+                line = self._lines.get((desk, "worst_case_loss", event))
+                if line is None:
+                    labels = {"desk": desk, "market": event, "limit": "worst_case_loss"}
+                    what = f"Desk {desk} worst-case loss on {event}"
+                    line = self._line(config, (desk, "worst_case_loss", event), labels, what, loss_limit)
                 self._judge(line, value, tracker, now, out)
                 if not value:
                     # Nothing at risk: no utilisation to report, and the line need not be kept.
@@ -226,6 +238,11 @@ class LimitEvaluator:
                 annotations=annotations,
                 pending_for=line.pending_for,
                 now=now,
+                resolution=(
+                    f"back to {usd_cents(value)} against the {usd_cents(limit)} limit"
+                    if value < level.clear_below
+                    else None
+                ),
             )
             if transition is not None:
                 out.append(transition)

@@ -92,7 +92,9 @@ class RuleAlerts:
         value: float | None,
         pending_for: float,
         now: float,
+        resolution: Callable[[], str] | None = None,
     ) -> AlertTransition | None:
+        """`resolution` words why the alert cleared; called only when it does."""
         labels, fp = self.labels(key, group)
         if not breached and self.tracker.get(fp) is None:
             return None  # nothing to start and nothing to clear: skip the annotation work
@@ -106,6 +108,7 @@ class RuleAlerts:
             annotations=self.annotations(labels, fields()),
             pending_for=pending_for,
             now=now,
+            resolution=resolution() if cleared and resolution is not None else None,
         )
 
     def fire_event(

@@ -134,6 +134,9 @@ class ThresholdEvaluator:
                     out["limit"] = number(self.limit.value(values))
             return out
 
+        def resolution() -> str:
+            return self._resolution(values, value)
+
         return self.alerts.observe(
             key,
             group,
@@ -143,7 +146,18 @@ class ThresholdEvaluator:
             value=float(value) if isinstance(value, Decimal) else None,
             pending_for=self.config.pending_for,
             now=now,
+            resolution=resolution,
         )
+
+    def _resolution(self, values: dict[str, Numeric], value: Numeric | None) -> str:
+        """Why the alert cleared: the value it cleared at, against the threshold it is compared with."""
+        if value is None:
+            return f"{self.config.clear} holds" if self.config.clear else f"{self.config.when} no longer holds"
+        if self.config.value is None and self.limit is not None:
+            # The value is the left side of `when`'s first comparison, so its right side is the threshold.
+            with contextlib.suppress(EvaluationError):
+                return f"back to {number(value)} against the threshold of {number(self.limit.value(values))}"
+        return f"cleared at {number(value)}"
 
     def retire(self, now: float) -> list[AlertTransition]:
         return self.alerts.resolve_all(now)

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from riskmon.clock import Clock
-from riskmon.engine.actions import Action, LookupOrder, ReconcileVenue, ReconnectVenue
-from riskmon.events import Event, OrderLookupFailed
+from riskmon.engine.actions import Action, LookupOrder, ReconcileVenue, ReconnectCause, ReconnectVenue
+from riskmon.events import DisconnectCause, Event, OrderLookupFailed
 from riskmon.venues.base import Inbound, InboundSink
 from riskmon.venues.registry import VenueSession
 from riskmon.venues.stream_session import VenueUnavailable
@@ -29,6 +29,16 @@ _LOOKUPS_PER_VENUE = 8
 @runtime_checkable
 class OrderLookupSession(Protocol):
     async def fetch_order(self, order_id: str) -> list[Event]: ...
+
+
+def disconnect_cause(cause: ReconnectCause) -> DisconnectCause:
+    """The reconnect metric's cause for a watchdog's reconnect: the DisconnectCause of the same name
+    (the metric's label set is DisconnectCause, a fixed set). A ReconnectCause added without its
+    DisconnectCause is counted as `requested` rather than break the reconnect."""
+    try:
+        return DisconnectCause(cause.value)
+    except ValueError:
+        return DisconnectCause.REQUESTED
 
 
 class Remedies:
@@ -49,15 +59,19 @@ class Remedies:
     def carry_out(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, ReconnectVenue):
-                session = self._sessions.get(action.venue)
-                if session is not None:
-                    log.warning("%s: reconnecting: %s", action.venue, action.reason)
-                    session.drop_connection(action.reason)
+                self._reconnect(action)
             elif isinstance(action, LookupOrder):
                 self._spawn(self._lookup(action))
             elif isinstance(action, ReconcileVenue):
                 log.info("%s: reconciling now: %s", action.venue, action.reason)
                 self._spawn(self._reconcile_now(action.venue, action.reason))
+
+    def _reconnect(self, action: ReconnectVenue) -> None:
+        session = self._sessions.get(action.venue)
+        if session is None:
+            return
+        log.warning("%s: reconnecting: %s (%s)", action.venue, action.reason, action.cause)
+        session.drop_connection(action.reason, disconnect_cause(action.cause))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:

@@ -22,6 +22,8 @@ from riskmon.notify.webhook import rfc3339
 
 AlertState = Literal["pending", "firing"]
 ALERT_STATES: tuple[AlertState, ...] = ("pending", "firing")
+# Most urgent first; a severity outside the three known ones comes after them.
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _RATIO_PLACES = Decimal("0.000001")
 
 
@@ -171,7 +173,9 @@ def alerts_view(
     state: AlertState | None = None,
     matchers: Sequence[Matcher] = (),
 ) -> dict[str, object]:
-    """Active alerts (pending and firing), firing first then oldest first, with their muting.
+    """Active alerts (pending and firing) with their muting, in a stable order a reader can scan:
+    firing before pending, then oldest first, then by alert name, then critical before warning
+    before info, then by fingerprint.
 
     `muted` is the notifier's verdict (held back from receivers: silenced or inhibited);
     `silenced_by` lists the active silences matching the alert. The notifier does not expose
@@ -183,11 +187,16 @@ def alerts_view(
         for alert in engine.alerts.active()
         if (state is None or alert.state == state) and matches(alert.labels, matchers)
     ]
-    chosen.sort(key=lambda a: (a.state != "firing", a.active_since, a.alertname, a.fingerprint))
+    chosen.sort(key=_alert_order)
     return {
         **_times("generated_at", now),
         "alerts": [_alert(alert, alert.fingerprint in muted, notifier, now) for alert in chosen],
     }
+
+
+def _alert_order(alert: ActiveAlert) -> tuple[bool, float, str, int, str]:
+    rank = _SEVERITY_ORDER.get(alert.severity, len(_SEVERITY_ORDER))
+    return (alert.state != "firing", alert.active_since, alert.alertname, rank, alert.fingerprint)
 
 
 def _alert(alert: ActiveAlert, is_muted: bool, notifier: Notifier, now: float) -> dict[str, object]:

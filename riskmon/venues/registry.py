@@ -14,6 +14,7 @@ from riskmon.config.schema import (
     ProphetXVenue,
     TotalisRfqVenue,
 )
+from riskmon.events import DisconnectCause
 from riskmon.venues.base import InboundSink, VenueCodec
 from riskmon.venues.mango_v3.codec import MangoV3FillsCodec
 from riskmon.venues.mango_v3.session import MangoV3FillsSession
@@ -32,7 +33,9 @@ class VenueSession(Protocol):
 
     async def run(self) -> None: ...
 
-    def drop_connection(self, reason: str) -> None: ...
+    def drop_connection(self, reason: str, cause: DisconnectCause = DisconnectCause.REQUESTED) -> None:
+        """Close the current connection on purpose (it reconnects); `cause` labels the reconnect metric."""
+        ...
 
 
 class AdapterUnavailable(Exception):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from riskmon.alerts.lifecycle import AlertTransition
-from riskmon.engine.actions import LookupOrder
+from riskmon.engine.actions import LookupOrder, ReconnectCause
 from riskmon.engine.deadlines import Deadline
 from riskmon.events import OrderIntake, OrderLookupFailed, OrderStatus, OrderUpdate
 from riskmon.watchdogs.context import WatchdogContext, at
@@ -285,7 +285,9 @@ class ActivationWatchdog:
             return self._critical(order, Outcome.LOOKUP_FAILED, f"no REST answer within {waited:g}s", due)
         order.checking = True
         timeout = self._settings[venue].timeout
-        self._ctx.reconnect(venue, f"order {order_id} not activated within {timeout:g}s", due)
+        self._ctx.reconnect(
+            venue, f"order {order_id} not activated within {timeout:g}s", ReconnectCause.ACTIVATION_TIMEOUT, due
+        )
         self._ctx.actions.append(LookupOrder(venue, order_id))
         self._ctx.deadlines.schedule((LOOKUP, venue, order_id), due + self._settings[venue].lookup_timeout)
         return []
@@ -319,8 +321,8 @@ class ActivationWatchdog:
         if order.outcome is not None:
             # A critical outcome raised earlier is answered now.
             labels = self._labels(order, order.outcome)
-            note = {"summary": f"{order.venue} order {order.order_id}: the venue now reports {update.venue_status}"}
-            out.extend(self._ctx.clear_alert(ALERT, _SEVERITY[order.outcome], labels, note, now))
+            resolution = f"the venue now reports {update.venue_status}"
+            out.extend(self._ctx.clear_alert(ALERT, _SEVERITY[order.outcome], labels, resolution, now))
         if update.status is OrderStatus.REJECTED:
             outcome = Outcome.INVALID
             why = f"activation failed: {update.reason or update.venue_status}"

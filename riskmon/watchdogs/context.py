@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
-from riskmon.engine.actions import Action, ReconnectVenue
+from riskmon.engine.actions import Action, ReconnectCause, ReconnectVenue
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.exposure import ExposureBook
 from riskmon.watchdogs.journal import DeadlineJournal
@@ -28,12 +28,12 @@ class WatchdogContext:
     actions: list[Action] = field(default_factory=list)
     _reconnect_asked: dict[str, float] = field(default_factory=dict)
 
-    def reconnect(self, venue: str, reason: str, now: float) -> None:
+    def reconnect(self, venue: str, reason: str, cause: ReconnectCause, now: float) -> None:
         last = self._reconnect_asked.get(venue)
         if last is not None and now - last < RECONNECT_COALESCE_S:
             return
         self._reconnect_asked[venue] = now
-        self.actions.append(ReconnectVenue(venue, reason))
+        self.actions.append(ReconnectVenue(venue, reason, cause))
 
     def exposed_desks(self, venue: str) -> list[str]:
         """Desks holding a position or money at risk on the venue."""
@@ -69,13 +69,10 @@ class WatchdogContext:
         return [] if transition is None else [transition]
 
     def clear_alert(
-        self,
-        alertname: str,
-        severity: str,
-        labels: Mapping[str, str],
-        annotations: Mapping[str, str],
-        now: float,
+        self, alertname: str, severity: str, labels: Mapping[str, str], resolution: str, now: float
     ) -> list[AlertTransition]:
+        """Resolve a condition alert; it goes out with the annotations it last fired with, plus
+        `resolution`: why it resolved."""
         transition = self.alerts.observe(
             alertname,
             severity,
@@ -83,9 +80,10 @@ class WatchdogContext:
             breached=False,
             cleared=True,
             value=None,
-            annotations=annotations,
+            annotations={},
             pending_for=0.0,
             now=now,
+            resolution=resolution,
         )
         return [] if transition is None else [transition]
 

@@ -158,8 +158,8 @@ class DriftCheck:
         out: list[AlertTransition] = []
         if venue in self._failed_firing:
             self._failed_firing.discard(venue)
-            note = {"summary": f"{venue}: reconciliation of {event.scope} succeeded again"}
-            out.extend(self._ctx.clear_alert(FAILED, "warning", labels, note, now))
+            resolution = f"reconciliation of {event.scope} succeeded again"
+            out.extend(self._ctx.clear_alert(FAILED, "warning", labels, resolution, now))
         self._ctx.deadlines.schedule((KIND, venue), now + self._grace)
         return out
 
@@ -171,8 +171,7 @@ class DriftCheck:
             if venue not in self._drift_firing:
                 return []
             self._drift_firing.discard(venue)
-            note = {"summary": f"{venue}: the stream and REST agree again"}
-            return self._ctx.clear_alert(DRIFT, "warning", labels, note, due)
+            return self._ctx.clear_alert(DRIFT, "warning", labels, "the stream and REST agree again", due)
         self.drifts[venue] += len(found)
         self._drift_firing.add(venue)
         items = [candidate.what for candidate in found.values()]

@@ -97,9 +97,8 @@ class FeedWatchdog:
         if feed.alert_severity is None:
             return []
         severity, feed.alert_severity = feed.alert_severity, None
-        since = f" since {at(down_since)}" if down_since is not None else ""
-        note = {"summary": f"{venue} is connected again", "description": f"The feed was down{since}."}
-        return self._ctx.clear_alert(ALERT, severity, {"venue": venue}, note, now)
+        since = f" (down since {at(down_since)})" if down_since is not None else ""
+        return self._ctx.clear_alert(ALERT, severity, {"venue": venue}, f"connected again{since}", now)
 
     def on_gap(self, venue: str, stream: str, now: float) -> None:
         feed = self._feed(venue)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.engine.actions import ReconnectCause
 from riskmon.watchdogs.context import WatchdogContext, at
 
 KIND = "health-check"
@@ -44,14 +45,14 @@ class HealthCheckWatchdog:
         severity = self._firing.pop(venue, None)
         if severity is None:
             return []
-        note = {"summary": f"{venue}: health_check resumed", "description": f"Received at {at(now)}."}
-        return self._ctx.clear_alert(ALERT, severity, {"venue": venue}, note, now)
+        resolution = f"health_check resumed (received at {at(now)})"
+        return self._ctx.clear_alert(ALERT, severity, {"venue": venue}, resolution, now)
 
     def on_deadline(self, key: tuple[str, str], due: float) -> list[AlertTransition]:
         venue = key[1]
         gap = self._gaps[venue]
         self.gaps_detected[venue] += 1
-        self._ctx.reconnect(venue, f"no health_check for {gap:g}s", due)
+        self._ctx.reconnect(venue, f"no health_check for {gap:g}s", ReconnectCause.HEALTH_CHECK_GAP, due)
         # Re-armed: if the reconnect does not happen or does not help, try again a gap later.
         self._ctx.deadlines.schedule((KIND, venue), due + gap)
         last = self._last.get(venue)
@@ -65,4 +66,5 @@ class HealthCheckWatchdog:
             f"(orders, fills) may be dead. Reconnecting."
             + (f" Desks with exposure: {', '.join(desks)}." if desks else ""),
         }
-        return self._ctx.raise_alert(ALERT, severity, {"venue": venue}, annotations, due, gap)
+        # float(): the gap is a config Duration, a float subclass the state file cannot encode.
+        return self._ctx.raise_alert(ALERT, severity, {"venue": venue}, annotations, due, float(gap))

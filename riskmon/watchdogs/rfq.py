@@ -5,14 +5,18 @@ trade. Missing it raises `RfqConfirmationMissed` (critical) and asks for a REST 
 the quote's pending exposure stays reserved until the venue says expired or withdrawn (stream or
 REST), and the alert resolves then. An optional `lead` raises `RfqConfirmationDue` (warning)
 that long before the deadline. Quote-to-confirm latency is recorded.
+
+After a restart the deadlines come back from the journal and whether each alert is firing from
+the restored alert states (`adopt`), so a warning raised before the restart still resolves when
+the quote confirms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.alerts.lifecycle import ActiveAlert, AlertTransition
 from riskmon.engine.actions import ReconcileVenue
 from riskmon.engine.trading import QUOTE_RELEASED, Quote
 from riskmon.events import QuoteStatus
@@ -52,7 +56,8 @@ class RfqConfirmationWatchdog:
         return sum(1 for venue_, _ in self._quotes if venue_ == venue)
 
     def on_quote(self, quote: Quote, moved: bool, now: float, *, closed_by: str | None = None) -> list[AlertTransition]:
-        """Follow a quote's latest state; `closed_by` names the RFQ position event that closed it."""
+        """Follow a quote's latest state; `closed_by` names the RFQ position event that closed it,
+        for the resolved alert's `resolution`."""
         key = (quote.venue, quote.quote_id)
         watched = self._quotes.get(key)
         if quote.status is QuoteStatus.ACCEPTED and not quote.closed:
@@ -110,6 +115,28 @@ class RfqConfirmationWatchdog:
         )
         self._arm(watched, now)
 
+    def adopt(self, alerts: Iterable[ActiveAlert]) -> None:
+        """After `restore`: take each restored quote's firing RfqConfirmationDue / Missed alert as its
+        own, as the flags that were not persisted would have said, so the quote's confirmation or
+        release resolves it. The alert's labels win (they may name an RFQ the journal record does
+        not), so the resolution hits the alert's fingerprint."""
+        for alert in alerts:
+            if alert.alertname not in (DUE, MISSED) or alert.state != "firing":
+                continue
+            watched = self._quotes.get((alert.labels.get("venue", ""), alert.labels.get("quote_id", "")))
+            if watched is None:
+                continue
+            watched.desk = alert.labels.get("desk", watched.desk)
+            watched.rfq_id = alert.labels.get("rfq_id", watched.rfq_id)
+            if alert.alertname == DUE:
+                watched.due_warned = True
+                self._ctx.deadlines.cancel((LEAD, watched.venue, watched.quote_id))  # already warned
+            else:
+                # Missed before the restart and already counted and reconciled: not missed again.
+                watched.missed = True
+                self._ctx.deadlines.cancel((KIND, watched.venue, watched.quote_id))
+                self._ctx.deadlines.cancel((LEAD, watched.venue, watched.quote_id))
+
     def _disarm(self, watched: _Watched) -> None:
         del self._quotes[(watched.venue, watched.quote_id)]
         self._ctx.deadlines.cancel((KIND, watched.venue, watched.quote_id))
@@ -120,21 +147,17 @@ class RfqConfirmationWatchdog:
         out: list[AlertTransition] = []
         labels = self._labels(watched)
         if watched.due_warned:
-            note = {"summary": f"{watched.venue} quote {watched.quote_id}: {quote.status.value}"}
-            out.extend(self._ctx.clear_alert(DUE, "warning", labels, note, now))
+            resolution = f"the venue reports it {quote.status.value}"
+            out.extend(self._ctx.clear_alert(DUE, "warning", labels, resolution, now))
         if watched.missed:
+            # What the risk officer must tell apart: confirmed late (the exposure is real) or released.
             if closed_by is not None:
-                what = f"the RFQ position was {closed_by}; its exposure is released"
+                resolution = f"the RFQ position was {closed_by}; its exposure is released"
             elif quote.status in QUOTE_RELEASED:
-                what = f"the venue released it ({quote.status.value}); its pending exposure is released"
+                resolution = f"the venue released it ({quote.status.value}); its pending exposure is released"
             else:
-                what = f"the venue reports it {quote.status.value} after the deadline"
-            note = {
-                "summary": f"{watched.venue} quote {watched.quote_id}: {what}",
-                "description": f"Quote {watched.quote_id} missed its confirmation deadline "
-                f"({at(watched.deadline)}); {what}.",
-            }
-            out.extend(self._ctx.clear_alert(MISSED, "critical", labels, note, now))
+                resolution = f"the venue reports it {quote.status.value} after the deadline"
+            out.extend(self._ctx.clear_alert(MISSED, "critical", labels, resolution, now))
         return out
 
     def on_deadline(self, key: tuple[str, str, str], due: float) -> list[AlertTransition]:
@@ -154,7 +177,7 @@ class RfqConfirmationWatchdog:
         out: list[AlertTransition] = []
         if watched.due_warned:
             watched.due_warned = False
-            out.extend(self._ctx.clear_alert(DUE, "warning", labels, {"summary": "superseded: deadline missed"}, due))
+            out.extend(self._ctx.clear_alert(DUE, "warning", labels, "superseded: deadline missed", due))
         watched.missed = True
         self.missed[venue] = self.missed.get(venue, 0) + 1
         self._ctx.actions.append(ReconcileVenue(venue, f"quote {quote_id} missed its confirmation deadline"))

@@ -35,8 +35,21 @@ def test_fires_at_once_without_for_and_resolves_below_the_clear_level() -> None:
     assert resolved is not None
     assert resolved.status == "resolved"
     assert resolved.starts_at == 2.0
-    assert resolved.annotations == {"summary": "value 90"}
+    assert resolved.annotations == {"summary": "value 101"}  # as it last fired, not as it cleared
+    assert resolved.value == 90
     assert tracker.active() == []
+
+
+def test_a_resolved_alert_keeps_the_annotations_of_its_last_firing_evaluation() -> None:
+    tracker = AlertTracker(DeadlineHeap())
+    observe(tracker, 101, 1.0)
+    assert observe(tracker, 120, 2.0) is None  # still firing: the annotations follow the value
+    assert observe(tracker, 97, 3.0) is None  # inside the hysteresis band: still firing, still follows
+    (active,) = tracker.active()
+    assert active.annotations == {"summary": "value 97"}
+    resolved = observe(tracker, 10, 4.0)
+    assert resolved is not None
+    assert (resolved.status, resolved.annotations) == ("resolved", {"summary": "value 97"})
 
 
 def test_hysteresis_keeps_a_value_on_the_line_from_flapping() -> None:

@@ -9,9 +9,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
-from riskmon.config.schema import MonitorConfig
-from riskmon.config.types import decode_hook
 from riskmon.engine.engine import Engine
 from riskmon.engine.exposure import PositionKey, RiskRow
 from riskmon.engine.state_journal import StoredOrder
@@ -25,6 +22,7 @@ from riskmon.events import (
     RfqPositionStatus,
     RfqPositionUpdate,
 )
+from tests.engine.builders import engine_for, firing
 
 PX = "prophetx"
 TOT = "totalis"
@@ -34,23 +32,24 @@ RFQ_KEY = PositionKey("alpha", TOT, "mm1", "rfq:r1")
 
 
 def make_engine(**overrides: Any) -> Engine:
-    data: dict[str, Any] = {
-        "venues": {
-            PX: {
-                "kind": "prophetx",
-                "rest_url": "https://prophetx.invalid/partner",
-                "access_key": "access",
-                "secret_key": "secret",
+    return engine_for(
+        {
+            "venues": {
+                PX: {
+                    "kind": "prophetx",
+                    "rest_url": "https://prophetx.invalid/partner",
+                    "access_key": "access",
+                    "secret_key": "secret",
+                },
+                TOT: {"kind": "totalis_rfq", "api_key": "key"},
             },
-            TOT: {"kind": "totalis_rfq", "api_key": "key"},
-        },
-        "desks": {
-            "alpha": {"accounts": {PX: ["u1"], TOT: ["mm1"]}},
-            "beta": {"accounts": {PX: ["u2"]}},
-        },
-        **overrides,
-    }
-    return Engine(msgspec.convert(data, MonitorConfig, dec_hook=decode_hook, strict=False))
+            "desks": {
+                "alpha": {"accounts": {PX: ["u1"], TOT: ["mm1"]}},
+                "beta": {"accounts": {PX: ["u2"]}},
+            },
+            **overrides,
+        }
+    )
 
 
 def order(
@@ -290,17 +289,7 @@ def test_a_rejected_order_fires_order_activation_failed_once_with_its_reason() -
         "alertname": "OrderActivationFailed",
         "severity": "warning",
     }
-    assert fired == AlertTransition(
-        ts=11.0,
-        status="firing",
-        alertname="OrderActivationFailed",
-        severity="warning",
-        labels=labels,
-        annotations=_activation_failed("insufficient funds"),
-        fingerprint=fingerprint(labels),
-        starts_at=11.0,
-        value=1.0,
-    )
+    assert fired == firing(11.0, labels, _activation_failed("insufficient funds"), value=1.0)
     # Repeats: the same sequence (stale), a newer sequence, no sequence.
     assert engine.ingest(PX, [order(OrderStatus.REJECTED, 2, reason="insufficient funds")], 12.0) == []
     assert engine.stats[PX].stale_updates == 1
@@ -548,18 +537,13 @@ def test_an_rfq_position_error_fires_a_critical_alert_and_keeps_the_risk() -> No
         "alertname": "RfqPositionError",
         "severity": "critical",
     }
-    assert fired == AlertTransition(
-        ts=2.0,
-        status="firing",
-        alertname="RfqPositionError",
-        severity="critical",
-        labels=labels,
-        annotations={
+    assert fired == firing(
+        2.0,
+        labels,
+        {
             "summary": "totalis RFQ r1: position error",
             "description": "The venue reported an error on the position of RFQ r1: settlement tx failed.",
         },
-        fingerprint=fingerprint(labels),
-        starts_at=2.0,
         value=1.0,
     )
     assert engine.book.desk_worst_case_loss("alpha") == Decimal("250")

@@ -10,9 +10,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
-from riskmon.config.schema import MonitorConfig
-from riskmon.config.types import decode_hook
 from riskmon.engine.engine import Engine
 from riskmon.engine.exposure import PositionKey, PositionRow
 from riskmon.events import (
@@ -36,6 +33,7 @@ from riskmon.events import (
     SubscriptionFailed,
     TradeExecuted,
 )
+from tests.engine.builders import engine_for, firing
 
 MANGO = "mango"
 PHX = "phoenix"
@@ -48,22 +46,23 @@ SOL_UNDERLYING = {"SOL": {MANGO: "SOL-PERP", PHX: "SOL"}}
 
 
 def make_engine(**overrides: Any) -> Engine:
-    data: dict[str, Any] = {
-        "venues": {
-            MANGO: {"kind": "mango_v3_fills", "urls": ["wss://mango.invalid/"]},
-            PHX: {"kind": "phoenix", "authority": TRADER},
-            MOB: {"kind": "mobula_perp_events", "api_key": "key"},
-        },
-        "desks": {
-            "alpha": {
-                "accounts": {MANGO: ["acct"], PHX: [TRADER], MOB: ["0xabc"]},
-                "limits": {"max_net_notional_usd": [{"market": "SOL*", "max_usd": "10000"}]},
+    return engine_for(
+        {
+            "venues": {
+                MANGO: {"kind": "mango_v3_fills", "urls": ["wss://mango.invalid/"]},
+                PHX: {"kind": "phoenix", "authority": TRADER},
+                MOB: {"kind": "mobula_perp_events", "api_key": "key"},
             },
-            "beta": {"accounts": {PHX: ["trader2"]}},
-        },
-        **overrides,
-    }
-    return Engine(msgspec.convert(data, MonitorConfig, dec_hook=decode_hook, strict=False))
+            "desks": {
+                "alpha": {
+                    "accounts": {MANGO: ["acct"], PHX: [TRADER], MOB: ["0xabc"]},
+                    "limits": {"max_net_notional_usd": [{"market": "SOL*", "max_usd": "10000"}]},
+                },
+                "beta": {"accounts": {PHX: ["trader2"]}},
+            },
+            **overrides,
+        }
+    )
 
 
 def report(
@@ -163,16 +162,8 @@ def test_reported_positions_with_a_mark_fire_and_resolve_the_desk_limit() -> Non
         "alertname": "ExposureLimitBreach",
         "severity": "warning",
     }
-    assert warning == AlertTransition(
-        ts=2.0,
-        status="firing",
-        alertname="ExposureLimitBreach",
-        severity="warning",
-        labels=labels,
-        annotations=_limit_annotations("$9,000", "90%", "warning", "$8,000", "$7,600", "9000.00"),
-        fingerprint=fingerprint(labels),
-        starts_at=2.0,
-        value=9000.0,
+    assert warning == firing(
+        2.0, labels, _limit_annotations("$9,000", "90%", "warning", "$8,000", "$7,600", "9000.00"), value=9000.0
     )
     (critical,) = engine.ingest(PHX, [report(("SOL", "-120"))], 3.0)  # a short counts by its size
     assert (critical.status, critical.severity, critical.value) == ("firing", "critical", 12000.0)
@@ -282,18 +273,13 @@ def test_a_closed_market_with_a_position_fires_and_resolves_when_it_reopens() ->
     engine.ingest(PHX, [report(("SOL", "5")), report(("ETH", "1"))], 1.0)
     (fired,) = engine.ingest(PHX, [status("closed", False)], 2.0)
     labels = _closed_labels()
-    assert fired == AlertTransition(
-        ts=2.0,
-        status="firing",
-        alertname="MarketClosedWithExposure",
-        severity="critical",
-        labels=labels,
-        annotations={
+    assert fired == firing(
+        2.0,
+        labels,
+        {
             "summary": "phoenix SOL is closed with desk alpha holding 5",
             "description": "The venue marked SOL closed; the position cannot be traded out of until it reopens.",
         },
-        fingerprint=fingerprint(labels),
-        starts_at=2.0,
         value=5.0,
     )
     assert not engine.markets.tradable(PHX, "SOL")
@@ -306,7 +292,8 @@ def test_a_closed_market_with_a_position_fires_and_resolves_when_it_reopens() ->
 
     (resolved,) = engine.ingest(PHX, [status("active", True)], 5.0)
     assert (resolved.status, resolved.ts, resolved.starts_at, resolved.value) == ("resolved", 5.0, 2.0, 3.0)
-    assert resolved.annotations["summary"] == "phoenix SOL is active with desk alpha holding 3"
+    # A resolved alert carries the annotations it last fired with (refreshed while paused).
+    assert resolved.annotations["summary"] == "phoenix SOL is paused with desk alpha holding 3"
     assert engine.alerts.active() == []
 
 
@@ -386,18 +373,13 @@ def test_a_liquidation_fires_critical_once_and_a_repeat_is_a_counted_duplicate()
         "alertname": "Liquidation",
         "severity": "critical",
     }
-    assert fired == AlertTransition(
-        ts=10.0,
-        status="firing",
-        alertname="Liquidation",
-        severity="critical",
-        labels=labels,
-        annotations={
+    assert fired == firing(
+        10.0,
+        labels,
+        {
             "summary": "mobula liquidated desk alpha on BTC",
             "description": "Account 0xabc: a liquidating sell 0.5 @ 60000.",
         },
-        fingerprint=fingerprint(labels),
-        starts_at=10.0,
         value=1.0,
     )
     assert engine.ingest(MOB, [liquidation("tx1")], 11.0) == []
@@ -446,18 +428,13 @@ def test_a_sequence_gap_fires_a_warning_valued_by_how_many_updates_were_missed()
     engine = make_engine()
     (fired,) = engine.ingest(PHX, [SequenceGap(PHX, "exchange", expected=101, received=105)], 1.0)
     labels = {"venue": PHX, "stream": "exchange", "alertname": "SequenceGap", "severity": "warning"}
-    assert fired == AlertTransition(
-        ts=1.0,
-        status="firing",
-        alertname="SequenceGap",
-        severity="warning",
-        labels=labels,
-        annotations={
+    assert fired == firing(
+        1.0,
+        labels,
+        {
             "summary": "phoenix exchange: sequence gap, resubscribing",
             "description": "Expected 101, received 105; 4 update(s) missed. State is rebuilt from a fresh snapshot.",
         },
-        fingerprint=fingerprint(labels),
-        starts_at=1.0,
         value=4.0,
     )
     # Another gap on the stream while it fires refreshes it; another stream is its own alert.
@@ -478,18 +455,13 @@ def test_a_refused_subscription_fires_critical_until_the_same_subscription_succe
         "alertname": "VenueSubscriptionError",
         "severity": "critical",
     }
-    assert fired == AlertTransition(
-        ts=1.0,
-        status="firing",
-        alertname="VenueSubscriptionError",
-        severity="critical",
-        labels=labels,
-        annotations={
+    assert fired == firing(
+        1.0,
+        labels,
+        {
             "summary": "phoenix refused traderState: rate limited",
             "description": "riskmon is blind on traderState until it succeeds; the session retries.",
         },
-        fingerprint=fingerprint(labels),
-        starts_at=1.0,
         value=1.0,
     )
     assert engine.stats[PHX].subscription_errors == 1
@@ -625,6 +597,7 @@ def test_feed_up_cures_session_refusals_but_not_channel_refusals(subscription: s
         PHX,
         subscription,
     )
-    assert resolved.annotations["summary"] == f"{PHX} granted {subscription}"
+    # A resolved alert carries the annotations it last fired with.
+    assert resolved.annotations["summary"] == f"{PHX} refused {subscription}: refused"
     still = sorted((a.labels["venue"], a.labels["subscription"]) for a in engine.alerts.active())
     assert still == sorted([(PHX, "market:XYZ"), (MOB, subscription)])

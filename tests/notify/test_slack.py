@@ -291,6 +291,47 @@ def test_market_names_cannot_inject_mentions_or_links() -> None:
     assert len(cut) <= 3000
 
 
+def with_resolution(transition: AlertTransition, resolution: str) -> AlertTransition:
+    return msgspec.structs.replace(transition, annotations={**transition.annotations, "resolution": resolution})
+
+
+def test_a_resolved_alert_shows_why_it_resolved_under_its_firing_summary() -> None:
+    released = with_resolution(
+        alert("resolved", summary="tot quote q1: confirmation deadline missed", ts=T0 + 30),
+        "the venue released it (withdrawn); its pending exposure is released",
+    )
+    message = slack_message(notification(released))
+    blocks = validate_message(message)
+    assert [b["type"] for b in blocks] == ["header", "section", "context"]  # no block of its own
+    assert blocks[1]["text"]["text"] == (
+        "*Resolved:* tot quote q1: confirmation deadline missed\n"
+        "*Resolution:* the venue released it (withdrawn); its pending exposure is released"
+    )
+    assert message["text"].endswith(
+        "\n• tot quote q1: confirmation deadline missed — the venue released it (withdrawn); its pending exposure "
+        "is released"
+    )
+    # Only on a resolved alert (the tracker never puts it on a firing one; Slack does not trust that).
+    firing = with_resolution(alert(summary="sol crit"), "should not show")
+    assert "should not show" not in json.dumps(slack_message(notification(firing)))
+
+
+def test_a_long_summary_cannot_cut_the_resolution_away_and_it_is_escaped() -> None:
+    hostile = "back to $1.00 <!channel> & <https://evil.example|click>"
+    long = with_resolution(alert("resolved", summary="S" * 10_000), hostile)
+    message = slack_message(notification(long))
+    blocks = validate_message(message)
+    text = blocks[1]["text"]["text"]
+    assert len(text) <= 3000
+    assert text.startswith("*Resolved:* SSS")
+    assert text.endswith("…\n*Resolution:* back to $1.00 &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;")
+    assert "<!channel>" not in message["text"]
+    huge = with_resolution(alert("resolved"), "R" * 5000)
+    section = validate_message(slack_message(notification(huge)))[1]["text"]["text"]
+    assert section.endswith("R…")
+    assert section.startswith("*Resolved:* Desk sol-desk net notional")
+
+
 def test_same_notification_same_bytes() -> None:
     first = notification(alert(), alert("resolved", market="ETH", ts=T0 + 9))
     reordered = alert(extra={"venue": "mango"})

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from riskmon.alerts.lifecycle import fingerprint
 from riskmon.alerts.matchers import parse_matchers
 from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config
@@ -212,6 +213,48 @@ def test_an_alert_muted_by_inhibition_says_so() -> None:
     notifier.observe([stale], T0 + 16)
     view = alerts_view(engine, notifier, T0 + 16, matchers=parse_matchers(['alertname="NoFills"']))
     assert [(a["muted"], a["inhibited"], a["silenced_by"]) for a in view["alerts"]] == [(True, True, [])]  # type: ignore[attr-defined]
+
+
+def test_alerts_view_orders_firing_then_oldest_then_name_then_severity_rank_then_fingerprint() -> None:
+    config = parse_config(CONFIG, "t.yaml", {})
+    engine = Engine(config)
+    notifier = Notifier(config, Silences())
+    tracker = engine.alerts
+
+    def fire(name: str, severity: str, at: float, **labels: str) -> None:
+        tracker.fire_event(name, severity, {"venue": "mango", **labels}, {}, resolve_after=3600, now=at)
+
+    def hold(name: str, severity: str, at: float) -> None:  # pending: held `for` 1h
+        tracker.observe(
+            name, severity, {"venue": "mango"}, breached=True, cleared=False, value=None, annotations={},
+            pending_for=3600, now=at,
+        )  # fmt: skip
+
+    hold("Held", "critical", T0)  # the oldest of all, but pending: after every firing alert
+    fire("Zeta", "info", T0 + 1)
+    # Same time and name: critical, warning, info (alphabetically info would sort between them).
+    for severity in ("info", "warning", "critical"):
+        fire("Alpha", severity, T0 + 2)
+    fire("Alpha", "page-me", T0 + 2)  # an unknown severity comes after the known ones
+    fire("Alpha", "warning", T0 + 2, market="b")  # same name and severity: by fingerprint
+    fire("Beta", "critical", T0 + 2)
+    view = alerts_view(engine, notifier, T0 + 3)["alerts"]
+    order = [(a["state"], a["alertname"], a["severity"], a["labels"].get("market", "")) for a in view]  # type: ignore[attr-defined]
+    warnings = {
+        market: fingerprint({"venue": "mango", "alertname": "Alpha", "severity": "warning", "market": market})
+        for market in ("", "b")
+    }
+    same = [("firing", "Alpha", "warning", market) for market in sorted(warnings, key=warnings.__getitem__)]
+    assert order == [
+        ("firing", "Zeta", "info", ""),
+        ("firing", "Alpha", "critical", ""),
+        *same,
+        ("firing", "Alpha", "info", ""),
+        ("firing", "Alpha", "page-me", ""),
+        ("firing", "Beta", "critical", ""),
+        ("pending", "Held", "critical", ""),
+    ]
+    assert alerts_view(engine, notifier, T0 + 3)["alerts"] == view  # the same state, the same order
 
 
 # --- through a real Monitor on loopback -----------------------------------------------------------

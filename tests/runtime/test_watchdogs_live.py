@@ -706,7 +706,11 @@ async def test_missed_rfq_confirmation_is_critical_reconciles_and_resolves_when_
     assert reads_after == reads_before + 1
     assert rfq.missed[TOT] == 1
     assert own(resolved) == own(missed)
-    assert "expired" in resolved.annotations["summary"]
+    # Resolved as it fired, and why: released by the venue, not confirmed late.
+    assert resolved.annotations == {
+        **missed.annotations,
+        "resolution": "the venue released it (expired); its pending exposure is released",
+    }
     # Pending exposure stays reserved after the miss, and is released only by the venue's word.
     assert pending == still_pending
     assert sum(pending) > 0

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from riskmon.alerts.lifecycle import AlertTransition, fingerprint
-from riskmon.engine.actions import LookupOrder, ReconnectVenue
+from riskmon.engine.actions import LookupOrder, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import OrderLookupFailed, OrderStatus, OrderUpdate
 from riskmon.watchdogs.context import at
@@ -48,7 +48,7 @@ def timed_out(order_id: str = "o1") -> Engine:
     declare(engine, order_id, T0, placed_at=T0)
     assert engine.advance(T0 + TIMEOUT) == []
     assert engine.take_actions() == [
-        ReconnectVenue(PX, f"order {order_id} not activated within 10s"),
+        ReconnectVenue(PX, f"order {order_id} not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
         LookupOrder(PX, order_id),
     ]
     engine.take_journal()
@@ -97,24 +97,19 @@ def timeout_alert(
     )
 
 
-def resolved_note(ts: float, outcome: str, venue_word: str, starts_at: float, order_id: str = "o1") -> AlertTransition:
-    labels = {
-        "desk": "alpha",
-        "venue": PX,
-        "order_id": order_id,
-        "outcome": outcome,
-        "alertname": ALERT,
-        "severity": "critical",
-    }
-    return AlertTransition(
-        ts=ts,
+def resolved_critical(
+    ts: float, outcome: str, why: str, venue_word: str, starts_at: float, market: str | None = None
+) -> AlertTransition:
+    """A critical verdict answered at last: resolved with the annotations it fired with, and a
+    `resolution` saying what the venue now reports."""
+    return timeout_alert(
+        ts,
+        outcome,
+        f"{why}; its state at the venue is unknown",
         status="resolved",
-        alertname=ALERT,
-        severity="critical",
-        labels=labels,
-        annotations={"summary": f"px order {order_id}: the venue now reports {venue_word}"},
-        fingerprint=fingerprint(labels),
         starts_at=starts_at,
+        market=market,
+        extra={"resolution": f"the venue now reports {venue_word}"},
     )
 
 
@@ -175,7 +170,10 @@ def test_an_activation_in_time_records_latency_cancels_the_deadline_and_drops_th
     assert engine.advance(T0 + 12) == []
     assert engine.take_actions() == []
     assert engine.advance(T0 + 13) == []
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o2 not activated within 10s"), LookupOrder(PX, "o2")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o2 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o2"),
+    ]
     assert watchdog.outcomes == {}
 
 
@@ -242,7 +240,10 @@ def test_a_pending_order_first_seen_on_the_stream_arms_the_same_watchdog() -> No
     assert engine.next_deadline() == T0 + TIMEOUT
     assert engine.take_journal() == {}
     assert engine.advance(T0 + TIMEOUT) == []
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]
     # Lookup 404: the critical alert names the market the stream gave.
     (critical,) = lookup_failed(engine, "o1", T0 + 11, "HTTP 404: wager_not_found", 404)
     assert critical == timeout_alert(
@@ -258,7 +259,10 @@ def test_a_duplicate_intake_keeps_one_watchdog() -> None:
     declare(engine, "o1", T0 + 6, placed_at=T0 + 6)
     assert (len(engine.watchdogs.activation), engine.next_deadline(), engine.take_journal()) == (1, T0 + TIMEOUT, {})
     engine.advance(T0 + 30)
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]
 
 
 def test_an_intake_after_the_stream_showed_the_order_open_arms_nothing() -> None:
@@ -284,7 +288,10 @@ def test_an_intake_placed_longer_ago_than_the_timeout_is_checked_at_once() -> No
         )
     }
     assert engine.advance(T0 + 30) == []
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]
     assert engine.next_deadline() == T0 + 30 + LOOKUP_WAIT
     (critical,) = engine.advance(T0 + 60)
     assert critical == timeout_alert(
@@ -300,14 +307,17 @@ def test_two_orders_timing_out_together_share_one_reconnect() -> None:
     declare(engine, "o4", T0, placed_at=T0 + 5)  # due 5 s later: a new reconnect
     assert engine.advance(T0 + 10) == []
     assert engine.take_actions() == [
-        ReconnectVenue(PX, "order o1 not activated within 10s"),
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
         LookupOrder(PX, "o1"),
         LookupOrder(PX, "o2"),
     ]
     engine.advance(T0 + 14.5)
     assert engine.take_actions() == [LookupOrder(PX, "o3")]
     engine.advance(T0 + 15)
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o4 not activated within 10s"), LookupOrder(PX, "o4")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o4 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o4"),
+    ]
 
 
 @pytest.mark.parametrize("venue", [TOT, MANGO, "nowhere"])
@@ -335,7 +345,10 @@ def test_no_activation_asks_for_reconnect_and_lookup_at_exactly_the_deadline_wit
     assert engine.take_actions() == []
     # Time jumps past the deadline: everything happens at the deadline, no alert yet.
     assert engine.advance(T0 + 10) == []
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]
     assert engine.next_deadline() == T0 + TIMEOUT + LOOKUP_WAIT
     assert engine.alerts.active() == []
     assert engine.watchdogs.activation.pending(PX) == 1  # still watched: waiting for the answer
@@ -461,11 +474,11 @@ def test_no_answer_at_all_is_critical_lookup_failed_at_the_lookup_deadline() -> 
     ]
     assert engine.watchdogs.activation.outcomes == {(PX, "lookup_failed"): 1}
     assert engine.take_actions() == []  # no second reconnect or lookup
-    # An answer that comes in the end resolves the critical and tells what happened.
+    # An answer that comes in the end resolves the critical (as it fired) and tells what happened.
     transitions = answer(engine, order("o1", OrderStatus.OPEN, sequence=2), T0 + 50)
     assert but_description(transitions) == but_description(
         [
-            resolved_note(T0 + 50, "lookup_failed", "open", starts_at=T0 + 31),
+            resolved_critical(T0 + 50, "lookup_failed", "no REST answer within 21s", "open", starts_at=T0 + 31),
             timeout_alert(
                 T0 + 50, "activated_late", "the activation message was lost; the REST lookup reports it open"
             ),
@@ -485,7 +498,7 @@ def test_a_critical_then_a_stream_activation_resolves_it_and_fires_the_late_warn
     transitions = engine.ingest(PX, [order("o1", OrderStatus.OPEN, sequence=3)], T0 + 40)
     assert but_description(transitions) == but_description(
         [
-            resolved_note(T0 + 40, "unknown", "open", starts_at=T0 + 11),
+            resolved_critical(T0 + 40, "unknown", "the venue does not know the order", "open", starts_at=T0 + 11),
             timeout_alert(
                 T0 + 40, "activated_late", "the activation message was lost; a late stream update reports it open"
             ),
@@ -509,7 +522,9 @@ def test_a_critical_then_a_stream_rejection_is_invalid_without_activation_failed
     answer(engine, order("o1", OrderStatus.PENDING, sequence=2), T0 + 11)
     transitions = engine.ingest(PX, [order("o1", OrderStatus.REJECTED, sequence=3, reason="market_closed")], T0 + 40)
     assert transitions == [
-        resolved_note(T0 + 40, "unknown", "invalid", starts_at=T0 + 11),
+        resolved_critical(
+            T0 + 40, "unknown", "the venue still reports it pending", "invalid", starts_at=T0 + 11, market=PX_MARKET
+        ),
         timeout_alert(T0 + 40, "invalid", "activation failed: market_closed", extra={"reason": "market_closed"}),
     ]
 
@@ -534,7 +549,7 @@ def test_an_unresolved_order_first_seen_pending_on_the_stream_still_resolves_whe
     # The venue catches up: the stream shows the order pending, then open.
     assert engine.ingest(PX, [order("o1", OrderStatus.PENDING, sequence=1)], T0 + 20) == []
     assert engine.ingest(PX, [order("o1", OrderStatus.OPEN, sequence=2)], T0 + 21) == [
-        resolved_note(T0 + 21, "unknown", "open", starts_at=T0 + 11),
+        resolved_critical(T0 + 21, "unknown", "the venue does not know the order", "open", starts_at=T0 + 11),
         timeout_alert(
             T0 + 21, "activated_late", "the activation message was lost; a late stream update reports it open"
         ),
@@ -572,4 +587,7 @@ def test_one_advance_over_a_long_stretch_fires_the_lookup_deadline_too() -> None
             market=None,
         )
     ]
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]

@@ -108,7 +108,11 @@ def test_a_rest_answer_the_stream_never_confirms_is_drift_at_finished_plus_grace
         alertname="StreamDrift",
         severity="warning",
         labels=DRIFT_LABELS,
-        annotations={"summary": "px: the stream and REST agree again"},
+        # As it fired, and why it resolved.
+        annotations={
+            **drift_alert(T0 + 16, [CANCELED_DRIFT]).annotations,
+            "resolution": "the stream and REST agree again",
+        },
         fingerprint=fingerprint(DRIFT_LABELS),
         starts_at=T0 + 16,
         value=None,
@@ -335,7 +339,12 @@ def test_a_failed_run_raises_reconciliation_failed_until_a_run_succeeds() -> Non
             alertname="ReconciliationFailed",
             severity="warning",
             labels=FAILED_LABELS,
-            annotations={"summary": "px: reconciliation of orders+books succeeded again"},
+            annotations={  # as it last fired: the second failure re-worded it
+                "summary": "px: reconciliation of orders+books failed",
+                "description": "riskmon could not compare its state with the venue's REST: timed out. "
+                "Until a reconciliation succeeds, drift would go unnoticed.",
+                "resolution": "reconciliation of orders+books succeeded again",
+            },
             fingerprint=fingerprint(FAILED_LABELS),
             starts_at=T0 + 10,
             value=None,

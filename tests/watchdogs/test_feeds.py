@@ -129,10 +129,8 @@ def test_feed_down_past_its_grace_warns_at_exactly_down_plus_grace_and_feed_up_r
         alertname="FeedDown",
         severity="warning",
         labels=labels,
-        annotations={
-            "summary": "mango is connected again",
-            "description": "The feed was down since 2023-11-14 22:15:00.000Z.",
-        },
+        # Resolved as it fired, and how.
+        annotations={**fired[0].annotations, "resolution": "connected again (down since 2023-11-14 22:15:00.000Z)"},
         fingerprint=fingerprint(labels),
         starts_at=T0 + 115,
         value=None,
@@ -288,9 +286,9 @@ def test_start_reports_every_venue_that_never_connects_after_its_grace() -> None
     ]
     assert engine.watchdogs.feeds.states() == {PX: FeedState.DOWN, TOT: FeedState.DOWN, MANGO: FeedState.UP}
     (resolved,) = up(engine, TOT, T0 + 120)
-    assert resolved.annotations == {
-        "summary": "tot is connected again",
-        "description": "The feed was down since 2023-11-14 22:13:20.000Z.",
+    assert resolved.annotations == {  # resolved as it fired, and how
+        **fired[0].annotations,
+        "resolution": "connected again (down since 2023-11-14 22:13:20.000Z)",
     }
 
 

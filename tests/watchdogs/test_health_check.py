@@ -5,15 +5,18 @@ every gap (reconnect requests coalesced), until the next health_check resolves i
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from riskmon.alerts.lifecycle import AlertTransition, fingerprint
-from riskmon.engine.actions import LookupOrder, ReconnectVenue
+from riskmon.engine.actions import LookupOrder, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
+from riskmon.engine.state_journal import AlertStateChanges, StateChanges
 from riskmon.events import FeedDown, FeedUp, OrderStatus
+from riskmon.store.state import StateStore
 from tests.watchdogs.conftest import MANGO, PX, T0, TOT, brief, heartbeat, intake, make_engine, order
 
 GAP_LABELS = {"venue": PX, "alertname": "VenueHealthCheckGap", "severity": "warning"}
-RECONNECT = ReconnectVenue(PX, "no health_check for 30s")
+RECONNECT = ReconnectVenue(PX, "no health_check for 30s", ReconnectCause.HEALTH_CHECK_GAP)
 
 
 def up(engine: Engine, venue: str, now: float) -> list[AlertTransition]:
@@ -90,7 +93,11 @@ def test_a_gap_fires_with_a_reconnect_at_last_plus_gap_rearms_and_the_next_healt
         alertname="VenueHealthCheckGap",
         severity="warning",
         labels=GAP_LABELS,
-        annotations={"summary": "px: health_check resumed", "description": "Received at 2023-11-14 22:15:55.000Z."},
+        # Resolved as it fired, and how.
+        annotations={
+            **fired[0].annotations,
+            "resolution": "health_check resumed (received at 2023-11-14 22:15:55.000Z)",
+        },
         fingerprint=fingerprint(GAP_LABELS),
         starts_at=T0 + 90,
         value=None,
@@ -137,7 +144,7 @@ def test_no_health_check_at_all_after_feed_up_fires_a_gap_after_feed_up() -> Non
 def test_reconnect_requests_within_5s_of_each_other_are_merged() -> None:
     engine = make_engine(px={"health_check_gap": "3s"})
     up(engine, PX, T0)
-    reconnect = ReconnectVenue(PX, "no health_check for 3s")
+    reconnect = ReconnectVenue(PX, "no health_check for 3s", ReconnectCause.HEALTH_CHECK_GAP)
     fired = engine.advance(T0 + 3)
     assert brief(fired) == [(T0 + 3, "firing", "VenueHealthCheckGap", "warning", {"venue": PX})]
     assert engine.take_actions() == [reconnect]
@@ -244,3 +251,24 @@ def test_venues_without_health_check_never_get_a_gap() -> None:
     assert health.last_health_check(MANGO) is None
     assert health.gaps_detected == {PX: 0}
     assert engine.stats[MANGO].heartbeats == 1  # counted, never judged
+
+
+def test_the_gap_alert_state_is_written_to_and_read_from_a_real_state_file(tmp_path: Path) -> None:
+    """Its value is the configured gap (a Duration, a float subclass): stored as a plain float."""
+    engine = make_engine()
+    engine.alerts.restore([])  # journal alert states, as the runtime does with a state file
+    up(engine, PX, T0)
+    (fired,) = engine.advance(T0 + 30)
+    store = StateStore(tmp_path / "state.db")
+    try:
+        store.write(StateChanges(alerts=AlertStateChanges(engine.alerts.take_changes(), {})))
+        (stored,) = store.load().alerts.alerts
+    finally:
+        store.close()
+    assert (stored.fingerprint, stored.alertname, stored.value, stored.fired_at) == (
+        fired.fingerprint,
+        "VenueHealthCheckGap",
+        30.0,
+        T0 + 30,
+    )
+    assert type(stored.value) is float

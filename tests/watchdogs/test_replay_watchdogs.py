@@ -13,7 +13,7 @@ import pytest
 from riskmon.capture import CaptureWriter, decode_events, decode_intake, read_capture
 from riskmon.cli import main
 from riskmon.config.schema import MonitorConfig
-from riskmon.engine.actions import LookupOrder, ReconnectVenue
+from riskmon.engine.actions import LookupOrder, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import Event, FeedDown, OrderIntake, OrderLookupFailed, ReconciliationFinished
 from riskmon.replay import replay
@@ -125,11 +125,11 @@ def test_a_capture_replays_the_exact_activation_timeline(tmp_path: Path) -> None
     assert (watchdog.latency[PX].count, watchdog.latency[PX].sum) == (3, 24.75)
     # Replay carries out no remedy; the ones decided stay with the engine, in the order of the deadlines.
     assert result.engine.take_actions() == [
-        ReconnectVenue(PX, "order o1 not activated within 10s"),
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
         LookupOrder(PX, "o1"),
-        ReconnectVenue(PX, "order o3 not activated within 10s"),
+        ReconnectVenue(PX, "order o3 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
         LookupOrder(PX, "o3"),
-        ReconnectVenue(PX, "order o4 not activated within 10s"),
+        ReconnectVenue(PX, "order o4 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
         LookupOrder(PX, "o4"),
     ]
     # Without run_on the last verdict is still firing when the capture ends.

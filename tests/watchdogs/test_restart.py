@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from riskmon.alerts.lifecycle import AlertTransition, fingerprint
-from riskmon.engine.actions import LookupOrder, ReconcileVenue, ReconnectVenue
+from riskmon.engine.actions import LookupOrder, ReconcileVenue, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import Event, OrderIntake, OrderLookupFailed, OrderStatus, QuoteStatus
 from riskmon.store.deadlines import DeadlineStore, StoreError
@@ -140,7 +140,10 @@ def test_an_activation_deadline_still_ahead_fires_at_its_original_time(
     assert engine.advance(T0 + 9.5) == []
     assert engine.take_actions() == []
     assert engine.advance(T0 + 12) == []
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]
     assert engine.next_deadline() == T0 + 10 + 21  # the lookup deadline counts from the original due time
     (critical,) = engine.ingest(PX, [OrderLookupFailed(PX, "o1", "HTTP 404", 404)], T0 + 13, is_frame=False)
     assert brief([critical]) == [
@@ -163,7 +166,10 @@ def test_an_activation_deadline_passed_while_down_fires_at_start_and_says_so(
     engine = restarted(state_path, opened, T0 + 100)
     assert engine.next_deadline() == T0 + 100
     assert engine.advance(T0 + 100) == []
-    assert engine.take_actions() == [ReconnectVenue(PX, "order o1 not activated within 10s"), LookupOrder(PX, "o1")]
+    assert engine.take_actions() == [
+        ReconnectVenue(PX, "order o1 not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT),
+        LookupOrder(PX, "o1"),
+    ]
     (late,) = engine.ingest(PX, [order("o1", OrderStatus.OPEN, sequence=2)], T0 + 101, source="get_order")
     labels = {
         "desk": "alpha",
@@ -225,7 +231,7 @@ def test_several_orders_missed_while_down_share_one_reconnect(state_path: Path, 
     lookups = [a.order_id for a in actions if isinstance(a, LookupOrder)]
     assert sorted(lookups) == ["o1", "o2", "o3"]
     assert [a for a in actions if isinstance(a, ReconnectVenue)] == [
-        ReconnectVenue(PX, f"order {lookups[0]} not activated within 10s")
+        ReconnectVenue(PX, f"order {lookups[0]} not activated within 10s", ReconnectCause.ACTIVATION_TIMEOUT)
     ]
 
 
@@ -268,9 +274,10 @@ def test_a_quote_deadline_passed_while_down_is_missed_at_once_and_resolves_when_
     # The reconciliation finds it expired: the alert resolves.
     (resolved,) = engine.ingest(TOT, [quote("q1", QuoteStatus.EXPIRED)], T0 + 95, source="reconcile_quotes")
     assert (resolved.ts, resolved.status, resolved.labels, resolved.starts_at) == (T0 + 95, "resolved", labels, T0 + 90)
-    assert resolved.annotations["summary"] == (
-        "tot quote q1: the venue released it (expired); its pending exposure is released"
-    )
+    assert resolved.annotations == {  # resolved as it fired, and why: released, not confirmed late
+        **missed.annotations,
+        "resolution": "the venue released it (expired); its pending exposure is released",
+    }
     assert engine.take_journal() == {Q1.key: None}
 
 

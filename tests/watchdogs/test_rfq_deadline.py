@@ -99,7 +99,6 @@ def test_a_release_after_the_miss_resolves_it_and_releases_the_pending_exposure(
     engine = make_engine()
     accept(engine)
     engine.advance(DEADLINE)
-    what = f"the venue released it ({status.value}); its pending exposure is released"
     assert move(engine, status, T0 + 45, source) == [
         AlertTransition(
             ts=T0 + 45,
@@ -107,9 +106,9 @@ def test_a_release_after_the_miss_resolves_it_and_releases_the_pending_exposure(
             alertname="RfqConfirmationMissed",
             severity="critical",
             labels=MISSED_LABELS,
-            annotations={
-                "summary": f"tot quote q1: {what}",
-                "description": f"Quote q1 missed its confirmation deadline (2023-11-14 22:13:50.000Z); {what}.",
+            annotations={  # resolved as it fired, and why: released, so no exposure is left
+                **missed_alert().annotations,
+                "resolution": f"the venue released it ({status.value}); its pending exposure is released",
             },
             fingerprint=fingerprint(MISSED_LABELS),
             starts_at=DEADLINE,
@@ -127,16 +126,15 @@ def test_a_late_confirmation_resolves_the_miss() -> None:
     accept(engine)
     engine.advance(DEADLINE)
     (resolved,) = move(engine, QuoteStatus.CONFIRMED, T0 + 45)
-    what = "the venue reports it confirmed after the deadline"
     assert (resolved.status, resolved.labels, resolved.ts, resolved.starts_at) == (
         "resolved",
         MISSED_LABELS,
         T0 + 45,
         DEADLINE,
     )
-    assert resolved.annotations == {
-        "summary": f"tot quote q1: {what}",
-        "description": f"Quote q1 missed its confirmation deadline (2023-11-14 22:13:50.000Z); {what}.",
+    assert resolved.annotations == {  # confirmed late, not released: the exposure is real
+        **missed_alert().annotations,
+        "resolution": "the venue reports it confirmed after the deadline",
     }
     assert (engine.book.desk_pending("alpha"), engine.book.desk_worst_case_loss("alpha")) == (Decimal(0), LOSS)
     latency = engine.watchdogs.rfq.confirm_latency[TOT]
@@ -173,7 +171,11 @@ def test_confirmation_lead_warns_before_the_deadline_and_the_confirmation_resolv
             alertname="RfqConfirmationDue",
             severity="warning",
             labels=DUE_LABELS,
-            annotations={"summary": "tot quote q1: confirmed"},
+            annotations={  # as it fired, and why it resolved
+                "summary": "tot quote q1: confirmation due at 2023-11-14 22:13:50.000Z",
+                "description": "Accepted quote q1 of desk alpha is still unconfirmed 10s before its deadline.",
+                "resolution": "the venue reports it confirmed",
+            },
             fingerprint=fingerprint(DUE_LABELS),
             starts_at=T0 + 20,
             value=None,
@@ -192,8 +194,10 @@ def test_a_missed_deadline_supersedes_the_due_warning() -> None:
         (DEADLINE, "resolved", "RfqConfirmationDue", "warning", QUOTE_LABELS),
         (DEADLINE, "firing", "RfqConfirmationMissed", "critical", QUOTE_LABELS),
     ]
-    assert fired[1].annotations == {"summary": "superseded: deadline missed"}
+    # The warning resolves as it fired, and says the miss superseded it.
+    assert fired[1].annotations == {**fired[0].annotations, "resolution": "superseded: deadline missed"}
     assert fired[2] == missed_alert()
+    assert "resolution" not in fired[0].annotations  # firing: never (nor fired[2], as missed_alert() says)
     assert engine.take_actions() == [RECONCILE]
     # The release resolves only the miss: the warning is already gone.
     assert brief(move(engine, QuoteStatus.EXPIRED, T0 + 70)) == [
@@ -279,18 +283,11 @@ def test_the_rfq_position_closing_after_the_miss_resolves_it() -> None:
         MISSED_LABELS,
         T0 + 40,
     )
-    assert resolved.annotations["summary"].endswith("its exposure is released")
+    assert resolved.annotations == {  # resolved as it fired, naming the position event that closed it
+        **missed_alert().annotations,
+        "resolution": "the RFQ position was cancelled; its exposure is released",
+    }
     assert engine.book.desk_pending("alpha") == 0
-
-
-def test_the_resolution_after_the_rfq_position_closes_names_what_happened() -> None:
-    engine = make_engine()
-    accept(engine)
-    engine.advance(DEADLINE)
-    update = RfqPositionUpdate(TOT, "alpha", TOT_MM, "rfq-1", RfqPositionStatus.CANCELLED, detail="unwound")
-    (resolved,) = engine.ingest(TOT, [update], T0 + 40)
-    assert "accepted" not in resolved.annotations["summary"]
-    assert "cancelled" in resolved.annotations["summary"]
 
 
 def test_an_rfq_position_error_does_not_disarm_the_deadline() -> None:
