@@ -5,11 +5,13 @@ forgotten first. The bound must stay far above any venue's replay window (Mango:
 
 A ledger restored from the state file holds most of its fills as FillChunks: the keys are known at
 once (for dedupe), the fills stay encoded until a revoke or a checkpoint needs one, so a restart
-with a million fills of history does not decode a million fills.
+with a million fills of history does not decode a million fills. A stored chunk's parts are
+zlib-compressed, each inflated when first needed (keys when the stream is settled).
 """
 
 from __future__ import annotations
 
+import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +186,10 @@ def _in_window(snapshot: FillSnapshot, entry: HeldFill, key: str, window_start: 
 # --- stored form ---------------------------------------------------------------------------------
 
 _NO_AS_OF = -(2**63)
+# zlib's fastest level: a chunk's fills repeat their venue, desk, account, market and stream, so
+# even this level shrinks them ~15x; zlib releases the GIL, so sealing a chunk does not hold the
+# event loop, and a restart reads a twentieth of the bytes.
+_ZLIB_LEVEL = 1
 
 
 class _StoredFill(FillReceived, array_like=True, frozen=True, gc=False):
@@ -203,11 +209,17 @@ def decode_fill(body: bytes) -> FillReceived:
 
 
 class _ChunkBody(msgspec.Struct, array_like=True, frozen=True):
-    keys: bytes  # a msgpack array of the fill keys, decoded when the chunk is replayed
+    """A sealed chunk as stored. Each bytes field is zlib-compressed and inflated only when the
+    ledger first needs it: keys when the chunk is replayed, sequences for a checkpoint's window,
+    fills for a revoke. The counts let a restart check and use the chunk without inflating it."""
+
+    steps: int
+    max_sequence: int  # -1 for none
     plain: bool  # adds only, no key twice
+    keys: bytes  # a msgpack array of the fill keys
     sequences: bytes  # array('q') per step
     as_of: bytes  # array('q') per step, _NO_AS_OF for None
-    offsets: bytes  # array('q') of len(keys) + 1 into `fills`; an empty slice is a drop
+    offsets: bytes  # array('q') of steps + 1 into `fills`; an empty slice is a drop
     fills: bytes  # encode_fill() of each added fill, concatenated
 
 
@@ -218,6 +230,13 @@ _keys_decoder = msgspec.msgpack.Decoder(list[str])
 StoredStep = tuple[str, int, int | None, bytes | None]
 
 
+def _int_array(compressed: bytes, length: int) -> array[int]:
+    values = array("q", zlib.decompress(compressed))
+    if len(values) != length:
+        raise ValueError("fill chunk arrays disagree in length")
+    return values
+
+
 class FillChunk:
     """A run of one stream's ledger history as stored: fills added and keys dropped, in order.
 
@@ -225,36 +244,26 @@ class FillChunk:
     decoded when a revoke or a checkpoint needs it.
     """
 
-    __slots__ = (
-        "_as_of",
-        "_encoded_keys",
-        "_fills",
-        "_index",
-        "_keys",
-        "_offsets",
-        "_sequences",
-        "max_sequence",
-        "plain",
-    )
+    __slots__ = ("_as_of", "_body", "_fills", "_index", "_keys", "_offsets", "_sequences", "max_sequence", "plain")
 
     def __init__(self, body: _ChunkBody) -> None:
-        self._encoded_keys = body.keys
+        if body.steps < 0:
+            raise ValueError("fill chunk with a negative step count")
+        self._body = body
         self._keys: list[str] | None = None
-        self.plain = body.plain
-        self._sequences = array("q", body.sequences)
-        self._as_of = array("q", body.as_of)
-        self._offsets = array("q", body.offsets)
-        self._fills = body.fills
+        self._sequences: array[int] | None = None
+        self._as_of: array[int] | None = None
+        self._offsets: array[int] | None = None
+        self._fills: bytes | None = None
         self._index: dict[str, int] | None = None
-        if not len(self._sequences) == len(self._as_of) == len(self._offsets) - 1:
-            raise ValueError("fill chunk arrays disagree in length")
-        self.max_sequence = max(self._sequences, default=-1)
+        self.plain = body.plain
+        self.max_sequence = body.max_sequence
 
     @property
     def keys(self) -> list[str]:
         if self._keys is None:
-            keys = _keys_decoder.decode(self._encoded_keys)
-            if len(keys) != len(self._sequences):
+            keys = _keys_decoder.decode(zlib.decompress(self._body.keys))
+            if len(keys) != self._body.steps:
                 raise ValueError("fill chunk keys disagree with its arrays in length")
             self._keys = keys
         return self._keys
@@ -263,8 +272,14 @@ class FillChunk:
     def decode(cls, blob: bytes) -> FillChunk:
         return cls(_chunk_decoder.decode(blob))
 
+    @classmethod
+    def of_steps(cls, steps: Sequence[StoredStep]) -> FillChunk:
+        """Stored steps held as a chunk, so their fills stay encoded until a revoke needs one."""
+        return cls.decode(cls.encode(steps, level=0))
+
     @staticmethod
-    def encode(steps: Sequence[StoredStep]) -> bytes:
+    def encode(steps: Sequence[StoredStep], *, level: int = _ZLIB_LEVEL) -> bytes:
+        """The stored chunk; level 0 only frames the parts (for a chunk that is not stored)."""
         offsets = array("q", [0])
         plain = True
         for _key, _seq, _as_of, encoded in steps:
@@ -276,26 +291,40 @@ class FillChunk:
         fills = b"".join(s[3] for s in steps if s[3] is not None)
         keys = [s[0] for s in steps]
         plain = plain and len(set(keys)) == len(keys)
-        body = _ChunkBody(_encoder.encode(keys), plain, sequences.tobytes(), as_of.tobytes(), offsets.tobytes(), fills)
+        body = _ChunkBody(
+            len(steps),
+            max(sequences, default=-1),
+            plain,
+            *(
+                zlib.compress(part, level)
+                for part in (_encoder.encode(keys), sequences.tobytes(), as_of.tobytes(), offsets.tobytes(), fills)
+            ),
+        )
         return _encoder.encode(body)
 
     def replay_into(self, held: dict[str, HeldFill], retention: int) -> None:
         """Replay the steps as the ledger took them: each add past `retention` forgets the oldest.
 
-        A plain chunk (adds only, no key twice) is disjoint from what is held when it is replayed
-        in order from the file, so one bulk update and one trim give the same result.
+        A plain chunk (adds only, no key twice) whose keys none of the held fills has takes one
+        bulk update and one trim for the same result. A key can be held already when a larger
+        retention than the writer's keeps a fill the writer forgot and later recorded again.
         """
         keys = self.keys
-        if self.plain:
+        if self.plain and held.keys().isdisjoint(keys):
             held.update(zip(keys, repeat(self)))
             _trim(held, retention)
             return
-        offsets = self._offsets
+        offsets = self._fill_offsets()
         for i, key in enumerate(keys):
             held.pop(key, None)
             if offsets[i + 1] != offsets[i]:
                 held[key] = self
                 _trim(held, retention)
+
+    def _fill_offsets(self) -> array[int]:
+        if self._offsets is None:
+            self._offsets = _int_array(self._body.offsets, self._body.steps + 1)
+        return self._offsets
 
     def _position(self, key: str) -> int:
         if self._index is None:
@@ -305,12 +334,22 @@ class FillChunk:
 
     def fill(self, key: str) -> FillReceived:
         i = self._position(key)
-        return decode_fill(self._fills[self._offsets[i] : self._offsets[i + 1]])
+        offsets = self._fill_offsets()
+        if self._fills is None:
+            # Kept once inflated: a fork revokes a run of recent fills, which share a chunk or two.
+            self._fills = zlib.decompress(self._body.fills)
+            if len(self._fills) != offsets[-1]:
+                raise ValueError("fill chunk fills disagree with their offsets")
+        return decode_fill(self._fills[offsets[i] : offsets[i + 1]])
 
     def sequence(self, key: str) -> int:
+        if self._sequences is None:
+            self._sequences = _int_array(self._body.sequences, self._body.steps)
         return self._sequences[self._position(key)]
 
     def as_of(self, key: str) -> int | None:
+        if self._as_of is None:
+            self._as_of = _int_array(self._body.as_of, self._body.steps)
         value = self._as_of[self._position(key)]
         return None if value == _NO_AS_OF else value
 

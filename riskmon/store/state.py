@@ -8,14 +8,21 @@ Fills are the bulk: a stream's recent ledger steps are rows of `fill_tail`; ever
 min(4096, retention) steps they are sealed into one FillChunk row, so a restart reads a few hundred
 blobs instead of a million rows and keeps the fills encoded (riskmon.engine.fills). The retention
 bound holds on disk: the oldest chunks of a stream go while the newer ones still hold `retention`
-live fills. Everything else is small and kept as one row per key, Decimals as exact text.
+live fills. Each chunk's parts are zlib-compressed and inflated when the ledger needs them.
+
+Open orders and pending deadlines come by the hundred thousand: they are kept a chunk of entries
+per row (riskmon.store.keyed_chunks), orders as compact msgpack arrays, deadlines as JSON arrays
+behind a `watchdog_deadlines` view of the old row shape for other readers. Everything else is
+small and kept as one row per key, Decimals as exact text.
+
+Schema version 2 (this one) changed the fill chunks, orders and deadlines; a version 1 file is
+migrated in place when opened (riskmon.store.state_format), in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,21 +33,33 @@ from typing import Any, TypeVar
 import msgspec
 
 from riskmon.engine.exposure import PositionKey
-from riskmon.engine.fills import FillChunk, HistoryStep, StoredStep, StreamKey, decode_fill, stored_step
+from riskmon.engine.fills import FillChunk, HistoryStep, StoredStep, StreamKey, stored_step
 from riskmon.engine.restore import decode_quote
-from riskmon.engine.state_journal import StateChanges, StateSnapshot, StoredOrder
+from riskmon.engine.state_journal import StateChanges, StateSnapshot
 from riskmon.events import FillReceived, MarketStatusChanged
 from riskmon.store.alert_states import create_alert_state_tables, read_alert_states, write_alert_state_changes
-from riskmon.store.deadlines import StoreError, create_deadline_table, read_deadlines, write_deadline_changes
+from riskmon.store.deadlines import StoreError
+from riskmon.store.state_format import (
+    SCHEMA_VERSION,
+    STATE_META,
+    check_version,
+    create_deadline_view,
+    deadline_chunks,
+    decode_deadlines,
+    decode_orders,
+    encode_deadline,
+    encode_order,
+    migrate,
+    order_chunks,
+)
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 _CHUNK_STEPS = 4096
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS state_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    STATE_META,
     "CREATE TABLE IF NOT EXISTS fill_streams (stream_id INTEGER PRIMARY KEY, venue TEXT NOT NULL,"
     " stream TEXT NOT NULL, UNIQUE (venue, stream))",
     "CREATE TABLE IF NOT EXISTS fill_chunks (chunk_id INTEGER PRIMARY KEY, stream_id INTEGER NOT NULL,"
@@ -56,9 +75,6 @@ _SCHEMA = (
     # One row per position: its orders' and quotes' USD at risk, {source: [amount, pending]}.
     "CREATE TABLE IF NOT EXISTS risk (desk TEXT NOT NULL, venue TEXT NOT NULL, account TEXT NOT NULL,"
     " market TEXT NOT NULL, sources BLOB NOT NULL, PRIMARY KEY (desk, venue, account, market)) WITHOUT ROWID",
-    # Rowid order is the books' recency order: a replaced row gets a new, higher rowid.
-    "CREATE TABLE IF NOT EXISTS orders (ord INTEGER PRIMARY KEY, venue TEXT NOT NULL, order_id TEXT NOT NULL,"
-    " body BLOB NOT NULL, UNIQUE (venue, order_id))",
     "CREATE TABLE IF NOT EXISTS quotes (ord INTEGER PRIMARY KEY, venue TEXT NOT NULL, quote_id TEXT NOT NULL,"
     " body BLOB NOT NULL, UNIQUE (venue, quote_id))",
     "CREATE TABLE IF NOT EXISTS seen_keys (venue TEXT NOT NULL, key TEXT NOT NULL, ord INTEGER NOT NULL,"
@@ -68,9 +84,9 @@ _SCHEMA = (
 )
 
 _encoder = msgspec.msgpack.Encoder()
-_orders_decoder = msgspec.msgpack.Decoder(list[StoredOrder])
 _status_decoder = msgspec.msgpack.Decoder(MarketStatusChanged)
 _risk_decoder = msgspec.msgpack.Decoder(dict[str, tuple[Decimal, bool]])
+_S = TypeVar("_S")
 _T = TypeVar("_T")
 
 
@@ -92,6 +108,8 @@ class StateStore:
         self._chunk_steps = max(1, min(_CHUNK_STEPS, fill_retention))
         self._streams: dict[StreamKey, _Stream] | None = None
         self._seen_ord: int | None = None  # the next seen_keys.ord, once read
+        self._orders = order_chunks()
+        self._deadlines = deadline_chunks()
         try:
             # Written from one worker thread at a time (the runtime serialises calls).
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -102,11 +120,12 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._check_version()
-                for statement in _SCHEMA:
+                older = check_version(self._db, self.path)
+                for statement in (*_SCHEMA, *self._orders.schema(), *self._deadlines.schema()):
                     self._db.execute(statement)
-                create_deadline_table(self._db)
                 create_alert_state_tables(self._db)
+                migrate(self._db, older, self._orders, self._deadlines, self.path)
+                create_deadline_view(self._db)
         except (sqlite3.DatabaseError, StoreError) as exc:
             self._db.close()
             raise exc if isinstance(exc, StoreError) else self._error(exc) from None
@@ -114,22 +133,6 @@ class StateStore:
     def _error(self, exc: BaseException | str, table: str | None = None) -> StoreError:
         where = f" (table {table})" if table else ""
         return StoreError(f"state file {self.path}{where}: {exc}")
-
-    def _check_version(self) -> None:
-        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'state_meta'").fetchone()
-        row = (
-            self._db.execute("SELECT value FROM state_meta WHERE name = 'schema_version'").fetchone()
-            if exists
-            else None
-        )
-        if row is None:
-            self._db.execute(_SCHEMA[0])
-            self._db.execute("INSERT INTO state_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise StoreError(
-                f"state file {self.path}: schema version {row[0]}, but this riskmon reads version {SCHEMA_VERSION};"
-                " move the file aside to start from empty state"
-            )
 
     # --- load ------------------------------------------------------------------------------------
 
@@ -151,8 +154,9 @@ class StateStore:
         for stream_id, body in self._db.execute("SELECT stream_id, body FROM fill_chunks ORDER BY chunk_id"):
             fills[by_id[stream_id]].append(_decoded("fill_chunks", FillChunk.decode, body))
         for key, stream in streams.items():
-            for fill_key, _seq, _as_of, encoded in stream.tail:
-                fills[key].append(fill_key if encoded is None else _decoded("fill_tail", decode_fill, encoded))
+            if stream.tail:
+                # Held as one chunk, as the sealed ones: a restart does not decode thousands of fills.
+                fills[key].append(_decoded("fill_tail", FillChunk.of_steps, stream.tail))
         snapshot.fills = fills
         query = self._db.execute
         snapshot.positions = {
@@ -169,8 +173,7 @@ class StateStore:
             PositionKey(desk, venue, account, market): _decoded("risk", _risk_decoder.decode, sources)
             for desk, venue, account, market, sources in query("SELECT * FROM risk")
         }
-        bodies = [body for (body,) in query("SELECT body FROM orders ORDER BY ord")]
-        snapshot.orders = _decoded("orders", _orders_decoder.decode, _msgpack_array(bodies))
+        snapshot.orders = self._orders.load(self._db, lambda body: _decoded(self._orders.chunks, decode_orders, body))
         snapshot.quotes = [
             _decoded("quotes", decode_quote, body) for (body,) in query("SELECT body FROM quotes ORDER BY ord")
         ]
@@ -180,9 +183,19 @@ class StateStore:
             _decoded("market_statuses", _status_decoder.decode, body)
             for (body,) in query("SELECT body FROM market_statuses")
         ]
-        snapshot.deadlines = read_deadlines(self._db, self.path)
+        snapshot.deadlines = self._load_deadlines()
         snapshot.alerts = read_alert_states(self._db, self.path)
         return snapshot
+
+    def load_deadlines(self) -> list[PersistedDeadline]:
+        """The pending deadlines alone (what load() reads of them)."""
+        try:
+            return self._load_deadlines()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+
+    def _load_deadlines(self) -> list[PersistedDeadline]:
+        return self._deadlines.load(self._db, lambda body: decode_deadlines(body, self.path))
 
     def _read_streams(self) -> dict[StreamKey, _Stream]:
         streams: dict[StreamKey, _Stream] = {}
@@ -220,10 +233,14 @@ class StateStore:
                 self._write_fills(steps)
                 self._write_books(changes)
                 if deadlines:
-                    write_deadline_changes(self._db, deadlines)
+                    self._deadlines.write(
+                        self._db, ((key, None if r is None else encode_deadline(r)) for key, r in deadlines.items())
+                    )
                 write_alert_state_changes(self._db, changes.alerts)
         except BaseException as exc:
             self._streams = self._seen_ord = None  # maybe ahead of the rolled-back file: re-read
+            self._orders.forget_counts()
+            self._deadlines.forget_counts()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise self._error(exc) from None
             raise
@@ -300,13 +317,10 @@ class StateStore:
             "INSERT OR REPLACE INTO risk VALUES (?, ?, ?, ?, ?)",
             ((key, (_encoder.encode(sources),) if sources else None) for key, sources in changes.risk.items()),
         )
-        _upsert(
-            db,
-            "orders",
-            "DELETE FROM orders WHERE venue = ? AND order_id = ?",
-            "INSERT OR REPLACE INTO orders (venue, order_id, body) VALUES (?, ?, ?)",
-            ((key, None if order is None else (_encoder.encode(order),)) for key, order in changes.orders.items()),
-        )
+        if changes.orders:
+            self._orders.write(
+                db, ((key, None if order is None else encode_order(order)) for key, order in changes.orders.items())
+            )
         _upsert(
             db,
             "quotes",
@@ -372,11 +386,6 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
     return cursor.lastrowid
 
 
-def _msgpack_array(bodies: list[bytes]) -> bytes:
-    """Stored msgpack values as one msgpack array: one decode call for all of them."""
-    return b"\xdd" + struct.pack(">I", len(bodies)) + b"".join(bodies)
-
-
 class _Unreadable(Exception):
     def __init__(self, table: str, reason: str) -> None:
         super().__init__(table, reason)
@@ -384,7 +393,7 @@ class _Unreadable(Exception):
         self.reason = reason
 
 
-def _decoded(table: str, decode: Callable[[bytes], _T], body: bytes) -> _T:
+def _decoded(table: str, decode: Callable[[_S], _T], body: _S) -> _T:
     try:
         return decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:

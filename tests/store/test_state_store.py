@@ -74,6 +74,15 @@ def order(order_id: str, status: OrderStatus = OrderStatus.OPEN) -> OrderUpdate:
     )
 
 
+def plain_order(stored: StoredOrder) -> StoredOrder:
+    """The stored form decodes to array-shaped subclasses: compare by value, as plain structs."""
+    return StoredOrder(OrderUpdate(*msgspec.structs.astuple(stored.update)), stored.newest_sequence, stored.filled)
+
+
+def plain_deadline(record: PersistedDeadline) -> PersistedDeadline:
+    return PersistedDeadline(*msgspec.structs.astuple(record))
+
+
 def restored_ledger(store: StateStore, retention: int = 1000) -> FillLedger:
     ledger = FillLedger(retention)
     ledger.restore(store.load().fills)
@@ -110,11 +119,11 @@ def test_every_kind_round_trips(tmp_path: Path) -> None:
     assert snapshot.marks == {("mango", "SOL-PERP"): Decimal("149.5")}
     assert snapshot.reference_marks == {"SOL": Decimal("149.25")}
     assert snapshot.risk == {BET: {"o1": (Decimal("100.00"), False), "q9": (Decimal("7"), True)}}
-    assert snapshot.orders == [StoredOrder(order("o1"), 4, Decimal("100"))]
+    assert [plain_order(o) for o in snapshot.orders] == [StoredOrder(order("o1"), 4, Decimal("100"))]
     assert snapshot.quotes == [quote]
     assert snapshot.seen == {"mob": ["amend:2"]}
     assert snapshot.statuses == [status]
-    assert snapshot.deadlines == [deadline]
+    assert [plain_deadline(d) for d in snapshot.deadlines] == [deadline]
     ledger = FillLedger()
     ledger.restore(snapshot.fills)
     assert list(ledger.held("mango", "q1")) == ["b"]
@@ -286,3 +295,98 @@ def test_quote_codec_round_trips_every_field() -> None:
     quote = Quote("tot", "d", "mm", "q", None, QuoteStatus.EXECUTED, None, None, None, "r", "x", (), True, 3)
     quote.history.extend([QuoteStatus.ACCEPTED, QuoteStatus.EXECUTED])
     assert decode_quote(encode_quote(quote)) == quote
+
+
+def write_version_1_file(path: Path) -> None:
+    """A state file as riskmon wrote it at schema version 1: orders one row each (msgpack maps),
+    deadlines as rows of `watchdog_deadlines`, fill chunks uncompressed."""
+    from array import array
+
+    from riskmon.engine.fills import encode_fill
+
+    StateStore(path).close()
+    steps = [fill("a", 1), fill("b", 2, as_of=None), ("mango", "q1", "a"), fill("c", 3)]
+    keys = [s.fill_key if isinstance(s, FillReceived) else s[2] for s in steps]
+    bodies = [encode_fill(s) if isinstance(s, FillReceived) else b"" for s in steps]
+    offsets = array("q", [0])
+    for body in bodies:
+        offsets.append(offsets[-1] + len(body))
+    as_of = array("q", [s.as_of if isinstance(s, FillReceived) and s.as_of is not None else -(2**63) for s in steps])
+    sequences = array("q", [s.sequence if isinstance(s, FillReceived) else 0 for s in steps])
+    chunk = msgspec.msgpack.encode(
+        [msgspec.msgpack.encode(keys), False, sequences.tobytes(), as_of.tobytes(), offsets.tobytes(), b"".join(bodies)]
+    )
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("DROP VIEW watchdog_deadlines")
+        for name in ("order", "deadline"):
+            for part in ("chunks", "tail", "keys"):
+                db.execute(f"DROP TABLE {name}_{part}")
+        db.execute("UPDATE state_meta SET value = '1' WHERE name = 'schema_version'")
+        db.execute(
+            "CREATE TABLE orders (ord INTEGER PRIMARY KEY, venue TEXT NOT NULL, order_id TEXT NOT NULL,"
+            " body BLOB NOT NULL, UNIQUE (venue, order_id))"
+        )
+        db.executemany(
+            "INSERT INTO orders (venue, order_id, body) VALUES (?, ?, ?)",
+            [("px", i, msgspec.msgpack.encode(StoredOrder(order(i), 4, Decimal("100")))) for i in ("o2", "o1")],
+        )
+        db.execute(
+            "CREATE TABLE watchdog_deadlines (kind TEXT NOT NULL, venue TEXT NOT NULL, subject TEXT NOT NULL,"
+            " due REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, venue, subject)) WITHOUT ROWID"
+        )
+        db.execute(
+            "INSERT INTO watchdog_deadlines VALUES ('activation', 'px', 'o2', 1700000010.123456789,"
+            ' \'{"desk": "bets", "placed_at": "1700000000.123456789"}\')'
+        )
+        db.execute("INSERT INTO fill_streams (stream_id, venue, stream) VALUES (1, 'mango', 'q1')")
+        db.execute("INSERT INTO fill_chunks (stream_id, net, body) VALUES (1, 2, ?)", (chunk,))
+
+
+def test_a_version_1_file_is_migrated_in_place(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+
+    path = tmp_path / "state.db"
+    write_version_1_file(path)
+    deadline = PersistedDeadline(
+        "activation", "px", "o2", 1700000010.123456789, {"desk": "bets", "placed_at": "1700000000.123456789"}
+    )
+    with caplog.at_level(logging.WARNING):
+        store = StateStore(path, fill_retention=10)
+    assert [r.getMessage() for r in caplog.records] == [f"state file {path}: migrating schema version 1 to 2"]
+    snapshot = store.load()
+    assert [plain_order(o) for o in snapshot.orders] == [StoredOrder(order(i), 4, Decimal("100")) for i in ("o2", "o1")]
+    assert [plain_deadline(d) for d in snapshot.deadlines] == [deadline]
+    ledger = FillLedger(10)
+    ledger.restore(snapshot.fills)
+    assert list(ledger.held("mango", "q1")) == ["b", "c"]
+    assert ledger.get("mango", "q1", "b") == fill("b", 2, as_of=None)
+    assert ledger.held("mango", "q1")["c"].sequence("c") == 3  # type: ignore[union-attr]
+    store.write(StateChanges(orders={("px", "o2"): None}), {deadline.key: None})  # and it goes on from there
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        kinds = dict(db.execute("SELECT name, type FROM sqlite_master WHERE name IN ('orders', 'watchdog_deadlines')"))
+        version = db.execute("SELECT value FROM state_meta WHERE name = 'schema_version'").fetchone()
+    assert (kinds, version) == ({"watchdog_deadlines": "view"}, ("2",))
+    again = StateStore(path)
+    assert [o.update.order_id for o in again.load().orders] == ["o1"]
+    again.close()
+
+
+def test_other_readers_still_see_the_deadlines_as_rows(tmp_path: Path) -> None:
+    """`watchdog_deadlines` is a view over the deadline chunks: a DeadlineStore (or an operator's
+    sqlite3 shell) reading the state file sees exactly the pending deadlines."""
+    from riskmon.store.deadlines import DeadlineStore
+
+    path = tmp_path / "state.db"
+    store = StateStore(path)
+    records = [
+        PersistedDeadline("activation", "px", f"o{i}", 1_700_000_010.5 + i, {"desk": "bets", "placed_at": f"{i}.25"})
+        for i in range(1500)  # sealed chunks and a tail
+    ]
+    store.write(StateChanges(), {r.key: r for r in records})
+    store.write(StateChanges(), {records[0].key: None, records[1499].key: None})
+    store.close()
+    reader = DeadlineStore(path)
+    try:
+        assert sorted(reader.load(), key=lambda r: r.due) == records[1:1499]
+    finally:
+        reader.close()
