@@ -116,6 +116,7 @@ class Monitor:
         )
         # Set after each inbound item is applied, so callers can await progress instead of sleeping.
         self.applied = asyncio.Event()
+        self.items_applied = 0  # of the inbound queue's, in its order
         # Set once the HTTP server listens and the sessions and engine run.
         self.started = asyncio.Event()
         self._timer = DeadlineTimer(self.clock, self.engine.next_deadline, self._on_timer)
@@ -140,8 +141,14 @@ class Monitor:
         self.alerting.flushed = self.persistence.after_step  # a group's timer sent: save what it told
 
     async def declare_order(self, intake: OrderIntake) -> None:
-        """The trading system placed an order (HTTP intake): arm its activation watchdog."""
+        """The trading system placed an order (HTTP intake): arm its activation watchdog. Returns
+        once the watch is in the state file, so an intake answered 202 survives a kill."""
         await self._inbound(Inbound(intake.venue, self.clock.now(), None, [intake]))
+        ours = self._inbound.pushed
+        while self.items_applied < ours:
+            self.applied.clear()
+            await self.applied.wait()
+        await self.persistence.drain()
 
     @property
     def http_port(self) -> int | None:
@@ -200,7 +207,8 @@ class Monitor:
             batch = await inbound.get()
             last = batch[-1]
             sliced_at = perf_counter()
-            for item in batch:
+            before = self.items_applied
+            for done, item in enumerate(batch, 1):
                 if recorder is not None:
                     if item.frame is not None:
                         recorder.write(item.received_at, item.venue, item.frame, item.rest)
@@ -218,10 +226,12 @@ class Monitor:
                 if ended - sliced_at >= _ENGINE_SLICE_S and item is not last:
                     # A long batch: let alert delivery and HTTP have their turn meanwhile.
                     self._after_step([])
+                    self.items_applied = before + done
                     self.applied.set()
                     await asyncio.sleep(0)
                     sliced_at = perf_counter()
             self._after_step([])
+            self.items_applied = before + len(batch)
             self.applied.set()
             if inbound.qsize():
                 # get() would return at once: yield first, so HTTP and alert delivery are not

@@ -82,6 +82,8 @@ class InboundQueue:
         self._capacity = capacity
         self._batches: deque[list[Inbound]] = deque()
         self._items = 0
+        # Items ever queued: the consumer can tell when it has applied a given one (FIFO).
+        self.pushed = 0
         self._putters: deque[asyncio.Future[None]] = deque()
         self._getter: asyncio.Future[None] | None = None
 
@@ -131,6 +133,7 @@ class InboundQueue:
     def _push(self, batch: list[Inbound]) -> None:
         self._batches.append(batch)
         self._items += len(batch)
+        self.pushed += len(batch)
         getter = self._getter
         if getter is not None and not getter.done():
             getter.set_result(None)

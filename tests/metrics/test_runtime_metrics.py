@@ -118,9 +118,14 @@ async def test_a_running_monitor_times_engine_steps_and_counts_the_close_by_caus
 async def test_inbound_queue_depth_is_read_at_scrape(tmp_path: Path) -> None:
     monitor = Monitor(parse_config(config(tmp_path), "t.yaml", {}), http=False)
     assert value(monitor.registry, "riskmon_inbound_queue_depth") == 0
-    await monitor.declare_order(OrderIntake("px", "o-1"))
-    await monitor.declare_order(OrderIntake("px", "o-2"))
+    # Not running: each intake waits in the queue (and its caller for the engine to apply it).
+    declared = [asyncio.create_task(monitor.declare_order(OrderIntake("px", f"o-{i}"))) for i in (1, 2)]
+    await asyncio.sleep(0)  # one turn: both are queued
     assert value(monitor.registry, "riskmon_inbound_queue_depth") == 2
+    assert not any(task.done() for task in declared)
+    for task in declared:
+        task.cancel()
+    await asyncio.gather(*declared, return_exceptions=True)
 
 
 @pytest_asyncio.fixture

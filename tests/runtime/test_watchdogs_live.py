@@ -765,6 +765,24 @@ async def test_deadline_that_passed_while_down_fires_at_once_after_restart(
         persisted.close()
 
 
+async def test_an_intake_is_answered_only_once_its_watch_is_in_the_state_file(
+    prophetx: ProphetXSimulator, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.db"
+    order_id = place(prophetx)
+    async with running(prophetx_config(prophetx, state, activation_timeout="30s"), http=True) as live:
+        await live.feed_up(PX)
+        accepted = await post_order(live.monitor.http_port, order_id)
+        assert accepted.status_code == 202
+        # Read while riskmon runs on: a SIGKILL right after the 202 would find the watch here.
+        persisted = DeadlineStore(state)
+        try:
+            records = persisted.load()
+        finally:
+            persisted.close()
+        assert [(r.kind, r.venue, r.subject) for r in records] == [("activation", PX, order_id)]
+
+
 # --- 7. capture and replay ------------------------------------------------------------------------------
 
 
