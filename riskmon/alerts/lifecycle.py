@@ -23,8 +23,7 @@ still-firing alert keeps its fingerprint and startsAt across a restart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Literal
 
@@ -45,18 +44,75 @@ class AlertTransition(msgspec.Struct, frozen=True):
     value: float | None = None
 
 
-@dataclass(slots=True)
+Wording = Callable[[], Mapping[str, str]]
+"""Annotations worded on demand (see ActiveAlert)."""
+
+
 class ActiveAlert:
-    fingerprint: str
-    alertname: str
-    severity: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    state: Literal["pending", "firing"]
-    active_since: float
-    fired_at: float | None
-    value: float | None
-    is_event: bool
+    """An alert that is pending or firing. Its annotations may be worded lazily: a firing alert
+    re-judged at every mark gets a new value each time, and wording it (currency formatting,
+    templates) costs more than the judging, so the wording runs only when someone reads it."""
+
+    __slots__ = (
+        "_annotations",
+        "_wording",
+        "active_since",
+        "alertname",
+        "fingerprint",
+        "fired_at",
+        "is_event",
+        "labels",
+        "severity",
+        "state",
+        "value",
+    )
+
+    def __init__(
+        self,
+        fingerprint: str,
+        alertname: str,
+        severity: str,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        state: Literal["pending", "firing"],
+        active_since: float,
+        fired_at: float | None,
+        value: float | None,
+        is_event: bool,
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.alertname = alertname
+        self.severity = severity
+        self.labels = labels
+        self._annotations = annotations
+        self._wording: Wording | None = None
+        self.state = state
+        self.active_since = active_since
+        self.fired_at = fired_at
+        self.value = value
+        self.is_event = is_event
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        if self._wording is not None:
+            self._annotations = _firing_annotations(self._wording())
+            self._wording = None
+        return self._annotations
+
+    @annotations.setter
+    def annotations(self, annotations: dict[str, str]) -> None:
+        self._annotations = annotations
+        self._wording = None
+
+    def reword(self, wording: Wording) -> None:
+        """Annotations to be worded when next read (the last wording given wins)."""
+        self._wording = wording
+
+    def __repr__(self) -> str:
+        return (
+            f"ActiveAlert({self.alertname!r}, {self.severity!r}, {self.labels!r}, {self.state!r},"
+            f" fingerprint={self.fingerprint!r}, value={self.value!r})"
+        )
 
 
 class StoredAlert(msgspec.Struct, array_like=True, frozen=True):
@@ -139,22 +195,27 @@ class AlertTracker:
         breached: bool,
         cleared: bool,
         value: float | None,
-        annotations: Mapping[str, str],
+        annotations: Mapping[str, str] | Wording,
         pending_for: float,
         now: float,
         resolution: str | None = None,
+        fp: str | None = None,
     ) -> AlertTransition | None:
         """Feed one evaluation of a condition; returns the firing/resolved transition it causes.
 
-        `resolution` says why the condition cleared; only a resolved transition carries it."""
-        full = {**labels, "alertname": alertname, "severity": severity}
-        fp = fingerprint(full)
+        `annotations` may be a Wording, called only if the alert starts or when its annotations are
+        read. `resolution` says why the condition cleared; only a resolved transition carries it.
+        `fp`: the fingerprint of the full label set, where the caller keeps it (a hot path)."""
+        if fp is None:
+            fp = fingerprint({**labels, "alertname": alertname, "severity": severity})
         alert = self._alerts.get(fp)
         if alert is None:
             if not breached:
                 return None
+            worded = annotations() if callable(annotations) else annotations
+            full = {**labels, "alertname": alertname, "severity": severity}
             alert = ActiveAlert(
-                fp, alertname, severity, full, _firing_annotations(annotations), "pending", now, None, value, False
+                fp, alertname, severity, full, _firing_annotations(worded), "pending", now, None, value, False
             )
             self._alerts[fp] = alert
             self._touch(fp)
@@ -178,6 +239,12 @@ class AlertTracker:
             if resolution:
                 alert.annotations = {**alert.annotations, RESOLUTION: resolution}
             return self._transition(alert, "resolved", now)
+        if callable(annotations):
+            # Not worded now, so not compared either: callers observe only when their inputs moved.
+            self._touch(fp)
+            alert.value = value
+            alert.reword(annotations)
+            return None
         current = _firing_annotations(annotations)
         if self._changed is not None and (alert.value != value or alert.annotations != current):
             self._changed.add(fp)

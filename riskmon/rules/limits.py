@@ -5,7 +5,8 @@ Each limit raises `ExposureLimitBreach` at two severities: warning at `warn_at` 
 and critical at the limit itself; an active alert clears only below `clear_at` of its own
 threshold. Only the limits a change can affect are evaluated, and a limit that is neither
 breached nor alerting costs a comparison and a lookup per severity: its labels, fingerprints and
-thresholds are worked out once, and annotations are worded only when an alert may change.
+thresholds are worked out once, and annotations are worded only when an alert starts or
+someone reads them (a firing alert is re-judged at every mark that moves its net).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from functools import partial
 
 from riskmon.alerts.lifecycle import AlertTracker, AlertTransition, fingerprint
 from riskmon.config.schema import Desk
@@ -29,6 +31,18 @@ def usd(amount: Decimal) -> str:
 def usd_cents(amount: Decimal) -> str:
     # To the cent where whole dollars could mislead: $949.60 is below a $950 clear level.
     return f"${amount:,.2f}"
+
+
+def _wording(what: str, value: Decimal, limit: Decimal, level: _Level) -> dict[str, str]:
+    return {
+        "summary": f"{what} is {usd(value)}, {value / limit:.0%} of its {usd(limit)} limit",
+        "description": (
+            f"{what} reached {usd(value)} against a limit of {usd(limit)} "
+            f"({level.severity} at {usd(level.threshold)}, clears below {usd(level.clear_below)})."
+        ),
+        "value": f"{value:.2f}",
+        "limit": f"{limit:.2f}",
+    }
 
 
 class _Level:
@@ -198,6 +212,8 @@ class LimitEvaluator:
                 annotations=alert.annotations,
                 pending_for=0.0,
                 now=now,
+                resolution="its limit is no longer configured",
+                fp=alert.fingerprint,
             )
             if transition is not None:
                 out.append(transition)
@@ -219,15 +235,6 @@ class LimitEvaluator:
             breached = value >= level.threshold
             if not breached and tracker.get(level.fingerprint) is None:
                 continue
-            annotations = {
-                "summary": f"{line.what} is {usd(value)}, {value / limit:.0%} of its {usd(limit)} limit",
-                "description": (
-                    f"{line.what} reached {usd(value)} against a limit of {usd(limit)} "
-                    f"({level.severity} at {usd(level.threshold)}, clears below {usd(level.clear_below)})."
-                ),
-                "value": f"{value:.2f}",
-                "limit": f"{limit:.2f}",
-            }
             transition = tracker.observe(
                 ALERTNAME,
                 level.severity,
@@ -235,7 +242,7 @@ class LimitEvaluator:
                 breached=breached,
                 cleared=value < level.clear_below,
                 value=float(value),
-                annotations=annotations,
+                annotations=partial(_wording, line.what, value, limit, level),
                 pending_for=line.pending_for,
                 now=now,
                 resolution=(
@@ -243,6 +250,7 @@ class LimitEvaluator:
                     if value < level.clear_below
                     else None
                 ),
+                fp=level.fingerprint,
             )
             if transition is not None:
                 out.append(transition)

@@ -105,10 +105,11 @@ class RuleAlerts:
             breached=breached,
             cleared=cleared,
             value=value,
-            annotations=self.annotations(labels, fields()),
+            annotations=lambda: self.annotations(labels, fields()),
             pending_for=pending_for,
             now=now,
             resolution=resolution() if cleared and resolution is not None else None,
+            fp=fp,
         )
 
     def fire_event(
@@ -151,6 +152,8 @@ class RuleAlerts:
                 annotations=alert.annotations,
                 pending_for=0.0,
                 now=now,
+                resolution="its rule was changed or removed from the configuration",
+                fp=alert.fingerprint,
             )
             if transition is not None:
                 out.append(transition)

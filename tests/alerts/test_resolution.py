@@ -6,9 +6,10 @@ in tests/notify/test_slack.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
-from riskmon.alerts.lifecycle import RESOLUTION, AlertTracker, AlertTransition
+from riskmon.alerts.lifecycle import RESOLUTION, AlertTracker, AlertTransition, fingerprint
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.engine import Engine
 from riskmon.events import QuoteStatus
@@ -174,3 +175,70 @@ def test_the_alertmanager_push_carries_the_resolution_as_an_annotation() -> None
 
 def test_the_console_line_of_a_resolved_alert_says_why_it_resolved() -> None:
     assert "confirmed after the deadline" in format_transition(resolved_transition())
+
+
+def test_a_worded_later_alert_is_worded_only_when_it_starts_or_is_read() -> None:
+    """A firing alert re-judged at every mark is given a Wording, not annotations: the wording runs
+    when the alert starts, when something reads its annotations, and for its resolution, always
+    from the latest value it was observed at."""
+    tracker = AlertTracker(DeadlineHeap())
+    worded: list[int] = []
+
+    def wording(at: int) -> Callable[[], dict[str, str]]:
+        def word() -> dict[str, str]:
+            worded.append(at)
+            return {"summary": f"at {at}", RESOLUTION: "dropped while firing"}
+
+        return word
+
+    def judge(now: float, at: int, *, breached: bool = True) -> AlertTransition | None:
+        return tracker.observe(
+            "Breach",
+            "critical",
+            LABELS,
+            breached=breached,
+            cleared=not breached,
+            value=float(at),
+            annotations=wording(at),
+            pending_for=0.0,
+            now=now,
+            resolution=None if breached else f"back to {at}",
+        )
+
+    fired = judge(T0, 101)
+    assert fired is not None
+    assert fired.annotations == {"summary": "at 101"}
+    for k, at in enumerate(range(102, 120)):
+        assert judge(T0 + 1 + k, at) is None
+    assert worded == [101]  # eighteen re-judgings worded nothing
+    (active,) = tracker.active()
+    assert (active.value, active.annotations) == (119.0, {"summary": "at 119"})
+    assert active.annotations == {"summary": "at 119"}
+    assert worded == [101, 119]  # read twice, worded once
+    assert judge(T0 + 30, 120) is None
+    resolved = judge(T0 + 31, 10, breached=False)
+    assert resolved is not None
+    assert resolved.annotations == {"summary": "at 120", RESOLUTION: "back to 10"}
+    assert worded == [101, 119, 120]  # the clearing value is never worded into the summary
+
+
+def test_a_caller_kept_fingerprint_finds_the_same_alert_as_the_labels() -> None:
+    tracker = AlertTracker(DeadlineHeap())
+    fired = observe(tracker, T0, breached=True, annotations={"summary": "x"})
+    assert fired is not None
+    assert fired.fingerprint == fingerprint({**LABELS, "alertname": "Breach", "severity": "critical"})
+    resolved = tracker.observe(
+        "Breach",
+        "critical",
+        LABELS,
+        breached=False,
+        cleared=True,
+        value=0.0,
+        annotations={},
+        pending_for=0.0,
+        now=T0 + 1,
+        fp=fired.fingerprint,
+    )
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    assert tracker.active() == []

@@ -47,6 +47,7 @@ def test_a_firing_rule_kept_stays_firing_and_a_removed_one_resolves() -> None:
     assert brief(out) == [
         (T0 + 20, "resolved", "FillBurst", {"desk": "alpha", "venue": MANGO, "market": "SOL-PERP", "side": "buy"})
     ]
+    assert out[0].annotations["resolution"] == "its rule was changed or removed from the configuration"
     assert [a.alertname for a in engine.alerts.active()] == ["BigNet"]
     assert engine.advance(T0 + 200) == []  # the removed rule's window deadline was cancelled
     assert engine.book.position(PositionKey("alpha", MANGO, MANGO_ALPHA, "SOL-PERP")) == 12  # books untouched
@@ -92,4 +93,6 @@ def test_new_desk_limits_apply_at_once_and_unchanged_ones_keep_their_alerts() ->
     assert engine.reload(limited, T0 + 2) == []  # same limits: the alerts carry on
     out = engine.reload(make_config(), T0 + 3)  # the limit is gone: so are its alerts
     assert sorted((t.status, t.severity) for t in out) == [("resolved", "critical"), ("resolved", "warning")]
+    assert {t.annotations["resolution"] for t in out} == {"its limit is no longer configured"}
+    assert all(t.annotations["summary"].startswith("Desk alpha gross notional is $1,000") for t in out)
     assert engine.alerts.active() == []
