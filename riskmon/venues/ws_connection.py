@@ -6,14 +6,9 @@ one task switch per frame. The protocol object decides everything about the hand
 frames, fragments, the close handshake and every error; this module moves bytes, keeps the
 transport pings and close timer, and pauses reading when the consumer is behind.
 
-Framing fast path: websockets' generator-based frame parser costs ~2 us a frame, more than
-decoding a venue's frame. Once the connection is open, this module finds frame boundaries itself
-and takes the common case straight out of the read buffer: a whole, unmasked, final TEXT or
-BINARY frame with no reserved bits, within max_size, while no fragmented message is open. Every
-other frame is handed to the protocol whole, so its parser always sits on a frame boundary and its
-state (fragments, close, pongs to send) stays its own; anything that is not a sound frame header
-(a masked server frame, an oversized length) goes to the protocol with all that follows it, and
-the fast path is off for good. A frame split across reads waits here until its last byte arrives.
+Once the connection is open, ws_framing's scanner takes the common frames straight out of the read
+buffer and says which ones are the protocol's (see its module doc); a frame split across reads
+waits here until its last byte arrives.
 """
 
 from __future__ import annotations
@@ -22,7 +17,6 @@ import asyncio
 import logging
 import os
 import ssl
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,21 +25,26 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import State
-from websockets.typing import BytesLike, Subprotocol
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-_INTERNAL_ERROR = 1011  # what websockets sends when its transport ping goes unanswered
-_INVALID_DATA = 1007
-# First header byte of a final, unfragmented frame with no reserved bits: the fast path's two cases.
-_FINAL_TEXT = 0x81
-_FINAL_BINARY = 0x82
-_MASKED = 0x80
-_LENGTH_16 = 126  # the 7-bit length saying "a 16-bit length follows"
-_LENGTH_64 = 127
-_unpack_length_64 = struct.Struct("!Q").unpack_from
-_HEADERS_END = b"\r\n\r\n"
+from riskmon.venues.ws_framing import (
+    DONE,
+    INVALID_UTF8_CODE,
+    INVALID_UTF8_REASON,
+    PARTIAL,
+    PROTOCOL_FRAME,
+    UNSOUND,
+    Message,
+    MessageFragments,
+    find_headers_end,
+    scan_frames,
+)
 
-Message = str | bytes
+__all__ = ["Message", "MessagesHandler", "WsConnection", "WsOptions"]
+
+_INTERNAL_ERROR = 1011  # what websockets sends when its transport ping goes unanswered
+
 MessagesHandler = Callable[[list[Message]], None]
 
 
@@ -78,8 +77,7 @@ class WsConnection(asyncio.Protocol):
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._on_messages: MessagesHandler | None = None
         self._held: list[Message] = []  # read before start()
-        self._fragments: list[bytes] = []
-        self._fragmented_text = False
+        self._fragments = MessageFragments()  # the protocol's path only
         # The fast path (see the module doc); on from the end of the handshake response.
         self._framing = False
         self._max_frame = protocol.max_message_size
@@ -153,7 +151,10 @@ class WsConnection(asyncio.Protocol):
         self._on_messages = on_messages
         held, self._held = self._held, []
         if held:
-            self._deliver(held)
+            try:
+                on_messages(held)
+            except Exception as exc:
+                self._consumer_failed(exc)
         self._update_reading()
 
     def send(self, message: Message) -> None:
@@ -213,10 +214,14 @@ class WsConnection(asyncio.Protocol):
             self._feed_protocol(data, messages)
         if not messages:
             return
-        if self._on_messages is None:
+        on_messages = self._on_messages
+        if on_messages is None:
             self._held.extend(messages)
-        else:
-            self._deliver(messages)
+            return
+        try:  # inline, not a helper: this is once per socket read
+            on_messages(messages)
+        except Exception as exc:
+            self._consumer_failed(exc)
 
     def eof_received(self) -> None:
         self._stop_framing()  # a frame cut short here is the protocol's to report
@@ -240,13 +245,10 @@ class WsConnection(asyncio.Protocol):
 
     def _read_handshake(self, data: bytes, messages: list[Message]) -> None:
         """Feed the protocol up to the end of the response headers; frames after them take the fast path."""
-        joined = self._handshake_tail + data
-        found = joined.find(_HEADERS_END)
-        if found < 0:
-            self._handshake_tail = joined[-(len(_HEADERS_END) - 1) :]
+        end, self._handshake_tail = find_headers_end(self._handshake_tail, data)
+        if end < 0:
             self._feed_protocol(data, messages)
             return
-        end = found + len(_HEADERS_END) - len(self._handshake_tail)
         self._feed_protocol(data[:end], messages)
         rest = data[end:]
         # A 101 has no body, so the protocol's parser now waits at a frame boundary with nothing
@@ -271,60 +273,28 @@ class WsConnection(asyncio.Protocol):
                 return
             data = bytes(self._partial)
             self._partial.clear()
-        max_frame = self._max_frame
-        fast = protocol.current_size is None  # no fragmented message open: a whole frame is a message
-        size = len(data)
         pos = 0
-        needed = 0
-        while pos < size:
-            if size - pos < 2:
-                needed = 2
-                break
-            head = data[pos]
-            length = data[pos + 1]
-            if length & _MASKED:
-                self._hand_over(data[pos:], messages)  # a server must not mask: the protocol fails it
+        while True:
+            stop, pos, end = scan_frames(data, pos, self._max_frame, protocol.current_size is None, messages)
+            if stop is DONE:
                 return
-            start = pos + 2
-            if length == _LENGTH_16:
-                start += 2
-                if start > size:
-                    needed = 4
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-            elif length == _LENGTH_64:
-                start += 8
-                if start > size:
-                    needed = 10
-                    break
-                (length,) = _unpack_length_64(data, pos + 2)
-            if max_frame is not None and length > max_frame:
-                self._hand_over(data[pos:], messages)  # the protocol closes with 1009
-                return
-            end = start + length
-            if end > size:
-                needed = end - pos
-                break
-            if head == _FINAL_TEXT and fast:
-                try:
-                    messages.append(data[start:end].decode())
-                except UnicodeDecodeError:
-                    self._fail(_INVALID_DATA, "invalid UTF-8 in a text message")
-                    self._hand_over(data[end:], messages)  # discarded by the failed protocol
-                    return
-            elif head == _FINAL_BINARY and fast:
-                messages.append(data[start:end])
-            else:
-                # Control frames, fragments, reserved bits, unknown opcodes: the protocol's, whole.
+            if stop is PROTOCOL_FRAME:
                 self._feed_protocol(data[pos:end], messages)
                 if protocol.state is not State.OPEN:
                     self._hand_over(data[end:], messages)
                     return
-                fast = protocol.current_size is None
-            pos = end
-        if pos < size:
-            self._partial += data[pos:]
-            self._partial_needed = needed
+                pos = end
+            elif stop is PARTIAL:
+                self._partial += data[pos:]
+                self._partial_needed = end
+                return
+            elif stop is UNSOUND:
+                self._hand_over(data[pos:], messages)
+                return
+            else:
+                self._fail(INVALID_UTF8_CODE, INVALID_UTF8_REASON)
+                self._hand_over(data[end:], messages)  # discarded by the failed protocol
+                return
 
     def _hand_over(self, rest: bytes, messages: list[Message]) -> None:
         """End the fast path for good: the protocol reads `rest` and everything after it."""
@@ -350,11 +320,17 @@ class WsConnection(asyncio.Protocol):
             self._arm_close_timer()
         for event in events:
             if isinstance(event, Frame):
-                message = self._message(event)
+                if event.opcode is Opcode.PONG and event.data == self._ping_payload:
+                    self._pong_received()
+                try:
+                    message = self._fragments.message(event)
+                except UnicodeDecodeError:
+                    self._fail(INVALID_UTF8_CODE, INVALID_UTF8_REASON)
+                    break  # what follows is discarded
                 if message is not None:
                     messages.append(message)
                 elif protocol.state is not State.OPEN:
-                    break  # failed (bad UTF-8): what follows is discarded
+                    break
             elif isinstance(event, Response):
                 self._handshake_answered()
 
@@ -371,40 +347,11 @@ class WsConnection(asyncio.Protocol):
             self._handshake.set_result(None)
             self._update_reading()  # held until start()
 
-    def _message(self, frame: Frame) -> Message | None:
-        """A complete data message from this frame (reassembling fragments), or None."""
-        opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            if not frame.fin:
-                self._fragments = [bytes(frame.data)]
-                self._fragmented_text = opcode is Opcode.TEXT
-                return None
-            return self._text(frame.data) if opcode is Opcode.TEXT else bytes(frame.data)
-        if opcode is Opcode.CONT:
-            self._fragments.append(bytes(frame.data))
-            if not frame.fin:
-                return None
-            data, self._fragments = b"".join(self._fragments), []
-            return self._text(data) if self._fragmented_text else data
-        if opcode is Opcode.PONG and frame.data == self._ping_payload:
-            self._pong_received()
-        return None  # pings are answered by the protocol itself; close frames end the connection
-
-    def _text(self, data: BytesLike) -> str | None:
-        try:
-            return str(data, "utf-8")
-        except UnicodeDecodeError:
-            self._fail(_INVALID_DATA, "invalid UTF-8 in a text message")
-            return None
-
-    def _deliver(self, messages: list[Message]) -> None:
-        assert self._on_messages is not None
-        try:
-            self._on_messages(messages)
-        except Exception as exc:  # a bug in the consumer: end the connection, let the owner raise it
-            if self.handler_error is None:
-                self.handler_error = exc
-            self.abort()
+    def _consumer_failed(self, exc: Exception) -> None:
+        """A bug in the consumer: end the connection, let the owner raise it."""
+        if self.handler_error is None:
+            self.handler_error = exc
+        self.abort()
 
     def _update_reading(self) -> None:
         transport = self._transport

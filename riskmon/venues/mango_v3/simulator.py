@@ -15,17 +15,14 @@ Fidelity gaps, accepted on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import ServerConnection
 
 from riskmon.venues.mango_v3.sim_events import (
     EVENT_SIZE,
@@ -35,6 +32,7 @@ from riskmon.venues.mango_v3.sim_events import (
     encode_out_event,
     is_fill_event,
 )
+from riskmon.venues.sim_base_ws import QueuedClient, WsSimServer
 
 __all__ = [
     "QUEUE_LEN",
@@ -56,8 +54,6 @@ _FIRST_SLOT = 128_473_811
 _FIRST_WRITE_VERSION = 918_273_645
 # Owner of simulated Out events; it never reaches a client, any 32-byte key will do.
 _OUT_OWNER = "11111111111111111111111111111111"
-# Keeps disconnect_all/stop quick when a client never answers the closing handshake.
-_CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,15 +90,6 @@ class _Queue:
         self.seq_num += 1
 
 
-@dataclass(eq=False)
-class _Client:
-    conn: ServerConnection
-    # One ordered outbox per client (like the service's per-peer channel): a checkpoint
-    # is queued before any update, and a slow client never stalls the others.
-    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -112,7 +99,7 @@ def _dumps(obj: dict[str, object]) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-class MangoV3FillsSimulator:
+class MangoV3FillsSimulator(WsSimServer[QueuedClient]):
     """A real WebSocket server on loopback speaking the legacy v3 fills protocol."""
 
     def __init__(self, markets: Sequence[SimMarket], host: str = "127.0.0.1", port: int = 0) -> None:
@@ -121,55 +108,17 @@ class MangoV3FillsSimulator:
         names = [m.name for m in markets]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate market names: {names}")
-        self._host = host
-        self._port = port
+        super().__init__(name="mango v3 fills", host=host, port=port)
         self._slot = _FIRST_SLOT
         self._write_version = _FIRST_WRITE_VERSION
         self._queues: dict[str, _Queue] = {m.name: _Queue(m, self._slot, self._write_version) for m in markets}
-        self._clients: set[_Client] = set()
-        self._clients_changed = asyncio.Condition()
-        self._server: Server | None = None
         self._silent = False
 
-    # ---- lifecycle -------------------------------------------------------------
-
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("simulator already started")
-        self._server = await serve(
-            self._serve_client,
-            self._host,
-            self._port,
-            # The legacy service sends no keepalive pings and negotiates no compression.
-            ping_interval=None,
-            compression=None,
-            close_timeout=_CLOSE_TIMEOUT,
-        )
-        logger.info("mango v3 fills simulator listening on %s", self.url)
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()  # closes every open connection with 1001
-        await server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("simulator not started")
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://{self._host}:{port}"
+    # The legacy service sends no keepalive pings and negotiates no compression (the base's defaults).
 
     @property
     def connection_count(self) -> int:
-        return len(self._clients)
-
-    # The timeout parameter is part of the simulator's agreed test API.
-    async def wait_for_connections(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Return once at least ``n`` clients are connected; TimeoutError otherwise."""
-        async with asyncio.timeout(timeout), self._clients_changed:
-            await self._clients_changed.wait_for(lambda: len(self._clients) >= n)
+        return self.connections
 
     # ---- queue state changes ---------------------------------------------------
 
@@ -231,9 +180,7 @@ class MangoV3FillsSimulator:
 
     async def disconnect_all(self) -> None:
         """Close every client with 1001; returns once their handlers have cleaned up."""
-        clients = list(self._clients)
-        await asyncio.gather(*(c.conn.close(1001, "going away") for c in clients))
-        await asyncio.gather(*(c.gone.wait() for c in clients))
+        await self._close_clients(list(self._clients), 1001, "going away")
 
     async def send_checkpoints(self) -> None:
         """Duplicate checkpoint: clients must merge it as a replay, not count new fills."""
@@ -342,36 +289,12 @@ class MangoV3FillsSimulator:
                 client.outbox.put_nowait(frame)
 
     async def _serve_client(self, conn: ServerConnection) -> None:
-        client = _Client(conn)
-        # Queue the checkpoints and register in one step, so no update slips in between.
+        client = QueuedClient(conn)
+        # Queue the checkpoints before registering, so no update slips in between.
         for frame in self.checkpoint_frames():
             client.outbox.put_nowait(frame)
-        self._clients.add(client)
-        await self._notify_clients_changed()
         logger.debug("client %s connected", conn.remote_address)
-        sender = asyncio.create_task(self._send_loop(client))
-        try:
+        async with self._connected(client), self._sending(client):
             # The legacy handler never reads; it only learns of a close from the socket.
             await conn.wait_closed()
-        finally:
-            self._clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            client.gone.set()
-            await self._notify_clients_changed()
-            logger.debug("client %s disconnected", conn.remote_address)
-
-    @staticmethod
-    async def _send_loop(client: _Client) -> None:
-        try:
-            while True:
-                frame = await client.outbox.get()
-                await client.conn.send(frame)
-        except ConnectionClosed:
-            # A client gone mid-broadcast only ends its own loop; the handler cleans up.
-            logger.debug("client %s closed while sending", client.conn.remote_address)
-
-    async def _notify_clients_changed(self) -> None:
-        async with self._clients_changed:
-            self._clients_changed.notify_all()
+        logger.debug("client %s disconnected", conn.remote_address)

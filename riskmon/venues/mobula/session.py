@@ -12,48 +12,29 @@ not show the desk a live feed while it is blind.
 
 from __future__ import annotations
 
-import asyncio
-import random
+from dataclasses import replace
 
-from riskmon.clock import Clock
 from riskmon.config.schema import MobulaPerpEventsVenue
 from riskmon.events import Event, Subscribed, SubscriptionFailed
-from riskmon.venues.base import InboundSink, VenueCodec
-from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget
+from riskmon.venues.base import VenueCodec
+from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession
 
 IDLE_NO_SUBSCRIPTION = 4001
 # Words in a close reason that mean the key is wrong: reconnecting with the same config cannot help.
 _AUTH_WORDS = ("auth", "api key", "apikey", "unauthori", "forbidden", "invalid key")
 
 
-class MobulaPerpEventsSession(StreamSession):
+class MobulaPerpEventsSession(VenueStreamSession[MobulaPerpEventsVenue, VenueCodec]):
     up_on_open = False  # up once the venue acknowledged the subscription
 
-    def __init__(
-        self,
-        venue: str,
-        config: MobulaPerpEventsVenue,
-        codec: VenueCodec,
-        sink: InboundSink,
-        clock: Clock,
-        *,
-        rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
-        heartbeat_sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        settings = StreamSettings(
-            reconnect=config.reconnect,
-            max_frame_bytes=config.max_frame_bytes,
-            open_timeout=config.open_timeout,
-            ping_interval=config.ping_interval,
-            pong_timeout=config.pong_timeout,
-        )
-        super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep, heartbeat_sleep=heartbeat_sleep)
-        self._url = config.url
+    def settings(self, config: MobulaPerpEventsVenue) -> StreamSettings:
+        return replace(super().settings(config), ping_interval=config.ping_interval, pong_timeout=config.pong_timeout)
+
+    def setup(self) -> None:
         self._subscribed = False
 
     async def prepare(self) -> StreamTarget:
-        return StreamTarget(self._url)
+        return StreamTarget(self.config.url)
 
     async def after_frame(self, events: list[Event]) -> None:
         if not self._subscribed and any(isinstance(event, Subscribed) for event in events):

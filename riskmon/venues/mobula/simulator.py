@@ -52,11 +52,10 @@ import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from riskmon.venues.mobula.sim_frames import (
@@ -75,6 +74,7 @@ from riskmon.venues.mobula.sim_frames import (
     tp_sl_update,
     trade_stored,
 )
+from riskmon.venues.sim_base_ws import SimClient, WsSimServer
 
 __all__ = [
     "CLOSE_IDLE",
@@ -105,7 +105,6 @@ CLOSE_INVALID_SUBSCRIPTION = (4002, "Invalid subscription")  # [I]
 CLOSE_INVALID_KEY = (4003, "Invalid API key")  # [I]
 MAX_FRAME = 1 << 20  # the default max_size of websockets clients; "oversized" goes past it
 _HISTORY = 1024  # pushed frames kept for repeat_last
-_CLOSE_TIMEOUT = 2.0  # keeps stop/disconnect_all quick when a client never completes the close
 _SAMPLE_TRADER = "0x5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 _SAMPLE_TX = "0x" + "ab" * 32
 
@@ -118,10 +117,8 @@ class _Subscription:
 
 
 @dataclass(eq=False)
-class _Client:
-    conn: ServerConnection
+class _Client(SimClient):
     subs: list[_Subscription] = field(default_factory=list)
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,7 @@ def _invalid(message: str) -> _Rejected:
     return _Rejected(*CLOSE_INVALID_SUBSCRIPTION, message)
 
 
-class MobulaPerpEventsSimulator:
+class MobulaPerpEventsSimulator(WsSimServer[_Client]):
     """A real WebSocket server on loopback speaking the Mobula Perp Events stream protocol."""
 
     def __init__(self, api_key: str, *, idle_timeout: float = 10.0, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -164,53 +161,16 @@ class MobulaPerpEventsSimulator:
             raise ValueError("idle_timeout must be positive")
         if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the simulator only listens on loopback, not {host!r}")
+        super().__init__(name="mobula perp events", host=host, port=port, path="/")
         self._api_key = api_key
         self._idle_timeout = idle_timeout
-        self._host = host
-        self._port = port
-        self._server: Server | None = None
-        self._clients: set[_Client] = set()
-        self._changed = asyncio.Condition()
         self._history: deque[_Pushed] = deque(maxlen=_HISTORY)
         self._answer_pings = True
         self.subscriptions: list[JsonDict] = []
         """Every JSON-object client frame other than a ping, in arrival order, valid or not."""
         self.pings_received = 0
 
-    # ---- lifecycle -------------------------------------------------------------------
-
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("simulator already started")
-        self._server = await serve(
-            self._handle,
-            self._host,
-            self._port,
-            # Keepalive is the JSON ping of §2.1; no transport pings, no compression.
-            ping_interval=None,
-            compression=None,
-            close_timeout=_CLOSE_TIMEOUT,
-        )
-        logger.info("mobula perp events simulator listening on %s", self.url)
-
-    async def stop(self) -> None:
-        """Close every client with 1001 and stop listening; safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        await server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("simulator not started")
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://{self._host}:{port}/"
-
-    @property
-    def connections(self) -> int:
-        return len(self._clients)
+    # Keepalive is the JSON ping of §2.1: no transport pings, no compression (the base's defaults).
 
     @property
     def subscribed_count(self) -> int:
@@ -218,9 +178,6 @@ class MobulaPerpEventsSimulator:
         return sum(len(c.subs) for c in self._clients)
 
     # The timeout parameters are part of the simulator's agreed test API.
-    async def wait_for_connections(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        await self._wait(lambda: self.connections >= n, timeout)
-
     async def wait_for_subscribed(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Return once ``n`` subscriptions are live and acknowledged; TimeoutError otherwise."""
         await self._wait(lambda: self.subscribed_count >= n, timeout)
@@ -294,23 +251,13 @@ class MobulaPerpEventsSimulator:
 
     async def disconnect_all(self, code: int = 1011, reason: str = "") -> None:
         """Close every client with ``code``; returns once their handlers have cleaned up."""
-        clients = list(self._clients)
-        await asyncio.gather(*(c.conn.close(code, reason) for c in clients))
-        await asyncio.gather(*(c.gone.wait() for c in clients))
+        await self._close_clients(list(self._clients), code, reason)
 
     def set_answer_pings(self, answer: bool) -> None:
         """False: JSON pings are counted but never answered, as by a dead server; the socket stays open."""
         self._answer_pings = answer
 
     # ---- internals -------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _deliver(self, pushed: list[_Pushed]) -> int:
         frames: dict[_Client, list[str]] = {}
@@ -338,23 +285,18 @@ class MobulaPerpEventsSimulator:
 
         return sum(await asyncio.gather(*(send(c, t) for c, t in frames.items())))
 
-    async def _handle(self, conn: ServerConnection) -> None:
+    async def _serve_client(self, conn: ServerConnection) -> None:
         client = _Client(conn)
-        self._clients.add(client)
-        await self._notify()
-        try:
-            await self._serve(client)
-        except ConnectionClosed:
-            pass
-        except _Rejected as rejected:
-            if rejected.message is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await conn.send(_dumps({"event": "error", "message": rejected.message}))
-            await conn.close(rejected.code, rejected.reason)
-        finally:
-            self._clients.discard(client)
-            client.gone.set()
-            await self._notify()
+        async with self._connected(client):
+            try:
+                await self._serve(client)
+            except ConnectionClosed:
+                pass
+            except _Rejected as rejected:
+                if rejected.message is not None:
+                    with contextlib.suppress(ConnectionClosed):
+                        await conn.send(_dumps({"event": "error", "message": rejected.message}))
+                await conn.close(rejected.code, rejected.reason)
 
     async def _serve(self, client: _Client) -> None:
         deadline = asyncio.get_running_loop().time() + self._idle_timeout

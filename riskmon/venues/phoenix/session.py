@@ -8,14 +8,12 @@ reported as a refused subscription so someone rotates the JWT.
 
 from __future__ import annotations
 
-import asyncio
-import random
+from dataclasses import replace
 
-from riskmon.clock import Clock
 from riskmon.config.schema import PhoenixVenue
 from riskmon.events import Event, PositionsReported, Subscribed, SubscriptionFailed
-from riskmon.venues.base import InboundSink, VenueCodec
-from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget
+from riskmon.venues.base import VenueCodec
+from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession
 
 _AUTH_CLOSE_CODES = frozenset({4401, 4403, 1008})
 _AUTH_CLOSE_REASONS = frozenset(
@@ -23,41 +21,29 @@ _AUTH_CLOSE_REASONS = frozenset(
 )
 
 
-class PhoenixSession(StreamSession):
+class PhoenixSession(VenueStreamSession[PhoenixVenue, VenueCodec]):
     # Up once the venue confirms the desk's traderState subscription (or sends its snapshot): an
     # open socket that answers nothing must not count as a live feed.
     up_on_open = False
 
-    def __init__(
-        self,
-        venue: str,
-        config: PhoenixVenue,
-        codec: VenueCodec,
-        sink: InboundSink,
-        clock: Clock,
-        *,
-        rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        settings = StreamSettings(
-            reconnect=config.reconnect,
-            max_frame_bytes=config.max_frame_bytes,
-            open_timeout=config.open_timeout,
+    def settings(self, config: PhoenixVenue) -> StreamSettings:
+        return replace(
+            super().settings(config),
             transport_ping_interval=config.ping_interval,
             transport_ping_timeout=config.ping_timeout,
         )
-        super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep)
-        self._config = config
+
+    def setup(self) -> None:
         self._up = False
 
     async def prepare(self) -> StreamTarget:
-        jwt = self._config.jwt
+        jwt = self.config.jwt
         if jwt is None:
-            return StreamTarget(self._config.url)
+            return StreamTarget(self.config.url)
         token = jwt.reveal()
         # Both carriers, as the venue's SDK sends them: some proxies strip one or the other.
         return StreamTarget(
-            self._config.url,
+            self.config.url,
             headers={"Authorization": f"Bearer {token}"},
             subprotocols=("phoenix-jwt", token),
         )

@@ -12,7 +12,6 @@ subscribe/unsubscribe of an object get ``{"channel":"error","code":400,"error":"
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import json
 import logging
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
@@ -33,6 +32,7 @@ from riskmon.venues.phoenix.sim_frames import (
     UnknownChannelError,
     dumps,
 )
+from riskmon.venues.sim_base_ws import QueuedClient, WsSimServer
 
 __all__ = ["JWT_SUBPROTOCOL", "WS_PATH", "PhoenixServerBase"]
 
@@ -40,43 +40,33 @@ logger = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
 JWT_SUBPROTOCOL = "phoenix-jwt"
-# Keeps disconnect_all/stop quick when a client never answers the closing handshake.
-_CLOSE_TIMEOUT = 2.0
 # Codes the WebSocket protocol forbids on the wire; asking for one means "drop the TCP link".
 _ABORT_CODES = frozenset({1005, 1006, 1015})
 
 
-@dataclass(eq=False)
-class _Client:
-    conn: ServerConnection
+@dataclass(eq=False, kw_only=True)
+class _Client(QueuedClient):
     client_id: str
     authenticated: bool
     subs: dict[SubscriptionKey, JsonObj] = field(default_factory=dict)
-    # One ordered outbox per client: a snapshot is queued before any later delta, and a
-    # slow client never stalls the others.
-    outbox: asyncio.Queue[str | bytes] = field(default_factory=asyncio.Queue)
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _error(text: str) -> str:
     return dumps({"channel": "error", "code": 400, "error": text})
 
 
-class PhoenixServerBase:
+class PhoenixServerBase(WsSimServer[_Client]):
     """WebSocket plumbing; subclasses implement ``_subscription_key`` and ``_snapshot``."""
 
     def __init__(self, *, jwt: str | None, host: str, ping_interval: float | None) -> None:
         if host not in ("127.0.0.1", "::1"):
             raise ValueError(f"the simulator only listens on loopback, not {host!r}")
-        self._host = host
+        super().__init__(name="phoenix", host=host, path=WS_PATH)
         self._ping_interval = ping_interval
         self._jwt = jwt
         self._jwt_expired = False
-        self._server: Server | None = None
-        self._clients: set[_Client] = set()
         self._client_counter = 0
         self._subscriptions: list[JsonObj] = []
-        self._changed = asyncio.Condition()
         self._answer_pings = True
 
     # ---- hooks ---------------------------------------------------------------------
@@ -90,56 +80,28 @@ class PhoenixServerBase:
 
     # ---- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("simulator already started")
-        self._server = await serve(
-            self._serve_client,
-            self._host,
-            0,
-            process_request=self._process_request,
-            select_subprotocol=self._select_subprotocol,
-            compression=None,
-            ping_interval=self._ping_interval,
-            ping_timeout=self._ping_interval,
-            close_timeout=_CLOSE_TIMEOUT,
-        )
-        logger.info("phoenix simulator listening on %s", self.url)
+    def _serve_options(self) -> dict[str, Any]:
+        return {
+            "process_request": self._process_request,
+            "select_subprotocol": self._select_subprotocol,
+            "ping_interval": self._ping_interval,
+            "ping_timeout": self._ping_interval,
+        }
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        # Paused readers would never see the clients' close frames.
-        self._resume_reading()
-        server.close()  # closes every open connection with 1001
-        await server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("simulator not started")
-        port = self._server.sockets[0].getsockname()[1]
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{port}{WS_PATH}"
-
-    @property
-    def connections(self) -> int:
-        return len(self._clients)
+        if self._server is not None:
+            # Paused readers would never see the clients' close frames.
+            self._resume_reading()
+        await super().stop()
 
     @property
     def subscriptions(self) -> list[JsonObj]:
         """Every subscribe message received, valid or not, once it has been answered."""
         return list(self._subscriptions)
 
-    # The timeout parameters are part of the simulator's agreed test API.
-    async def wait_for_connections(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self._clients) >= n)
-
+    # The timeout parameter is part of the simulator's agreed test API.
     async def wait_for_subscriptions(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self._subscriptions) >= n)
+        await self._wait(lambda: len(self._subscriptions) >= n, timeout)
 
     # ---- transport and auth faults ---------------------------------------------------
 
@@ -208,8 +170,9 @@ class PhoenixServerBase:
             if code in _ABORT_CODES:
                 client.conn.transport.abort()
         if code not in _ABORT_CODES:
-            await asyncio.gather(*(c.conn.close(code, reason) for c in clients))
-        await asyncio.gather(*(c.gone.wait() for c in clients))
+            await super()._close_clients(clients, code, reason)
+        else:
+            await asyncio.gather(*(c.gone.wait() for c in clients))
 
     def _offered_subprotocols(self, request: Request) -> list[str]:
         return [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
@@ -233,25 +196,16 @@ class PhoenixServerBase:
     async def _serve_client(self, conn: ServerConnection) -> None:
         self._client_counter += 1
         authenticated = self._jwt is not None and conn.request is not None and "Authorization" in conn.request.headers
-        client = _Client(conn, f"client-{self._client_counter}", authenticated)
-        self._clients.add(client)
+        client = _Client(conn, client_id=f"client-{self._client_counter}", authenticated=authenticated)
         if not self._answer_pings:
             conn.transport.pause_reading()
-        await self._notify()
-        sender = asyncio.create_task(self._send_loop(client))
-        try:
-            async for message in conn:
-                if self._on_message(client, message):
-                    await self._notify()
-        except ConnectionClosed:
-            logger.debug("%s closed abnormally", client.client_id)
-        finally:
-            self._clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            client.gone.set()
-            await self._notify()
+        async with self._connected(client), self._sending(client):
+            try:
+                async for message in conn:
+                    if self._on_message(client, message):
+                        await self._notify()
+            except ConnectionClosed:
+                logger.debug("%s closed abnormally", client.client_id)
 
     def _on_message(self, client: _Client, message: str | bytes) -> bool:
         """Answer one control frame; True if it was a subscribe (for the waiters)."""
@@ -289,15 +243,3 @@ class PhoenixServerBase:
             self._subscriptions.append(msg)
             return True
         return False
-
-    @staticmethod
-    async def _send_loop(client: _Client) -> None:
-        try:
-            while True:
-                await client.conn.send(await client.outbox.get())
-        except ConnectionClosed:
-            logger.debug("%s closed while sending", client.client_id)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()

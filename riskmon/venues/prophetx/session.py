@@ -9,24 +9,21 @@ reconnect. A new socket id after any reconnect means a new registration.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
 
 from riskmon import __version__
-from riskmon.clock import Clock
 from riskmon.config.schema import ProphetXVenue
 from riskmon.events import Event, SubscriptionFailed
-from riskmon.venues.base import InboundSink
 from riskmon.venues.prophetx.codec import ProphetXCodec
 from riskmon.venues.rest import VenueRest
-from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget, VenueUnavailable
+from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,36 +76,20 @@ def parse_connection_config(body: str) -> ConnectionConfig:
         raise VenueUnavailable("connection config: unexpected response shape") from None
 
 
-class ProphetXSession(StreamSession):
+class ProphetXSession(VenueStreamSession[ProphetXVenue, ProphetXCodec]):
     # Up once every registered channel is subscribed: an open socket without its channels is
     # blind to the desk's orders.
     up_on_open = False
 
-    def __init__(
-        self,
-        venue: str,
-        config: ProphetXVenue,
-        codec: ProphetXCodec,
-        sink: InboundSink,
-        clock: Clock,
-        *,
-        rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
-        heartbeat_sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        settings = StreamSettings(
-            reconnect=config.reconnect,
-            max_frame_bytes=config.max_frame_bytes,
-            open_timeout=config.open_timeout,
-            # Pusher clients ping after `activity_timeout` of silence; pinging on that period is
-            # the simple superset, and a missing pusher:pong means a dead socket.
-            ping_interval=config.activity_timeout,
-            pong_timeout=config.pong_timeout,
+    def settings(self, config: ProphetXVenue) -> StreamSettings:
+        # Pusher clients ping after `activity_timeout` of silence; pinging on that period is
+        # the simple superset, and a missing pusher:pong means a dead socket.
+        return replace(
+            super().settings(config), ping_interval=config.activity_timeout, pong_timeout=config.pong_timeout
         )
-        super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep, heartbeat_sleep=heartbeat_sleep)
-        self._config = config
-        self._prophetx = codec
-        self._rest = VenueRest(config.rest_url, config.rest_timeout)
+
+    def setup(self) -> None:
+        self._rest = VenueRest(self.config.rest_url, self.config.rest_timeout)
         self._tokens: _Tokens | None = None
         self._token_at = 0.0
         self._connection: ConnectionConfig | None = None
@@ -121,7 +102,7 @@ class ProphetXSession(StreamSession):
         body = await self._rest.call(
             "POST",
             "/auth/login",
-            json={"access_key": self._config.access_key.reveal(), "secret_key": self._config.secret_key.reveal()},
+            json={"access_key": self.config.access_key.reveal(), "secret_key": self.config.secret_key.reveal()},
         )
         self._tokens = _decode_tokens(body, "login")
         self._token_at = time.monotonic()
@@ -169,13 +150,13 @@ class ProphetXSession(StreamSession):
     # Session hooks -----------------------------------------------------------------------------
 
     async def prepare(self) -> StreamTarget:
-        if self._tokens is None or time.monotonic() - self._token_at >= self._config.token_refresh:
+        if self._tokens is None or time.monotonic() - self._token_at >= self.config.token_refresh:
             await self.refresh_token()
         self._connection = parse_connection_config(await self.authed_call("GET", "/websocket/connection-config"))
         return StreamTarget(ws_url(self._connection))
 
     async def after_frame(self, events: list[Event]) -> None:
-        codec = self._prophetx
+        codec = self.venue_codec
         if not self._up and codec.channels and codec.subscribed_channels.issuperset(codec.channels):
             self._up = True
             await self.report_up()
@@ -187,8 +168,8 @@ class ProphetXSession(StreamSession):
                 self._registering = False
 
     async def _register(self) -> None:
-        socket_id = self._prophetx.socket_id
-        subscriptions = [{"type": s.type, "ids": list(s.ids)} for s in self._config.subscriptions]
+        socket_id = self.venue_codec.socket_id
+        subscriptions = [{"type": s.type, "ids": list(s.ids)} for s in self.config.subscriptions]
         try:
             body = await self.authed_call(
                 "POST",
@@ -211,7 +192,7 @@ class ProphetXSession(StreamSession):
 
     async def _refresh_tokens(self) -> None:
         while True:
-            await self._heartbeat_sleep(self._config.token_refresh)
+            await self._heartbeat_sleep(self.config.token_refresh)
             try:
                 await self.refresh_token()
             except VenueUnavailable as exc:
@@ -219,7 +200,7 @@ class ProphetXSession(StreamSession):
 
     async def _watch_connection_config(self) -> None:
         while True:
-            await self._heartbeat_sleep(self._config.config_refresh)
+            await self._heartbeat_sleep(self.config.config_refresh)
             try:
                 latest = parse_connection_config(await self.authed_call("GET", "/websocket/connection-config"))
             except VenueUnavailable as exc:

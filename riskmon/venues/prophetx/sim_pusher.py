@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from riskmon.asgi_server import Receive, Scope, Send
 from riskmon.venues.prophetx.sim_frames import dumps, pusher_frame, sign
+from riskmon.venues.sim_base_asgi import client_texts
 
 __all__ = ["ACTIVITY_TIMEOUT", "AppConfig", "PusherHub", "SimSocket"]
 
@@ -169,13 +170,7 @@ class PusherHub:
         self.waiters.notify()
         sender = asyncio.create_task(self._send_loop(sock, send))
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode("utf-8", "replace")
+            async for text in client_texts(receive):
                 self._on_client_frame(sock, text)
         finally:
             self._sockets.pop(sock.socket_id, None)

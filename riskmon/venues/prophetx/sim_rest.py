@@ -11,7 +11,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +26,7 @@ from riskmon.venues.prophetx.sim_frames import (
 )
 from riskmon.venues.prophetx.sim_pusher import AppConfig, PusherHub
 from riskmon.venues.prophetx.sim_state import MarketBook, WagerBook
+from riskmon.venues.sim_base_asgi import RestFault
 
 __all__ = ["REFRESH_TTL", "RestApi"]
 
@@ -44,13 +44,6 @@ class _HttpError(Exception):
         super().__init__(code)
         self.status = status
         self.code = code
-
-
-@dataclass
-class _Fault:
-    status: int
-    times: int | None
-    paths: tuple[str, ...] | None
 
 
 class RestApi:
@@ -82,7 +75,7 @@ class RestApi:
         self._access: dict[str, float] = {}  # token -> expiry (unix s, per clock)
         self._refresh: dict[str, float] = {}
         self._token_serial = 0
-        self._fault: _Fault | None = None
+        self._fault = RestFault()
         self.rest_calls: list[tuple[str, str]] = []
 
     @property
@@ -92,25 +85,14 @@ class RestApi:
     # ---- faults ----------------------------------------------------------------------
 
     def fail(self, status: int, times: int | None, paths: str | Sequence[str] | None) -> None:
-        prefixes = (paths,) if isinstance(paths, str) else tuple(paths) if paths is not None else None
-        self._fault = _Fault(status, times, prefixes)
+        self._fault.fail(status, times, paths)
 
     def heal(self) -> None:
-        self._fault = None
+        self._fault.heal()
 
     def revoke_tokens(self) -> None:
         self._access.clear()
         self._refresh.clear()
-
-    def _injected_failure(self, path: str) -> int | None:
-        fault = self._fault
-        if fault is None or (fault.paths is not None and not path.startswith(fault.paths)):
-            return None
-        if fault.times is not None:
-            fault.times -= 1
-            if fault.times <= 0:
-                self._fault = None
-        return fault.status
 
     # ---- ASGI ------------------------------------------------------------------------
 
@@ -119,7 +101,7 @@ class RestApi:
         path: str = scope["path"]
         self.rest_calls.append((method, path))
         body = await read_body(receive)
-        failed = self._injected_failure(path)
+        failed = self._fault.take(path)
         if failed is not None:
             code = "rate_limit_reached" if failed == 429 else f"simulated_{failed}"
             status, obj = failed, {"error": code}

@@ -45,7 +45,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from riskmon.asgi_server import AsgiServer, Receive, Scope, Send
 from riskmon.venues.prophetx.sim_frames import (
     BROADCAST_CHANNEL,
     HEALTH_PAYLOAD_B64,
@@ -62,15 +61,14 @@ from riskmon.venues.prophetx.sim_frames import (
 from riskmon.venues.prophetx.sim_pusher import AppConfig, PusherHub
 from riskmon.venues.prophetx.sim_rest import RestApi
 from riskmon.venues.prophetx.sim_state import MarketBook, Wager, WagerBook
+from riskmon.venues.sim_base_asgi import AsgiSimServer
 
 __all__ = ["MalformedKind", "ProphetXSimulator", "selection_level"]
 
 logger = logging.getLogger(__name__)
 
-_HOST = "127.0.0.1"
 
-
-class ProphetXSimulator:
+class ProphetXSimulator(AsgiSimServer):
     """REST and Pusher WebSocket of ProphetX on one loopback port (uvicorn via AsgiServer)."""
 
     def __init__(
@@ -109,7 +107,7 @@ class ProphetXSimulator:
             clock=clock,
             ws_host=lambda: self.ws_host,
         )
-        self._server: AsgiServer | None = None
+        super().__init__(name="prophetx", http=self._rest.handle, websocket=self._hub.handle, rest_path="/partner")
         self._health_task: asyncio.Task[None] | None = None
         self._health_stopped = False
         self._health_ticks = 0
@@ -118,47 +116,23 @@ class ProphetXSimulator:
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("simulator already started")
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            # A plain function: uvicorn's interface detection takes a bound method for ASGI2.
-            await self._asgi(scope, receive, send)
-
-        self._hub.set_accepting(True)
-        server = AsgiServer(app, _HOST, 0, websockets=True)
-        await server.start()
-        self._server = server
+        await super().start()
         if self._health_interval is not None:
             self._health_task = asyncio.create_task(self._health_loop(self._health_interval))
-        logger.info("prophetx simulator listening on %s", self.rest_url)
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
         task, self._health_task = self._health_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._hub.set_accepting(False)
+        await super().stop()
+
+    def _accept_sockets(self, accepting: bool) -> None:
+        self._hub.set_accepting(accepting)
+
+    async def _close_sockets(self) -> None:
         await self._hub.close_all(1001, "going away")
-        await server.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None or self._server.port is None:
-            raise RuntimeError("simulator not started")
-        return self._server.port
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{_HOST}:{self.port}/partner"
-
-    @property
-    def ws_host(self) -> str:
-        return f"ws://{_HOST}:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -406,9 +380,3 @@ class ProphetXSimulator:
 
     def _now_ns(self) -> int:
         return int(self._clock() * 1_000_000_000)
-
-    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._rest.handle(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self._hub.handle(scope, receive, send)

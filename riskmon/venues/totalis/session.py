@@ -18,16 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import OrderedDict
+from dataclasses import replace
 
-from riskmon.clock import Clock
 from riskmon.config.schema import TotalisRfqVenue
 from riskmon.events import Event, QuoteStatus, QuoteUpdate, SubscriptionFailed
 from riskmon.venues.backoff import ReconnectBackoff
-from riskmon.venues.base import InboundSink
 from riskmon.venues.rest import VenueRest
-from riskmon.venues.stream_session import Sleep, StreamSession, StreamSettings, StreamTarget, VenueUnavailable
+from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession, VenueUnavailable
 from riskmon.venues.totalis.codec import TotalisRfqCodec
 
 log = logging.getLogger(__name__)
@@ -38,44 +36,27 @@ _HOLDING = frozenset({QuoteStatus.ACCEPTED, QuoteStatus.CONFIRMED, QuoteStatus.E
 _PRICED_KEPT = 4096
 
 
-class TotalisRfqSession(StreamSession):
+class TotalisRfqSession(VenueStreamSession[TotalisRfqVenue, TotalisRfqCodec]):
     up_on_open = False
 
-    def __init__(
-        self,
-        venue: str,
-        config: TotalisRfqVenue,
-        codec: TotalisRfqCodec,
-        sink: InboundSink,
-        clock: Clock,
-        *,
-        rng: random.Random | None = None,
-        sleep: Sleep = asyncio.sleep,
-        heartbeat_sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        settings = StreamSettings(
-            reconnect=config.reconnect,
-            max_frame_bytes=config.max_frame_bytes,
-            open_timeout=config.open_timeout,
-            ping_interval=config.ping_interval,
-            pong_timeout=config.pong_timeout,
-        )
-        super().__init__(venue, codec, sink, clock, settings, rng=rng, sleep=sleep, heartbeat_sleep=heartbeat_sleep)
-        self._config = config
-        self._totalis = codec
+    def settings(self, config: TotalisRfqVenue) -> StreamSettings:
+        return replace(super().settings(config), ping_interval=config.ping_interval, pong_timeout=config.pong_timeout)
+
+    def setup(self) -> None:
+        config = self.config
         self._rest = VenueRest(config.rest_url, config.rest_timeout, {"X-API-Key": config.api_key.reveal()})
-        self._rest_backoff = ReconnectBackoff(config.reconnect.initial, config.reconnect.max, rng)
+        self._rest_backoff = ReconnectBackoff(config.reconnect.initial, config.reconnect.max, self._rng)
         self._reconcile: asyncio.Task[None] | None = None
         # Quote ids whose worst-case loss some event stated (bounded), and holding quotes without one.
         self._priced: OrderedDict[str, None] = OrderedDict()
         self._unpriced: set[str] = set()
 
     async def prepare(self) -> StreamTarget:
-        return StreamTarget(self._config.ws_url)
+        return StreamTarget(self.config.ws_url)
 
     async def after_frame(self, events: list[Event]) -> None:
         self._note_prices(events)
-        if not self._totalis.authenticated:
+        if not self.venue_codec.authenticated:
             return
         if self._reconcile is None:
             self._reconcile = asyncio.create_task(self._reconcile_then_up(up=False))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskmon.asgi_server import Receive, Scope, Send, read_body, respond
+from riskmon.venues.sim_base_asgi import RestFault
 from riskmon.venues.totalis.sim_frames import QUOTE_STATUSES, SimQuote, dumps
 
 __all__ = ["RestApi", "RestCall"]
@@ -76,8 +77,7 @@ class RestApi:
         self.heartbeats = 0
         self.last_heartbeat_at: float | None = None
         self.insufficient_balance = False
-        self._fail_status: int | None = None
-        self._fail_left: int | None = None
+        self._fault = RestFault()
 
     def reset(self) -> None:
         self.calls.clear()
@@ -91,10 +91,10 @@ class RestApi:
             raise ValueError(f"fault status must be an HTTP error, got {status}")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for until heal)")
-        self._fail_status, self._fail_left = status, times
+        self._fault.fail(status, times)
 
     def heal(self) -> None:
-        self._fail_status = self._fail_left = None
+        self._fault.heal()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
@@ -102,20 +102,16 @@ class RestApi:
         query = scope.get("query_string", b"").decode("latin-1")
         # Drain the body (none of the routes takes one) so keep-alive connections stay usable.
         await read_body(receive)
-        status, body, headers = self._fault()
+        status, body, headers = self._injected_failure(path)
         if not status:
             status, body = await self._route(method, path, query, scope)
         self.calls.append(RestCall(method, path, query, status))
         await respond(send, status, body, "application/json", headers)
 
-    def _fault(self) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        if self._fail_status is None:
+    def _injected_failure(self, path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        status = self._fault.take(path)
+        if status is None:
             return 0, b"", []
-        status = self._fail_status
-        if self._fail_left is not None:
-            self._fail_left -= 1
-            if self._fail_left == 0:
-                self.heal()
         code = _FAULT_CODES.get(status, "error")
         _, body = _error(status, code, f"simulated fault {status}")
         retry = [(b"retry-after", b"1")] if status in (429, 503) else []

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riskmon.asgi_server import Receive, Scope, Send
+from riskmon.venues.sim_base_asgi import client_texts
 from riskmon.venues.totalis.sim_frames import dumps, iso_ms
 
 __all__ = ["SocketHub"]
@@ -122,13 +123,7 @@ class SocketHub:
         self._clients.add(client)
         await self._notify()
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+            async for text in client_texts(receive):
                 await self._on_frame(client, text)
         finally:
             client.closed = True

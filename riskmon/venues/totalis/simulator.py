@@ -45,7 +45,7 @@ from typing import Any, get_args
 
 import base58
 
-from riskmon.asgi_server import AsgiServer, Receive, Scope, Send
+from riskmon.venues.sim_base_asgi import AsgiSimServer
 from riskmon.venues.totalis.sim_frames import (
     AcceptOrder,
     EventKey,
@@ -86,7 +86,7 @@ def _checked_event_key(event_key: EventKey) -> EventKey:
     return event_key
 
 
-class TotalisRfqSimulator:
+class TotalisRfqSimulator(AsgiSimServer):
     """A real REST + WebSocket server on loopback speaking the Totalis MM post-trade protocol."""
 
     def __init__(
@@ -108,36 +108,20 @@ class TotalisRfqSimulator:
         self._positions: dict[str, str] = {}  # rfq_id -> position_pda
         self._hub = SocketHub(api_key, mm_id, clock)
         self._executions = 0
-        self._server: AsgiServer | None = None
         # Bounded: the demo runs the simulator for hours.
         self.events: deque[SentEvent] = deque(maxlen=_HISTORY)
         self._rest = RestApi(
             api_key, mm_id, self._quotes, self._foreign, clock, self._confirm_quote, self._withdraw_quote, _HISTORY
         )
+        super().__init__(name="totalis rfq", http=self._rest.handle, websocket=self._hub.serve)
 
     # ---- lifecycle ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("simulator already started")
-        self._hub.refuse_new = False
+    def _accept_sockets(self, accepting: bool) -> None:
+        self._hub.refuse_new = not accepting
 
-        # A plain coroutine function: uvicorn would take a bound method for an ASGI2 app.
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            await self._app(scope, receive, send)
-
-        server = AsgiServer(app, "127.0.0.1", 0, websockets=True)
-        await server.start()
-        self._server = server
-        logger.info("totalis rfq simulator listening on %s", self.rest_url)
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._hub.refuse_new = True
+    async def _close_sockets(self) -> None:
         await self.disconnect_all()
-        await server.stop()
 
     async def reset(self) -> None:
         """Back to a fresh venue on the same port: every socket closed (1001), quotes, positions,
@@ -153,18 +137,8 @@ class TotalisRfqSimulator:
         self._rest.reset()
 
     @property
-    def port(self) -> int:
-        if self._server is None or self._server.port is None:
-            raise RuntimeError("simulator not started")
-        return self._server.port
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{self.ws_host}/ws"
 
     @property
     def mm_id(self) -> str:
@@ -379,9 +353,3 @@ class TotalisRfqSimulator:
         frame = dumps({self._event_key: event, "channel": channel, "data": data})
         delivered = await self._hub.deliver(channel, frame)
         self.events.append(SentEvent(channel, event, data, delivered))
-
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._rest.handle(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self._hub.serve(scope, receive, send)

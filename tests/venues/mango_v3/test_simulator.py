@@ -28,6 +28,8 @@ from riskmon.venues.mango_v3.simulator import (
     decode_fill_event_for_tests,
     encode_fill_event,
 )
+from tests.venues.session_harness import started
+from tests.venues.sim_client import recv_json
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "mango_v3_fills_real.json"
 SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
@@ -148,21 +150,8 @@ def test_encoder_rejects_bad_pubkey_and_overflow() -> None:
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[MangoV3FillsSimulator]:
-    server = MangoV3FillsSimulator(MARKETS)
-    await server.start()
-    try:
+    async with started(MangoV3FillsSimulator(MARKETS)) as server:
         yield server
-    finally:
-        await server.stop()
-
-
-async def recv_json(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(TIMEOUT):
-        text = await ws.recv()
-    assert isinstance(text, str), "frames must be text"
-    frame = json.loads(text)
-    assert isinstance(frame, dict)
-    return frame
 
 
 async def recv_checkpoints(ws: ClientConnection) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -28,6 +27,8 @@ from riskmon.venues.mobula.simulator import (
     tp_sl_update,
     trade_stored,
 )
+from tests.venues.session_harness import started
+from tests.venues.sim_client import recv_json, recv_text
 
 API_KEY = "test-key-123"
 TIMEOUT = 5.0
@@ -42,12 +43,8 @@ LIQ_FILTER = {"or": [{"eq": ["type", "LIQUIDATION_LONG"]}, {"eq": ["type", "LIQU
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[MobulaPerpEventsSimulator]:
-    server = MobulaPerpEventsSimulator(API_KEY)
-    await server.start()
-    try:
+    async with started(MobulaPerpEventsSimulator(API_KEY)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def envelope(chain_ids: list[str] | None = None, key: str = API_KEY, **payload: Any) -> dict[str, Any]:
@@ -62,19 +59,6 @@ def envelope(chain_ids: list[str] | None = None, key: str = API_KEY, **payload: 
             **payload,
         },
     }
-
-
-async def recv_text(ws: ClientConnection) -> str:
-    async with asyncio.timeout(TIMEOUT):
-        text = await ws.recv()
-    assert isinstance(text, str), "frames must be text"
-    return text
-
-
-async def recv_json(ws: ClientConnection) -> dict[str, Any]:
-    frame = json.loads(await recv_text(ws))
-    assert isinstance(frame, dict)
-    return frame
 
 
 async def subscribe(ws: ClientConnection, chain_ids: list[str] | None = None, **payload: Any) -> str:

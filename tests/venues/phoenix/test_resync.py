@@ -37,20 +37,17 @@ from riskmon.venues.phoenix.codec import PhoenixCodec
 from riskmon.venues.phoenix.session import PhoenixSession
 from riskmon.venues.phoenix.sim_server import _Client
 from riskmon.venues.phoenix.simulator import PhoenixSimulator, SimMarket
+from tests.venues.phoenix.helpers import (
+    AUTHORITY,
+    OTHER,
+    SUBSCRIBE_EXCHANGE,
+    SUBSCRIBE_TRADER,
+    UNSUBSCRIBE_EXCHANGE,
+    UNSUBSCRIBE_TRADER,
+)
 from tests.venues.session_harness import TIMEOUT, SessionHarness, session_pool, started
 
 V = "phoenix"
-AUTHORITY = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
-OTHER = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
-
-SUBSCRIBE_TRADER = (
-    b'{"type":"subscribe","subscription":{"channel":"traderState","authority":"' + AUTHORITY.encode() + b'",'
-    b'"traderPdaIndex":0}}'
-)
-UNSUBSCRIBE_TRADER = SUBSCRIBE_TRADER.replace(b'"type":"subscribe"', b'"type":"unsubscribe"')
-SUBSCRIBE_EXCHANGE = b'{"type":"subscribe","subscription":{"channel":"exchange","encoding":"json"}}'
-UNSUBSCRIBE_EXCHANGE = b'{"type":"unsubscribe","subscription":{"channel":"exchange","encoding":"json"}}'
-
 EXCHANGE_SNAPSHOT = """{"channel":"exchange","messageType":"snapshot","sequenceNumber":"100","slot":5000,"slotIndex":0,
  "exchange":{"status":"active","markets":[
   {"symbol":"ETH","marketStatus":"active","baseLotsDecimals":3,"tickSizeInQuoteLotsPerBaseLot":"100",

@@ -25,6 +25,8 @@ from riskmon.venues.phoenix.sim_frames import (
     quote_usd,
 )
 from riskmon.venues.phoenix.simulator import MalformedKind, PhoenixSimulator, SimMarket
+from tests.venues.session_harness import started
+from tests.venues.sim_client import recv_json
 
 TIMEOUT = 5.0
 ALICE = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
@@ -69,21 +71,8 @@ EXCHANGE_SUB = sub("exchange", encoding="json")
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[PhoenixSimulator]:
-    server = PhoenixSimulator(markets=[SOL, ETH, BTC], authorities=[ALICE, BOB])
-    await server.start()
-    try:
+    async with started(PhoenixSimulator(markets=[SOL, ETH, BTC], authorities=[ALICE, BOB])) as server:
         yield server
-    finally:
-        await server.stop()
-
-
-async def recv_json(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(TIMEOUT):
-        text = await ws.recv()
-    assert isinstance(text, str), "server frames are text"
-    frame = json.loads(text)
-    assert isinstance(frame, dict)
-    return frame
 
 
 async def send(ws: ClientConnection, kind: str, subscription: object, *, binary: bool = True) -> None:
@@ -603,12 +592,8 @@ async def test_public_channels_reach_only_their_subscribers(sim: PhoenixSimulato
 
 @pytest_asyncio.fixture
 async def jwt_sim() -> AsyncIterator[PhoenixSimulator]:
-    server = PhoenixSimulator(markets=[SOL], authorities=[ALICE], jwt=JWT)
-    await server.start()
-    try:
+    async with started(PhoenixSimulator(markets=[SOL], authorities=[ALICE], jwt=JWT)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def auth(token: str, *, header: bool = True, protocol: bool = True) -> dict[str, Any]:

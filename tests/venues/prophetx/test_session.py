@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -45,31 +43,33 @@ from riskmon.events import (
 )
 from riskmon.replay import ReplayResult, replay
 from riskmon.venues.base import Inbound
-from riskmon.venues.prophetx.codec import ProphetXCodec
 from riskmon.venues.prophetx.session import ProphetXSession
 from riskmon.venues.prophetx.sim_frames import MALFORMED_KINDS, MalformedKind
 from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
+from tests.venues.prophetx.helpers import (
+    ACCESS_KEY,
+    ACCOUNT,
+    DESK,
+    SECRET_KEY,
+    SIGNATURE,
+    SIM_NOW,
+    VENUE,
+    desk_session,
+    leaks,
+    sockets_gone,
+)
 from tests.venues.session_harness import (
     TIMEOUT,
     SessionHarness,
-    SimClock,
     ingest,
     reference_delays,
     session_pool,
-    started,
     write_capture,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
-VENUE = "prophetx"
-DESK = "bets"
-ACCOUNT = "acct-1"
-ACCESS_KEY = "AKpxAccessKey0123456789"
-SECRET_KEY = "SKpxSecretKey9876543210"
-APP_SECRET = "pusher-app-secret-xyz"
 START = 1_784_813_285.0  # the session's virtual clock
-SIM_NOW = 1_784_813_000.0  # the simulator's (fixed) clock: exact venue timestamps
 SEED = 20240610
 EVENT_ID = 10078829
 MARKET_ID = 219
@@ -84,15 +84,6 @@ SUBSCRIPTIONS: list[dict[str, Any]] = [
     {"type": "tournament", "ids": ["109"]},
     {"type": "event", "ids": [str(EVENT_ID)]},
 ]
-# What gives a credential away: every JWT the venue issues starts with this header, and every
-# Pusher signature (channel or signin) is 64 hex digits after the app key.
-JWT_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
-SIGNATURE = re.compile(r"[0-9a-f]{64}")
-
-
-def leaks(text: str) -> list[str]:
-    found = [word for word in (ACCESS_KEY, SECRET_KEY, APP_SECRET, JWT_HEADER, "Bearer") if word in text]
-    return found + SIGNATURE.findall(text)
 
 
 class Ticker:
@@ -207,21 +198,6 @@ def monitor_config(rest_url: str) -> MonitorConfig:
     return MonitorConfig(venues={VENUE: venue_config(rest_url)}, desks={DESK: Desk(accounts={VENUE: [ACCOUNT]})})
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sim() -> AsyncIterator[ProphetXSimulator]:
-    async with started(
-        ProphetXSimulator(
-            ACCESS_KEY,
-            SECRET_KEY,
-            account_id=ACCOUNT,
-            app_secret=APP_SECRET,
-            health_check_interval=None,
-            clock=SimClock(SIM_NOW),
-        )
-    ) as server:
-        yield server
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def start_session(sim: ProphetXSimulator, caplog: pytest.LogCaptureFixture) -> AsyncIterator[SessionFactory]:
     caplog.set_level(logging.DEBUG)
@@ -229,25 +205,15 @@ async def start_session(sim: ProphetXSimulator, caplog: pytest.LogCaptureFixture
 
         async def start(*, initial: float = 1.0, maximum: float = 8.0) -> ProphetXHarness:
             h = ProphetXHarness()
-            h.session = ProphetXSession(
-                VENUE,
-                venue_config(sim.rest_url, initial=initial, maximum=maximum),
-                ProphetXCodec(VENUE, {ACCOUNT: DESK}, DESK),
-                h.sink,
-                h.clock,
-                rng=random.Random(SEED),
-                sleep=h.sleep,
-                heartbeat_sleep=h.ticker,
-            )
+            config = venue_config(sim.rest_url, initial=initial, maximum=maximum)
+            h.session = desk_session(h, config, seed=SEED, heartbeat_sleep=h.ticker)
             pool.start(h, h.session, "prophetx-session")
             return h
 
         yield start
         await pool.stop()
-        sim.heal_rest()
         sim.resume_health_check()
-        # The simulator outlives the test: let its side of our sockets finish closing.
-        await sim._hub.waiters.wait_for(lambda: sim.connection_count == 0, TIMEOUT)
+        await sockets_gone(sim)
         for harness in pool.harnesses:
             for event in harness.events():
                 assert leaks(repr(event)) == [], event

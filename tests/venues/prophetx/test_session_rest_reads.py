@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -35,32 +33,28 @@ from riskmon.events import (
     OrderUpdate,
 )
 from riskmon.venues.base import Inbound
-from riskmon.venues.prophetx.codec import ProphetXCodec
 from riskmon.venues.prophetx.session import MARKETS_PER_CALL, ProphetXSession
 from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
 from riskmon.venues.stream_session import VenueUnavailable
-from tests.venues.session_harness import TIMEOUT, SessionHarness, SimClock, session_pool, started
+from tests.venues.prophetx.helpers import (
+    ACCESS_KEY,
+    ACCOUNT,
+    DESK,
+    SECRET_KEY,
+    SIM_NOW,
+    VENUE,
+    desk_session,
+    leaks,
+    sockets_gone,
+)
+from tests.venues.session_harness import TIMEOUT, SessionHarness, session_pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
-VENUE = "prophetx"
-DESK = "bets"
-ACCOUNT = "acct-1"
-ACCESS_KEY = "AKpxAccessKey0123456789"
-SECRET_KEY = "SKpxSecretKey9876543210"
-APP_SECRET = "pusher-app-secret-xyz"
 START = 1_784_813_285.0
-SIM_NOW = 1_784_813_000.0
 SEED = 20240611
 STREAMED_EVENT = 10078829  # the one event the session's channels carry
 MARKETS_PATH = "/partner/mm/get_multiple_markets"
-JWT_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # every token the simulator issues starts so
-SIGNATURE = re.compile(r"[0-9a-f]{64}")  # a Pusher channel or signin signature
-
-
-def leaks(text: str) -> list[str]:
-    found = [word for word in (ACCESS_KEY, SECRET_KEY, APP_SECRET, JWT_HEADER, "Bearer") if word in text]
-    return found + SIGNATURE.findall(text)
 
 
 async def park(delay: float) -> None:
@@ -99,42 +93,17 @@ def venue_config(rest_url: str) -> ProphetXVenue:
     )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sim() -> AsyncIterator[ProphetXSimulator]:
-    async with started(
-        ProphetXSimulator(
-            ACCESS_KEY,
-            SECRET_KEY,
-            account_id=ACCOUNT,
-            app_secret=APP_SECRET,
-            health_check_interval=None,
-            clock=SimClock(SIM_NOW),
-        )
-    ) as server:
-        yield server
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def harness(sim: ProphetXSimulator, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RestReadsHarness]:
     """A running session, up (signed in, every channel subscribed)."""
     caplog.set_level(logging.DEBUG)
     h = RestReadsHarness(VirtualClock(START))
-    h.session = ProphetXSession(
-        VENUE,
-        venue_config(sim.rest_url),
-        ProphetXCodec(VENUE, {ACCOUNT: DESK}, DESK),
-        h.sink,
-        h.clock,
-        rng=random.Random(SEED),
-        sleep=h.sleep,
-        heartbeat_sleep=park,
-    )
+    h.session = desk_session(h, venue_config(sim.rest_url), seed=SEED, heartbeat_sleep=park)
     async with session_pool() as pool:
         pool.start(h, h.session, "prophetx-session")
         await h.up(sim)
         yield h
-    sim.heal_rest()
-    await sim._hub.waiters.wait_for(lambda: sim.connection_count == 0, TIMEOUT)
+    await sockets_gone(sim)
     assert h.sleep.delays == []  # never reconnected: the reads leave the stream alone
     for event in h.events():
         assert leaks(repr(event)) == [], event

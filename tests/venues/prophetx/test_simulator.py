@@ -19,6 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from riskmon.venues.prophetx.sim_frames import MALFORMED_KINDS
 from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
+from tests.venues.session_harness import started
+from tests.venues.sim_client import recv_json as recv
 
 TIMEOUT = 5.0
 ACCESS, SECRET = "ak-123", "sk-456"
@@ -125,15 +127,6 @@ class Client:
             assert ok["data"] == "{}"
 
 
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(TIMEOUT):
-        text = await ws.recv()
-    assert isinstance(text, str)
-    frame = json.loads(text)
-    assert isinstance(frame, dict)
-    return frame
-
-
 @pytest_asyncio.fixture
 async def clock() -> FakeClock:
     return FakeClock()
@@ -141,12 +134,8 @@ async def clock() -> FakeClock:
 
 @pytest_asyncio.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[ProphetXSimulator]:
-    server = ProphetXSimulator(ACCESS, SECRET, health_check_interval=None, clock=clock)
-    await server.start()
-    try:
+    async with started(ProphetXSimulator(ACCESS, SECRET, health_check_interval=None, clock=clock)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture

@@ -16,6 +16,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from riskmon.venues.totalis.simulator import AcceptOrder, MalformedKind, RestCall, TotalisRfqSimulator
+from tests.venues.session_harness import started
+from tests.venues.sim_client import recv_json
 
 API_KEY = "tk_live_sim"
 MM = "did:privy:mm-sim"
@@ -52,12 +54,8 @@ def clock() -> FakeClock:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def shared_sim(clock: FakeClock) -> AsyncIterator[TotalisRfqSimulator]:
-    server = TotalisRfqSimulator(API_KEY, clock=clock)
-    await server.start()
-    try:
+    async with started(TotalisRfqSimulator(API_KEY, clock=clock)) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -74,15 +72,6 @@ async def sim(shared_sim: TotalisRfqSimulator, clock: FakeClock) -> AsyncIterato
 async def http(sim: TotalisRfqSimulator) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=sim.rest_url, timeout=TIMEOUT) as client:
         yield client
-
-
-async def recv_json(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(TIMEOUT):
-        text = await ws.recv()
-    assert isinstance(text, str), "frames must be text"
-    frame = json.loads(text)
-    assert isinstance(frame, dict)
-    return frame
 
 
 async def send_json(ws: ClientConnection, frame: dict[str, Any]) -> None:
