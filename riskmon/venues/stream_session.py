@@ -23,7 +23,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypedDict, TypeVar, Unpack
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidStatus, InvalidURI
 
@@ -399,58 +399,6 @@ class StreamSession:
             await self.report(*events)
         cause = close_cause(code, reason, [*self._last_events, *events], by_venue=exc.rcvd is not None)
         return f"connection closed (code {code})", cause
-
-
-class VenueConfig(Protocol):
-    """What every websocket venue's config section says about its connection."""
-
-    @property
-    def reconnect(self) -> Backoff: ...
-    @property
-    def max_frame_bytes(self) -> int: ...
-    @property
-    def open_timeout(self) -> float: ...
-
-
-class SessionSeams(TypedDict, total=False):
-    """What tests swap in a session: the backoff's random source, the reconnect and heartbeat sleeps."""
-
-    rng: random.Random | None
-    sleep: Sleep
-    heartbeat_sleep: Sleep
-
-
-ConfigT = TypeVar("ConfigT", bound=VenueConfig)
-CodecT = TypeVar("CodecT", bound=VenueCodec)
-
-
-class VenueStreamSession(StreamSession, Generic[ConfigT, CodecT]):
-    """A venue's session, built from its config section with the test seams every venue takes.
-
-    A venue says how it keeps the socket alive in `settings`, and sets up its own state in `setup`.
-    """
-
-    def __init__(
-        self,
-        venue: str,
-        config: ConfigT,
-        codec: CodecT,
-        sink: InboundSink,
-        clock: Clock,
-        **seams: Unpack[SessionSeams],
-    ) -> None:
-        super().__init__(venue, codec, sink, clock, self.settings(config), **seams)
-        self.config = config
-        self.venue_codec = codec  # its own type, where StreamSession knows only the VenueCodec protocol
-        self._rng = seams.get("rng")  # for a venue's own backoffs
-        self.setup()
-
-    def settings(self, config: ConfigT) -> StreamSettings:
-        """No keepalive; a venue with pings adds them (`dataclasses.replace`)."""
-        return StreamSettings(config.reconnect, config.max_frame_bytes, config.open_timeout)
-
-    def setup(self) -> None:
-        """The venue's own per-session state, once `config` and `venue_codec` are set."""
 
 
 def refusal_cause(status: int) -> DisconnectCause:

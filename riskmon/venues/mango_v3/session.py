@@ -10,7 +10,8 @@ import itertools
 
 from riskmon.config.schema import MangoV3FillsVenue
 from riskmon.venues.base import VenueCodec
-from riskmon.venues.stream_session import StreamTarget, VenueStreamSession
+from riskmon.venues.stream_session import StreamTarget
+from riskmon.venues.venue_session import VenueStreamSession
 
 
 class MangoV3FillsSession(VenueStreamSession[MangoV3FillsVenue, VenueCodec]):

@@ -17,7 +17,8 @@ from dataclasses import replace
 from riskmon.config.schema import MobulaPerpEventsVenue
 from riskmon.events import Event, Subscribed, SubscriptionFailed
 from riskmon.venues.base import VenueCodec
-from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession
+from riskmon.venues.stream_session import StreamSettings, StreamTarget
+from riskmon.venues.venue_session import VenueStreamSession
 
 IDLE_NO_SUBSCRIPTION = 4001
 # Words in a close reason that mean the key is wrong: reconnecting with the same config cannot help.

@@ -13,7 +13,8 @@ from dataclasses import replace
 from riskmon.config.schema import PhoenixVenue
 from riskmon.events import Event, PositionsReported, Subscribed, SubscriptionFailed
 from riskmon.venues.base import VenueCodec
-from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession
+from riskmon.venues.stream_session import StreamSettings, StreamTarget
+from riskmon.venues.venue_session import VenueStreamSession
 
 _AUTH_CLOSE_CODES = frozenset({4401, 4403, 1008})
 _AUTH_CLOSE_REASONS = frozenset(

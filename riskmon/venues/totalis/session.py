@@ -25,8 +25,9 @@ from riskmon.config.schema import TotalisRfqVenue
 from riskmon.events import Event, QuoteStatus, QuoteUpdate, SubscriptionFailed
 from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.rest import VenueRest
-from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueStreamSession, VenueUnavailable
+from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueUnavailable
 from riskmon.venues.totalis.codec import TotalisRfqCodec
+from riskmon.venues.venue_session import VenueStreamSession
 
 log = logging.getLogger(__name__)
 
