@@ -136,7 +136,59 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def response_date(date: str | None, fallback: float) -> float:
+    """The response's Date as unix time, or `fallback` when absent or garbled."""
+    if date:
+        try:
+            return parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError):
+            pass
+    return fallback
+
+
+def status_result(status: int, retry_after: str | None, date: str | None, now: float, endpoint: str) -> SendResult:
+    """What a receiver's answer means for the outbox: 2xx delivered, 429 and 5xx retried (an HTTP-date
+    Retry-After counts from the response's Date, which sidesteps clock skew), anything else final."""
+    if 200 <= status < 300:
+        return SendResult(True, status)
+    error = f"HTTP {status} from {endpoint}"
+    if status == 429 or status >= 500:
+        return SendResult(False, status, parse_retry_after(retry_after, response_date(date, now)), error)
+    return SendResult(False, status, error=error, retryable=False)
+
+
+def post_headers(payload: bytes, idempotency_key: str, secret: Secret | None, now: float) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: idempotency_key}
+    if secret is not None:
+        headers[SIGNATURE_HEADER] = sign(secret, payload, int(now))
+    return headers
+
+
+class ReceiverErrors:
+    """Error texts about one receiver URL: the endpoint as scheme://host:port, its secrets masked."""
+
+    def __init__(self, url: str, hmac_secret: Secret | None) -> None:
+        self.endpoint = redact_endpoint(url)
+        parts = urlsplit(url)
+        sensitive = [url, parts.path, parts.query, parts.password or "", parts.username or ""]
+        if hmac_secret is not None:
+            sensitive.append(hmac_secret.reveal())
+        self._sensitive = sorted({s for s in sensitive if len(s) > 1}, key=len, reverse=True)
+
+    def failure(self, kind: str, exc: BaseException | None = None) -> SendResult:
+        """No response came back: retryable, `kind` named as httpx names its errors."""
+        return SendResult(False, None, error=f"{kind} posting to {self.endpoint}{self._detail(exc)}")
+
+    def _detail(self, exc: BaseException | None) -> str:
+        text = "" if exc is None else str(exc)
+        for secret in self._sensitive:
+            text = text.replace(secret, "***")
+        return f": {text}" if text else ""
+
+
 class WebhookSender:
+    """A POST through httpx: https receivers, and any a proxy applies to."""
+
     def __init__(
         self,
         url: str,
@@ -151,45 +203,19 @@ class WebhookSender:
         self._timeout = timeout
         self._client = client
         self._clock = clock
-        self.endpoint = redact_endpoint(url)
-        parts = urlsplit(url)
-        sensitive = [url, parts.path, parts.query, parts.password or "", parts.username or ""]
-        if hmac_secret is not None:
-            sensitive.append(hmac_secret.reveal())
-        self._sensitive = sorted({s for s in sensitive if len(s) > 1}, key=len, reverse=True)
+        self._errors = ReceiverErrors(url, hmac_secret)
+        self.endpoint = self._errors.endpoint
 
     async def send(self, payload: bytes, idempotency_key: str) -> SendResult:
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: idempotency_key}
-        if self._secret is not None:
-            headers[SIGNATURE_HEADER] = sign(self._secret, payload, int(self._clock()))
+        headers = post_headers(payload, idempotency_key, self._secret, self._clock())
         try:
             response = await self._client.post(self._url, content=payload, headers=headers, timeout=self._timeout)
         except httpx.HTTPError as exc:
-            return SendResult(False, None, error=f"{type(exc).__name__} posting to {self.endpoint}{self._detail(exc)}")
-        status = response.status_code
-        if 200 <= status < 300:
-            return SendResult(True, status)
-        error = f"HTTP {status} from {self.endpoint}"
-        if status == 429 or status >= 500:
-            reference = self._response_date(response)
-            return SendResult(False, status, parse_retry_after(response.headers.get("retry-after"), reference), error)
-        return SendResult(False, status, error=error, retryable=False)
-
-    def _response_date(self, response: httpx.Response) -> float:
-        # An HTTP-date Retry-After is relative to the server's Date, which sidesteps clock skew.
-        date = response.headers.get("date")
-        if date:
-            try:
-                return parsedate_to_datetime(date).timestamp()
-            except (TypeError, ValueError, IndexError):
-                pass
-        return self._clock()
-
-    def _detail(self, exc: Exception) -> str:
-        text = str(exc)
-        for secret in self._sensitive:
-            text = text.replace(secret, "***")
-        return f": {text}" if text else ""
+            return self._errors.failure(type(exc).__name__, exc)
+        headers_in = response.headers
+        return status_result(
+            response.status_code, headers_in.get("retry-after"), headers_in.get("date"), self._clock(), self.endpoint
+        )
 
 
 class Sender(Protocol):
