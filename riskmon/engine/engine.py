@@ -81,6 +81,7 @@ class Engine:
             config, self.deadlines, self.alerts, self.book, self.orders, self.stats, self.watchdogs, self.limits
         )
         self._rules_started = False
+        self._any_due = self.deadlines.any_due
         feed_events = FeedEvents(self.venue_stats, self.alerts, self.watchdogs, self.rule_hooks, self._event_alert)
         self._order_events = OrderEvents(
             self.venue_stats,
@@ -125,14 +126,19 @@ class Engine:
         """Apply the events decoded from one frame, REST answer (`source` names the call) or
         session report, received at `now`."""
         # Deadlines due by `now` fire first, at their own due times; most frames find none due.
-        out = self.advance(now) if not self._rules_started or self.deadlines.any_due(now) else []
+        out = self.advance(now) if not self._rules_started or self._any_due(now) else []
         stats = self.stats.get(venue) or self.venue_stats(venue)
         order_events = self._order_events  # which REST call (if any) the events came from
-        order_events.source = source
-        order_events.reconciling = source is not None and source in RECONCILE_SOURCES and stats.feed_up
-        if is_frame and source is None:
-            stats.frames += 1
-            stats.last_frame_at = now
+        if source is None:
+            if order_events.source is not None:  # a stream frame after a REST answer
+                order_events.source = None
+                order_events.reconciling = False
+            if is_frame:
+                stats.frames += 1
+                stats.last_frame_at = now
+        else:
+            order_events.source = source
+            order_events.reconciling = source in RECONCILE_SOURCES and stats.feed_up
         handlers = self._handlers
         hooks = self.rule_hooks
         applied = hooks.applied if hooks.per_event else None
@@ -221,16 +227,19 @@ class Engine:
         """Whether take_state_changes() or take_journal() would return anything."""
         return self._durable.changed() or bool(self.watchdogs.ctx.journal)
 
-    def _on_fill(self, fill: FillReceived, now: float) -> list[AlertTransition]:
-        stats = self.venue_stats(fill.venue)
+    def _on_fill(self, fill: FillReceived, now: float) -> Iterable[AlertTransition]:
+        stats = self.stats.get(fill.venue) or self.venue_stats(fill.venue)
         if not self.ledger.record(fill):
             stats.duplicates += 1
-            return []
+            return _NONE
         stats.fills += 1
-        self.book.apply_fill(fill)
-        instrument = self.book.instrument(fill.venue, fill.market)
-        out = self._evaluate_limits(fill.desk, (instrument,), now)
-        out.extend(self.rule_hooks.fill(fill, now))
+        book = self.book
+        book.apply_fill(fill)
+        desk, markets = fill.desk, (book.instrument(fill.venue, fill.market),)
+        hooks = self.rule_hooks
+        hooks.touch_markets(desk, markets)
+        out = self.limits.evaluate(desk, markets, book, self.alerts, now)
+        out += hooks.fill(fill, now)
         return out
 
     def _evaluate_limits(self, desk: str, instruments: Collection[str], now: float) -> list[AlertTransition]:
@@ -285,13 +294,14 @@ class Engine:
         return [] if transition is None else [transition]
 
     def _on_mark(self, mark: MarkPrice, now: float) -> Iterable[AlertTransition]:
-        instrument, moved = self.book.set_mark(mark.venue, mark.market, mark.price, mark.kind)
+        instrument, moved = self.book.apply_mark(mark.venue, mark.market, mark.price, mark.kind)
         if not moved:  # most prices: no desk's net moved, so no limit can change
             return self.rule_hooks.mark(mark, instrument, moved, now)
         out: list[AlertTransition] = []
         markets = (instrument,)
+        evaluate, book, alerts = self.limits.evaluate, self.book, self.alerts
         for desk in moved:
-            out += self.limits.evaluate(desk, markets, self.book, self.alerts, now)
+            out += evaluate(desk, markets, book, alerts, now)
         out += self.rule_hooks.mark(mark, instrument, moved, now)
         return out
 

@@ -15,7 +15,7 @@ equals the same sum taken afresh, exactly.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,7 +24,7 @@ from riskmon.engine.risk_book import exact_add as _add
 from riskmon.engine.risk_book import exact_mul as _mul
 from riskmon.engine.risk_book import exact_sub as _sub
 from riskmon.engine.risk_book import finite as _finite
-from riskmon.events import FillReceived, MarkKind
+from riskmon.events import FillReceived, MarkKind, Side
 
 if TYPE_CHECKING:
     from riskmon.engine.state_journal import RiskSources, VenueKey
@@ -87,14 +87,39 @@ class _Desk:
 class _Holding:
     """One position, its notional at its market's current price, and the roll-ups it counts in."""
 
-    __slots__ = ("desk", "net", "notional", "price", "quantity")
+    __slots__ = ("desk", "key", "net", "notional", "price", "quantity")
 
-    def __init__(self, desk: _Desk, net: _Net) -> None:
+    def __init__(self, key: PositionKey, desk: _Desk, net: _Net) -> None:
+        self.key = key
         self.desk = desk
         self.net = net
         self.quantity = ZERO
         self.price: Decimal | None = None
         self.notional: Decimal | None = None
+
+
+_NO_DESKS: Sequence[str] = ()
+
+
+class _MarkRoute:
+    """What a price of one (venue, market) touches, worked out on its first price: the instrument it
+    values and the lists of positions it may re-price. The lists are the book's own, which only
+    ever grow in place, so a new position is priced by the next mark with no index to rebuild."""
+
+    __slots__ = ("holdings", "instrument", "key", "siblings", "underlying")
+
+    def __init__(
+        self,
+        key: tuple[str, str],
+        underlying: str | None,
+        holdings: list[_Holding],
+        siblings: tuple[list[_Holding], ...],
+    ) -> None:
+        self.key = key
+        self.underlying = underlying
+        self.instrument = key[1] if underlying is None else underlying
+        self.holdings = holdings  # the market's own positions
+        self.siblings = siblings  # the positions of every market of the underlying (a reference prices them all)
 
 
 class ExposureBook(RiskBook):
@@ -121,6 +146,7 @@ class ExposureBook(RiskBook):
         self._desks: dict[str, _Desk] = {}
         self._nets: dict[tuple[str, str], _Net] = {}  # (desk, instrument), in the order first held
         self._by_market: dict[tuple[str, str], list[_Holding]] = {}
+        self._routes: dict[tuple[str, str], _MarkRoute] = {}
         self._by_account: dict[tuple[str, str, str], dict[str, _Holding]] = {}  # by market
         self._desks_by_instrument: dict[str, set[str]] = {}
         self._firm_gross = ZERO
@@ -144,7 +170,7 @@ class ExposureBook(RiskBook):
         if net is None:
             net = desk.nets[instrument] = self._nets[(key.desk, instrument)] = _Net()
             self._desks_by_instrument.setdefault(instrument, set()).add(key.desk)
-        holding = self._holdings[key] = _Holding(desk, net)
+        holding = self._holdings[key] = _Holding(key, desk, net)
         self._by_market.setdefault((key.venue, key.market), []).append(holding)
         self._by_account.setdefault((key.desk, key.venue, key.account), {})[key.market] = holding
         self._revalue(holding, ZERO, self.mark(key.venue, key.market))
@@ -177,23 +203,55 @@ class ExposureBook(RiskBook):
             self._firm_gross = _add(self._firm_gross, step)
         return True
 
-    def _reprice(self, market: tuple[str, str], price: Decimal, moved: list[str]) -> None:
-        for holding in self._by_market.get(market, ()):
-            if holding.price != price and self._revalue(holding, holding.quantity, price):
-                name = holding.desk.name
-                if name not in moved:
-                    moved.append(name)
+    def _reprice(self, holdings: list[_Holding], price: Decimal, moved: Sequence[str]) -> Sequence[str]:
+        """Re-price positions at `price`; returns `moved` with the desks whose net moved added
+        (a new list only once one has: most prices move no net)."""
+        for holding in holdings:
+            if holding.price == price:
+                continue
+            old = holding.notional
+            if old is None:
+                if not self._revalue(holding, holding.quantity, price):
+                    continue
+            else:
+                # _revalue's own steps for a priced position whose quantity stays: the hot case.
+                notional = _mul(holding.quantity, price)
+                holding.price = price
+                holding.notional = notional
+                if notional == old:
+                    continue
+                net = holding.net
+                before = net.notional
+                net.notional = after = _add(_sub(before, old), notional)
+                step = _sub(after.copy_abs(), before.copy_abs())
+                if step:
+                    desk = holding.desk
+                    desk.gross = _add(desk.gross, step)
+                    self._firm_gross = _add(self._firm_gross, step)
+            name = holding.desk.name
+            if not moved:
+                moved = [name]
+            elif name not in moved:
+                assert isinstance(moved, list)
+                moved.append(name)
+        return moved
 
     def apply_fill(self, fill: FillReceived, reverse: bool = False) -> PositionKey:
-        key = PositionKey(fill.desk, fill.venue, fill.account, fill.market)
+        cell = (fill.desk, fill.venue, fill.account, fill.market)
+        # A PositionKey equals and hashes as this plain tuple: no key object built for a held position.
+        holding: _Holding | None = self._holdings.get(cell)  # type: ignore[call-overload]
+        if holding is None:
+            holding = self._holding(PositionKey(*cell))
+        quantity = fill.quantity
+        if not quantity.is_finite():
+            _finite(quantity, "fill quantity")
         # copy_negate: unary minus would round to the default context's 28 digits.
-        signed = fill.quantity if (fill.side.sign > 0) != reverse else fill.quantity.copy_negate()
-        holding = self._holdings.get(key) or self._holding(key)
-        self._revalue(holding, EXACT.add(holding.quantity, _finite(signed, "fill quantity")), holding.price)
+        signed = quantity if (fill.side == Side.BUY) != reverse else quantity.copy_negate()
+        self._revalue(holding, EXACT.add(holding.quantity, signed), holding.price)
         journal = self.journal
         if journal is not None:
-            journal.positions.add(key)
-        return key
+            journal.positions.add(holding.key)
+        return holding.key
 
     def set_position(self, key: PositionKey, quantity: Decimal) -> bool:
         """Set a position the venue reports in absolute terms; True when it changed."""
@@ -227,22 +285,45 @@ class ExposureBook(RiskBook):
 
     def set_mark(self, venue: str, market: str, price: Decimal, kind: MarkKind = MarkKind.TRADE) -> Repriced:
         """Record a price and re-price the positions it values."""
-        key = (venue, market)
-        self._marks[key] = _finite(price, "price")
+        instrument, moved = self.apply_mark(venue, market, price, kind)
+        return Repriced(instrument, list(moved))
+
+    def apply_mark(
+        self, venue: str, market: str, price: Decimal, kind: MarkKind = MarkKind.TRADE
+    ) -> tuple[str, Sequence[str]]:
+        """`set_mark` for the engine's hot path: (instrument, desks whose net moved), the desks
+        an empty tuple when none did."""
+        route = self._routes.get((venue, market))
+        if route is None:
+            route = self._route(venue, market)
+        if not price.is_finite():
+            _finite(price, "price")
+        self._marks[route.key] = price
         if self.journal is not None:
             self.journal.marks = True
-        moved: list[str] = []
-        underlying = self._underlying_of.get(key)
+        underlying = route.underlying
         if underlying is None:
-            self._reprice(key, price, moved)
-            return Repriced(market, moved)
+            holdings = route.holdings  # most markets priced are held by no desk
+            return route.instrument, self._reprice(holdings, price, _NO_DESKS) if holdings else _NO_DESKS
         if kind is not MarkKind.TRADE:
             self._reference_marks[underlying] = price
-            for priced in self._markets_of[underlying]:
-                self._reprice(priced, price, moved)
-        elif underlying not in self._reference_marks:
-            self._reprice(key, price, moved)
-        return Repriced(underlying, moved)
+            moved = _NO_DESKS
+            for holdings in route.siblings:
+                moved = self._reprice(holdings, price, moved)
+            return underlying, moved
+        if underlying not in self._reference_marks:
+            return underlying, self._reprice(route.holdings, price, _NO_DESKS)
+        return underlying, _NO_DESKS
+
+    def _route(self, venue: str, market: str) -> _MarkRoute:
+        key = (venue, market)
+        underlying = self._underlying_of.get(key)
+        by_market = self._by_market
+        siblings = (
+            () if underlying is None else tuple(by_market.setdefault(k, []) for k in self._markets_of[underlying])
+        )
+        route = self._routes[key] = _MarkRoute(key, underlying, by_market.setdefault(key, []), siblings)
+        return route
 
     def mark(self, venue: str, market: str) -> Decimal | None:
         underlying = self._underlying_of.get((venue, market))

@@ -69,7 +69,10 @@ class FillLedger:
     def _stream(self, stream: StreamKey) -> dict[str, HeldFill]:
         if self._unsettled and stream in self._unsettled:
             self._settle(stream, self._unsettled.pop(stream))
-        return self._streams.setdefault(stream, {})
+        held = self._streams.get(stream)
+        if held is None:  # not setdefault: that would build a dict per fill to throw away
+            held = self._streams[stream] = {}
+        return held
 
     def record(self, fill: FillReceived) -> bool:
         """True when the fill is new; False for a duplicate that must not be applied."""

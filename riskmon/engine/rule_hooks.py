@@ -26,6 +26,7 @@ from riskmon.events import (
     OrderUpdate,
     QuoteStatus,
     RfqPositionUpdate,
+    Side,
 )
 from riskmon.rules.limits import LimitEvaluator
 from riskmon.rules.ruleset import RuleSet
@@ -35,6 +36,8 @@ from riskmon.rules.threshold import Touched
 from riskmon.watchdogs.suite import Watchdogs
 
 _NONE: tuple[AlertTransition, ...] = ()
+# A fill signal's `side` label: an enum's `.value` is a Python-level property, this a dict lookup.
+_SIDE_LABEL = {side: side.value for side in Side}
 
 
 def _has_risk_limits(config: MonitorConfig) -> bool:
@@ -111,9 +114,12 @@ class RuleHooks:
 
     def touch_markets(self, desk: str, instruments: Collection[str]) -> None:
         if self._touch_markets:
+            touched = self.touched
             if self._touch_desks:
-                self.touched.desks.add(desk)
-            self.touched.markets.update((desk, instrument) for instrument in instruments)
+                touched.desks.add(desk)
+            cells = touched.markets
+            for instrument in instruments:
+                cells.add((desk, instrument))
 
     def mark(self, mark: MarkPrice, instrument: str, moved: Collection[str], now: float) -> Iterable[AlertTransition]:
         """A price applied: touch the markets it re-priced (every holder's, when rules read mark ages)."""
@@ -122,9 +128,12 @@ class RuleHooks:
         if self._touch_markets:
             desks = self.state.book.desks_holding(instrument) if self._mark_age_read else moved
             if desks:
+                touched = self.touched
                 if self._touch_desks:
-                    self.touched.desks.update(desks)
-                self.touched.markets.update((desk, instrument) for desk in desks)
+                    touched.desks.update(desks)
+                cells = touched.markets
+                for desk in desks:
+                    cells.add((desk, instrument))
         if "mark" not in self.listened:
             return _NONE
         return self._emit("mark", mark.venue, {"venue": mark.venue, "market": mark.market}, mark.price, now)
@@ -140,9 +149,10 @@ class RuleHooks:
             for desk in sorted(moved):
                 out.extend(self.limits.evaluate_risk(desk, self.state.book, self._alerts, now, moved[desk]))
             moved.clear()
-        if self.rules.reads_state and self.touched:
-            out.extend(self.rules.evaluate(self.state, self.touched, now))
-        self.touched.clear()
+        if touched.markets or touched.desks or touched.venues:
+            if self.rules.reads_state:
+                out += self.rules.evaluate(self.state, touched, now)
+            touched.clear()
         return out
 
     def on_deadline(self, key: Hashable, due: float) -> list[AlertTransition] | None:
@@ -168,7 +178,7 @@ class RuleHooks:
     def fill(self, fill: FillReceived, now: float) -> Iterable[AlertTransition]:
         if "fill" not in self.listened:
             return _NONE
-        labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market, "side": fill.side.value}
+        labels = {"desk": fill.desk, "venue": fill.venue, "market": fill.market, "side": _SIDE_LABEL[fill.side]}
         return self._emit("fill", fill.venue, labels, fill.quantity, now)
 
     def fill_revoked(self, fill: FillReceived, now: float) -> Iterable[AlertTransition]:

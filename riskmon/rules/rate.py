@@ -76,7 +76,8 @@ class RateRuleHandler:
     def on_signal(self, signal: Signal, now: float) -> list[AlertTransition]:
         if not self.filter.admits(signal):
             return []
-        key = tuple(signal.labels.get(label, "") for label in self.group_by)
+        labels = signal.labels
+        key = tuple([labels.get(label, "") for label in self.group_by])
         window = self._groups.get(key)
         if window is None:
             if len(self._groups) >= MAX_GROUPS and not self._forget_quiet_groups(now):

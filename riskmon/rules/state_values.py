@@ -134,13 +134,17 @@ def _mark_age(state: MonitorState, key: ScopeKey, now: float) -> float | None:
 
 
 def _net_usd(state: MonitorState, key: ScopeKey, now: float) -> Decimal | None:
-    assert key.instrument is not None
-    return state.book.desk_market_net(_desk(key), key.instrument)
+    desk, instrument = key.desk, key.instrument  # read per price: no helper call for the checks
+    assert desk is not None
+    assert instrument is not None
+    return state.book.desk_market_net(desk, instrument)
 
 
 def _position(state: MonitorState, key: ScopeKey, now: float) -> Decimal:
-    assert key.instrument is not None
-    return state.book.desk_market_position(_desk(key), key.instrument)
+    desk, instrument = key.desk, key.instrument
+    assert desk is not None
+    assert instrument is not None
+    return state.book.desk_market_position(desk, instrument)
 
 
 def _venue_name(key: ScopeKey) -> str:

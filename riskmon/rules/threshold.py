@@ -19,7 +19,7 @@ from riskmon.config.schema import MonitorConfig
 from riskmon.rules import rule_parse
 from riskmon.rules.conditions import EvaluationError, Expression, Numeric
 from riskmon.rules.rule_alerts import RuleAlerts, number
-from riskmon.rules.state_values import SCOPE_LABELS, MonitorState, ScopeKey, scope_keys
+from riskmon.rules.state_values import SCOPE_LABELS, STATE_NAMES, Getter, MonitorState, ScopeKey, scope_keys
 
 
 @dataclass(slots=True)
@@ -34,9 +34,13 @@ class Touched:
         return bool(self.desks or self.markets or self.venues)
 
     def clear(self) -> None:
-        self.desks.clear()
-        self.markets.clear()
-        self.venues.clear()
+        # Most ingests touch one kind of key: only a set that holds something is cleared.
+        if self.desks:
+            self.desks.clear()
+        if self.markets:
+            self.markets.clear()
+        if self.venues:
+            self.venues.clear()
 
 
 class ThresholdEvaluator:
@@ -71,6 +75,13 @@ class ThresholdEvaluator:
         # Each key's values and labels when last judged, so an ingest that touched a key without
         # moving what the rule reads costs a comparison. Keys are bounded by desks x instruments.
         self._judged: dict[ScopeKey, tuple[dict[str, Numeric], dict[str, str]]] = {}
+        # The state readers of the rule's names, looked up once rather than per key and step.
+        self._getters: tuple[tuple[str, Getter], ...] = tuple((name, STATE_NAMES[name]) for name in sorted(self.names))
+        self._when = self.when.compiled()
+        self._clear = None if self.clear is None else self.clear.compiled()
+        self._value = None if self.value is None else self.value.compiled()
+        # Market keys by (desk, instrument), so a touched cell costs a lookup, not a new key.
+        self._market_keys: dict[tuple[str, str], ScopeKey] = {}
         self.bind(config)
 
     def bind(self, config: MonitorConfig) -> None:
@@ -87,6 +98,15 @@ class ThresholdEvaluator:
         """Evaluate every key (`touched` None: the evaluation tick, a reload) or only the keys an
         ingest touched whose values moved since they were last judged."""
         out: list[AlertTransition] = []
+        if touched is not None and self.scope == "market":
+            # The hot case, a price or fill that moved a desk's net: no list of keys built.
+            cells, desks, keys = touched.markets, self.desks, self._market_keys
+            for cell in cells if len(cells) < 2 else sorted(cells):
+                if cell[0] in desks:
+                    transition = self._evaluate_key(state, keys.get(cell) or self._market_key(cell), now, False)
+                    if transition is not None:
+                        out.append(transition)
+            return out
         for key in self._keys(state, touched):
             transition = self._evaluate_key(state, key, now, touched is None)
             if transition is not None:
@@ -100,13 +120,22 @@ class ThresholdEvaluator:
             return [ScopeKey()] if touched.desks or touched.markets else []
         if self.scope == "venue":
             return [ScopeKey(venue=v) for v in sorted(touched.venues & self.venues)]
-        if self.scope == "market":
-            return [ScopeKey(d, i) for d, i in sorted(touched.markets) if d in self.desks]
         desks = touched.desks | {desk for desk, _ in touched.markets}
         return [ScopeKey(desk=d) for d in sorted(desks & self.desks)]
 
+    def _market_key(self, cell: tuple[str, str]) -> ScopeKey:
+        key = self._market_keys.get(cell)
+        if key is None:
+            # Bounded like _judged: by the (desk, instrument) cells the desks have held.
+            key = self._market_keys[cell] = ScopeKey(*cell)
+        return key
+
     def _evaluate_key(self, state: MonitorState, key: ScopeKey, now: float, full: bool) -> AlertTransition | None:
-        values = state.values(self.names, key, now)
+        values: dict[str, Numeric] = {}
+        for name, getter in self._getters:
+            reading = getter(state, key, now)
+            if reading is not None:
+                values[name] = reading
         judged = self._judged.get(key)
         if judged is not None:
             if not full and judged[0] == values:
@@ -116,15 +145,23 @@ class ThresholdEvaluator:
         else:
             group = key.labels()
         try:
-            breached = self.when.evaluate(values, group)
-            cleared = self.clear.evaluate(values, group) if self.clear is not None else not breached
-            value = self.value.value(values) if self.value is not None else None
+            if values.keys() >= self.names:
+                # Every name has its value (the usual case): checked once here, not per part.
+                breached = self._when(values, group)
+                cleared = self._clear(values, group) if self._clear is not None else not breached
+                value = self._value(values) if self._value is not None else None
+            else:
+                breached = self.when.evaluate(values, group)
+                cleared = self.clear.evaluate(values, group) if self.clear is not None else not breached
+                value = self.value.value(values) if self.value is not None else None
         except EvaluationError as exc:
             # Not remembered: a key that cannot be evaluated is counted each time it is touched.
             self._judged.pop(key, None)
             self.errors[exc.kind] += 1
             return None
         self._judged[key] = (values, group)
+        if not breached and not self.alerts.is_active(key, group):
+            return None  # nothing to start and nothing to clear: no wording to prepare
 
         def fields() -> dict[str, str]:
             out = {"value": number(value) if value is not None else ""}

@@ -78,13 +78,14 @@ def test_an_unchanged_key_is_not_observed_again_until_the_evaluation_tick(monkey
     [rule] = engine.rule_hooks.rules.rules().values()
     assert isinstance(rule, ThresholdEvaluator)
     observed: list[float | None] = []
-    real = rule.alerts.observe
+    real = rule._when  # the compiled `when`: called once per judgement of a key with every value
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        observed.append(kwargs["value"])
-        return real(*args, **kwargs)
+    def spy(values: dict[str, Any], labels: dict[str, str]) -> bool:
+        breached = real(values, labels)
+        observed.append(float(values["market.net_usd"]))
+        return breached
 
-    monkeypatch.setattr(rule.alerts, "observe", spy)
+    monkeypatch.setattr(rule, "_when", spy)
     for step in (1, 1.5):
         engine.ingest(MANGO, [fill("2.5")], T0 + step)
     assert (observed, rule.errors["missing"]) == ([], 2)  # no mark: no decision, counted each time
