@@ -38,8 +38,10 @@ from riskmon.events import (
     SubscriptionFailed,
     TradeExecuted,
 )
+from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.phoenix.exchange_state import EXCHANGE_STREAM, ExchangeBook
 from riskmon.venues.phoenix.frames import (
+    MAX_MAGNITUDE,
     AllMids,
     AllMidsPush,
     BadField,
@@ -69,7 +71,10 @@ from riskmon.venues.phoenix.frames import (
 from riskmon.venues.phoenix.trader_state import Report, TraderBook, parse_subaccounts
 
 _QUOTE_LOTS_PER_USD = Decimal(1_000_000)  # quote lots have 6 decimals (§5.5)
+_MARK = MarkKind.MARK
+_MID = MarkKind.MID
 _MAX_REASON = 200
+_TOO_DEEP = "JSON nested too deeply"
 
 _push = msgspec.json.Decoder(Push)
 _envelope = msgspec.json.Decoder(Envelope)
@@ -146,6 +151,8 @@ class PhoenixCodec:
             push = _push.decode(frame)
         except msgspec.DecodeError:
             return self._receive_by_envelope(frame)
+        except RecursionError:
+            return [self._malformed(_TOO_DEEP)]  # msgspec stops at Python's recursion limit
         if push.type is not None:
             return self._receive_by_envelope(frame)  # a control reply's tag decides: the Envelope path's rule
         try:
@@ -174,6 +181,8 @@ class PhoenixCodec:
             return [self._malformed("not a JSON object with a string channel or type")]
         except msgspec.DecodeError:
             return [self._malformed("not JSON")]
+        except RecursionError:
+            return [self._malformed(_TOO_DEEP)]
         name = envelope.type if envelope.type in self._handlers else envelope.channel
         handler = self._handlers.get(name) if name is not None else None
         if name is None or handler is None:
@@ -186,6 +195,8 @@ class PhoenixCodec:
             return [self._malformed(f"{name}: {exc}")]
         except ArithmeticError:
             return [self._malformed(f"{name}: a number is out of range")]
+        except RecursionError:
+            return [self._malformed(f"{name}: {_TOO_DEEP}")]
 
     def _malformed(self, reason: str) -> FrameMalformed:
         return FrameMalformed(self.venue, reason)
@@ -296,52 +307,67 @@ class PhoenixCodec:
         return self._market(_market.decode(frame))
 
     def _market(self, stats: MarketStats) -> list[Event]:
-        if stats.mark_px is None:
+        price = stats.mark_px
+        if price is None:
             return []
-        price = plausible(stats.mark_px, "markPx")
+        if not price.is_finite() or (price and not -MAX_MAGNITUDE <= price.adjusted() <= MAX_MAGNITUDE):
+            plausible(price, "markPx")  # raises, naming the field
         # The market channel carries no timestamp (§5.4): 0.0 says "the venue did not stamp it".
-        return [MarkPrice(self.venue, stats.symbol, price, 0.0, MarkKind.MARK)]
+        return [MarkPrice(self.venue, stats.symbol, price, 0.0, _MARK)]
 
     def _all_mids_frame(self, frame: str | bytes) -> list[Event]:
         return self._all_mids(_all_mids.decode(frame))
 
     def _all_mids(self, message: AllMids) -> list[Event]:
-        mids = message.mids
-        prices = [(symbol, plausible(mid, "mid")) for symbol, mid in mids.items()]
-        return [MarkPrice(self.venue, symbol, price, 0.0, MarkKind.MID) for symbol, price in prices]
+        # plausible() inlined: allMids is the busiest channel, and a call per mid costs more than the test.
+        venue = self.venue
+        events: list[Event] = []
+        append = events.append
+        for symbol, mid in message.mids.items():
+            if not mid.is_finite() or (mid and not -MAX_MAGNITUDE <= mid.adjusted() <= MAX_MAGNITUDE):
+                plausible(mid, "mid")  # raises, naming the field; the frame's marks go with it
+            append(MarkPrice(venue, symbol, mid, 0.0, _MID))
+        return events
 
     def _trades_frame(self, frame: str | bytes) -> list[Event]:
         return self._trades(_trades.decode(frame))
 
     def _trades(self, message: Trades) -> list[Event]:
-        executed = [self._trade(message.symbol, trade) for trade in message.trades]  # all parsed first
+        symbol = message.symbol
+        executed = [self._trade(symbol, trade) for trade in message.trades]  # all parsed first
         events: list[Event] = []
-        last = self._last_trade.get(message.symbol, -1)
+        last = self._last_trade.get(symbol, -1)
         for sequence, trade in executed:
             if sequence > last:  # tradeSequenceNumber only grows (§5.4): lower ones are replays
                 last = sequence
                 events.append(trade)
-        self._last_trade[message.symbol] = last
+        self._last_trade[symbol] = last
         return events
 
     def _trade(self, symbol: str, trade: PublicTrade) -> tuple[int, TradeExecuted]:
         sequence = parse_u64(trade.trade_sequence_number, "tradeSequenceNumber")
-        timestamp = parse_u64(trade.timestamp, "timestamp")
+        timestamp = _trade_times[trade.timestamp]
         quantity = trade.base_amount
-        if quantity is None and trade.base_lots_filled is not None:
+        if quantity is None:
+            if trade.base_lots_filled is None:
+                raise BadField("trade has no positive base amount")
             decimals = self._units(symbol)
             if decimals is None:
                 raise BadField("trade has no baseAmount and the market's units are unknown")
             quantity = lots_to_base(parse_u64(trade.base_lots_filled, "baseLotsFilled"), decimals)
-        if quantity is None or plausible(quantity, "baseAmount") <= 0:
+        if not quantity.is_finite() or (quantity and not -MAX_MAGNITUDE <= quantity.adjusted() <= MAX_MAGNITUDE):
+            plausible(quantity, "baseAmount")  # raises, naming the field
+        if quantity <= 0:
             raise BadField("trade has no positive base amount")
-        if trade.quote_amount is not None:
-            notional = plausible(trade.quote_amount, "quoteAmount")
+        notional = trade.quote_amount
+        if notional is not None:
+            if not notional.is_finite() or (notional and not -MAX_MAGNITUDE <= notional.adjusted() <= MAX_MAGNITUDE):
+                plausible(notional, "quoteAmount")
         elif trade.quote_lots_filled is not None:
             notional = parse_u64(trade.quote_lots_filled, "quoteLotsFilled") / _QUOTE_LOTS_PER_USD
         else:
             raise BadField("trade has no quote amount")
-        return sequence, TradeExecuted(self.venue, symbol, notional / quantity, quantity, sequence, float(timestamp))
+        return sequence, TradeExecuted(self.venue, symbol, notional / quantity, quantity, sequence, timestamp)
 
     def _orderbook_frame(self, frame: str | bytes) -> list[Event]:
         return self._orderbook(_orderbook.decode(frame))
@@ -355,6 +381,14 @@ class PhoenixCodec:
 
 
 _EXCHANGE_SUBSCRIPTION: dict[str, object] = {"channel": "exchange", "encoding": "json"}
+
+
+def _trade_time(timestamp: str | int) -> float:
+    return float(parse_u64(timestamp, "timestamp"))
+
+
+# Trades are stamped in whole seconds: a busy market repeats each stamp many times. A bad one raises, uncached.
+_trade_times: BoundedMemo[str | int, float] = BoundedMemo(_trade_time, limit=4096)
 
 
 def _nothing(frame: str | bytes) -> list[Event]:

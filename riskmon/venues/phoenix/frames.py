@@ -240,20 +240,20 @@ Push = MarketPush | AllMidsPush | TradesPush | OrderbookPush | TraderStatePush
 
 # --- strict parsing -----------------------------------------------------------------------------
 
-_UNSIGNED = re.compile(r"[0-9]{1,20}")
 _SIGNED = re.compile(r"-?[0-9]{1,20}")
 _DECIMAL = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
 _U64_MAX = 2**64 - 1
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 # No venue price, size or lot decimal needs more than this; it keeps Decimal arithmetic in range.
-_MAX_MAGNITUDE = 40
+MAX_MAGNITUDE = 40
 
 
 def parse_u64(value: str | int, what: str) -> int:
     """A JsSafeU64: a string of digits (or a plain JSON integer)."""
     if isinstance(value, int):
         number = value
-    elif _UNSIGNED.fullmatch(value):
+    # [0-9]{1,20}, without a regex: in ASCII only 0-9 are digits, and then int() reads exactly them.
+    elif value.isascii() and value.isdigit() and len(value) <= 20:
         number = int(value)
     else:
         raise BadField(f"{what} is not an unsigned integer")
@@ -283,7 +283,7 @@ def parse_decimal_text(value: str, what: str) -> Decimal:
 
 def plausible(value: Decimal, what: str) -> Decimal:
     """A finite Decimal of a size some price or amount could have (msgspec also accepts "NaN")."""
-    if not value.is_finite() or (value and abs(value.adjusted()) > _MAX_MAGNITUDE):
+    if not value.is_finite() or (value and abs(value.adjusted()) > MAX_MAGNITUDE):
         raise BadField(f"{what} is not a finite number")
     return value
 

@@ -15,10 +15,12 @@ market whose units are not known yet is held back, never guessed, and reported o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 from riskmon.events import ReportedPosition
+from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.phoenix.frames import (
     BadField,
     PositionRow,
@@ -35,14 +37,14 @@ PRIMARY_SUBACCOUNT = 0
 UnitsLookup = Callable[[str], int | None]  # symbol -> baseLotsDecimals, None while unknown
 
 
-@dataclass(frozen=True, slots=True)
-class HeldPosition:
+# msgspec Structs rather than frozen dataclasses: built several times per delta, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs several times a Struct's.
+class HeldPosition(msgspec.Struct, frozen=True, gc=False):
     lots: int  # signed base lots
     entry_price: Decimal | None  # USD, as the venue computed it
 
 
-@dataclass(frozen=True, slots=True)
-class SubaccountUpdate:
+class SubaccountUpdate(msgspec.Struct, frozen=True):
     """A parsed subaccount row: for a delta, None marks a `closed` symbol."""
 
     index: int
@@ -50,15 +52,13 @@ class SubaccountUpdate:
     positions: dict[str, HeldPosition | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(msgspec.Struct, frozen=True, gc=False):
     subaccount: int
     expected: int
     received: int
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(msgspec.Struct, frozen=True, gc=False):
     positions: tuple[ReportedPosition, ...]
     complete: bool
     sequence: int | None = None
@@ -68,37 +68,47 @@ def parse_subaccounts(rows: Iterable[SubaccountState], *, snapshot: bool) -> lis
     """Every number of a frame parsed before anything is applied: one bad row drops the frame."""
     parsed = []
     for row in rows:
-        where = f"subaccount {row.subaccount_index}"
-        if not 0 <= row.subaccount_index <= 255:
+        index = row.subaccount_index
+        if not 0 <= index <= 255:
             raise BadField("subaccountIndex is out of the u8 range")
-        sequence = parse_u64(row.sequence, f"{where} sequence")
-        positions: dict[str, HeldPosition | None] = {}
-        for position in row.positions:
-            if not snapshot and position.change == "closed":
-                positions[position.symbol] = None
-            elif position.change not in (None, "updated"):
-                raise BadField(f"{where} position change is neither updated nor closed")
-            else:
-                held = _held_position(position, where)
-                if held is not None:
-                    positions[position.symbol] = held
-                elif snapshot:
-                    raise BadField(f"{where} snapshot position has no basePositionLots")
-        parsed.append(SubaccountUpdate(row.subaccount_index, sequence, positions))
+        try:
+            sequence = parse_u64(row.sequence, "sequence")
+            parsed.append(SubaccountUpdate(index, sequence, _parse_positions(row.positions, snapshot)))
+        except BadField as exc:
+            raise BadField(f"subaccount {index} {exc}") from None  # the row named only when it failed
     return parsed
 
 
-def _held_position(row: PositionRow, where: str) -> HeldPosition | None:
-    fields = row.position
-    lots_text = fields.base_position_lots if fields is not None else row.base_position_lots
-    entry_text = fields.entry_price_usd if fields is not None else row.entry_price_usd
-    if lots_text is None:
-        return None  # the SDK skips an `updated` row without a position, and so do we
-    lots = parse_lots(lots_text, f"{where} basePositionLots")
-    entry = None
-    if entry_text is not None:
-        entry = plausible(parse_decimal_text(entry_text, f"{where} entryPriceUsd"), f"{where} entryPriceUsd")
-    return HeldPosition(lots, entry)
+def _parse_positions(rows: list[PositionRow], snapshot: bool) -> dict[str, HeldPosition | None]:
+    positions: dict[str, HeldPosition | None] = {}
+    for row in rows:
+        change = row.change
+        if change == "closed" and not snapshot:
+            positions[row.symbol] = None
+            continue
+        if change is not None and change != "updated":
+            raise BadField("position change is neither updated nor closed")
+        fields = row.position
+        lots_text: str | None
+        if fields is not None:
+            lots_text, entry_text = fields.base_position_lots, fields.entry_price_usd
+        else:
+            lots_text, entry_text = row.base_position_lots, row.entry_price_usd
+        if lots_text is None:
+            if snapshot:
+                raise BadField("snapshot position has no basePositionLots")
+            continue  # the SDK skips an `updated` row without a position, and so do we
+        lots = parse_lots(lots_text, "basePositionLots")
+        positions[row.symbol] = HeldPosition(lots, None if entry_text is None else _entry_prices[entry_text])
+    return positions
+
+
+def _entry_price(text: str) -> Decimal:
+    return plausible(parse_decimal_text(text, "entryPriceUsd"), "entryPriceUsd")
+
+
+# A position's entry price repeats in every delta until its next fill; a bad one raises, uncached.
+_entry_prices: BoundedMemo[str, Decimal] = BoundedMemo(_entry_price, limit=4096)
 
 
 class TraderBook:
@@ -132,45 +142,58 @@ class TraderBook:
         Each subaccount is its own stream, with its own gap alert and its own resync: reporting
         only the first gap of a frame would leave another subaccount's gap unseen.
         """
-        sequences = dict(self._sequences)
+        sequences = self._sequences
+        advanced: dict[int, int] = {}  # sequences this frame moves on, before anything applies
         found: dict[int, Gap] = {}
         for delta in deltas:
-            current = sequences.get(delta.index)
-            if delta.index in found or current is None or delta.sequence <= current:
+            index = delta.index
+            if index in found:
+                continue
+            current = advanced.get(index)
+            if current is None:
+                current = sequences.get(index)
+            if current is None or delta.sequence <= current:
                 continue  # a new isolated subaccount starts anywhere; a stale delta is skipped
             if delta.sequence > current + 1:
-                found[delta.index] = Gap(delta.index, current + 1, delta.sequence)
+                found[index] = Gap(index, current + 1, delta.sequence)
             else:
-                sequences[delta.index] = delta.sequence
+                advanced[index] = delta.sequence
         return list(found.values())
 
     def apply_deltas(self, deltas: list[SubaccountUpdate], units: UnitsLookup) -> Report | None:
         """Apply every non-stale delta (call `gaps` first); report the symbols they touched."""
         changed: set[str] = set()
         newest: int | None = None
+        sequences = self._sequences
+        subaccounts = self._subaccounts
         for delta in deltas:
-            current = self._sequences.get(delta.index)
-            if current is not None and delta.sequence <= current:
+            index, sequence = delta.index, delta.sequence
+            current = sequences.get(index)
+            if current is not None and sequence <= current:
                 continue
-            self._sequences[delta.index] = delta.sequence
-            positions = self._subaccounts.setdefault(delta.index, {})
+            sequences[index] = sequence
+            positions = subaccounts.get(index)
+            if positions is None:
+                positions = subaccounts[index] = {}
             for symbol, position in delta.positions.items():
                 if position is None:
                     positions.pop(symbol, None)
                 else:
                     positions[symbol] = position
                 changed.add(symbol)
-            newest = delta.sequence if newest is None else max(newest, delta.sequence)
+            if newest is None or sequence > newest:
+                newest = sequence
         if not changed:
             return None
         reported, missing = self._positions(changed, units)
-        self._held = (self._held - changed) | missing
-        if self._snapshot_owed and not self._held:
-            # The delta flattened the last market a held-back snapshot was waiting on.
-            self._snapshot_owed = False
-            everything, _ = self._positions(self._symbols(), units)
-            return Report(everything, complete=True, sequence=newest)
-        return Report(reported, complete=False, sequence=newest) if reported else None
+        if self._held or missing:
+            self._held = (self._held - changed) | missing
+            if self._snapshot_owed and not self._held:
+                # The delta flattened the last market a held-back snapshot was waiting on.
+                self._snapshot_owed = False
+                everything, _ = self._positions(self._symbols(), units)
+                return Report(everything, True, newest)
+        return Report(reported, False, newest) if reported else None
 
     def release_held(self, units: UnitsLookup) -> Report | None:
         """New units arrived: report the held markets they cover."""
@@ -193,13 +216,18 @@ class TraderBook:
     def _positions(self, symbols: Iterable[str], units: UnitsLookup) -> tuple[tuple[ReportedPosition, ...], set[str]]:
         reported = []
         missing = set()
+        subaccounts = self._subaccounts.values()
         primary = self._subaccounts.get(PRIMARY_SUBACCOUNT, {})
         for symbol in sorted(symbols):
-            lots = sum(positions[symbol].lots for positions in self._subaccounts.values() if symbol in positions)
+            lots = 0
+            for positions in subaccounts:
+                held = positions.get(symbol)
+                if held is not None:
+                    lots += held.lots
             held = primary.get(symbol)
             entry_price = held.entry_price if held is not None else None
             if lots == 0:
-                reported.append(ReportedPosition(symbol, Decimal(0), entry_price))  # flat needs no units
+                reported.append(ReportedPosition(symbol, _FLAT, entry_price))  # flat needs no units
                 continue
             decimals = units(symbol)
             if decimals is None:
@@ -207,3 +235,6 @@ class TraderBook:
                 continue
             reported.append(ReportedPosition(symbol, lots_to_base(lots, decimals), entry_price))
         return tuple(reported), missing
+
+
+_FLAT = Decimal(0)

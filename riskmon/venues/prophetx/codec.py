@@ -29,11 +29,14 @@ from riskmon.events import (
     SubscriptionFailed,
     TradeExecuted,
 )
+from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.prophetx.frames import (
     AuthorizedChannel,
     BookPayload,
     ConnectionEstablished,
+    Identifier,
     LayerError,
+    LevelInfo,
     OrderInfo,
     OrderPayload,
     PusherError,
@@ -47,7 +50,6 @@ from riskmon.venues.prophetx.frames import (
     decode_payload,
     decode_rest_markets,
     decode_rest_order,
-    nanoseconds_to_seconds,
 )
 
 # §3.3 status -> our lifecycle.
@@ -66,6 +68,7 @@ ORDER_STATUSES: Mapping[str, OrderStatus] = MappingProxyType(
 )
 # Backing an outcome at American odds risks the stake; a cancel leaves the matched part standing.
 _MATCHED_STAKE_AT_RISK = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.CANCELED})
+_ZERO = Decimal(0)
 
 # The private event was renamed with Talaria/v4 (§3.2): `wagers`/`wager` then `orders`/`order`.
 _ORDER_EVENTS = frozenset({"wagers", "orders"})
@@ -87,7 +90,8 @@ _error_decoder = msgspec.json.Decoder(PusherError)
 _order_decoder = msgspec.json.Decoder(OrderPayload)
 _book_decoder = msgspec.json.Decoder(BookPayload)
 _trade_decoder = msgspec.json.Decoder(TradePayload)
-_any_decoder = msgspec.json.Decoder(object)
+# A payload read only to check it is JSON: Raw validates it without building its objects.
+_json_checker = msgspec.json.Decoder(msgspec.Raw)
 _registration_decoder = msgspec.json.Decoder(RegistrationResponse)
 _encoder = msgspec.json.Encoder()
 
@@ -290,53 +294,63 @@ class ProphetXCodec:
     def _channel_event(self, frame: PusherFrame) -> list[Event]:
         envelope = decode_envelope(frame)
         change = envelope.change_type
-        venue_ts = nanoseconds_to_seconds(envelope.timestamp)
-        if change == _HEARTBEAT_CHANGE or frame.event == "health_check":
-            decode_payload(envelope, _any_decoder)  # `e30=`, i.e. {}: checked, not used
+        event = frame.event
+        if change in _BOOK_CHANGES and event != "health_check" and event not in _ORDER_EVENTS:
+            return [self._book(decode_payload(envelope, _book_decoder), f"{change} payload")]  # most frames
+        venue_ts = envelope.timestamp / 1_000_000_000  # int / int: correctly rounded, unlike float(ns) / 1e9
+        if change == _HEARTBEAT_CHANGE or event == "health_check":
+            decode_payload(envelope, _json_checker)  # `e30=`, i.e. {}: checked, not used
             return [Heartbeat(self.venue, self._socket_id or "", venue_ts)]
-        if change in _ORDER_CHANGES or frame.event in _ORDER_EVENTS:
+        if change in _ORDER_CHANGES or event in _ORDER_EVENTS:
             return [self._order_update(decode_payload(envelope, _order_decoder).info, venue_ts)]
-        if change in _BOOK_CHANGES:
-            return [self._book(decode_payload(envelope, _book_decoder), f"{change} payload")]
         if change in _TRADE_CHANGES:
             return [self._trade(decode_payload(envelope, _trade_decoder), venue_ts)]
         if change in _CATALOGUE_CHANGES:
-            decode_payload(envelope, _any_decoder)
+            decode_payload(envelope, _json_checker)
             return []  # tournaments, events, markets and lines: catalogue, not risk
         return [self._malformed(f"unknown change_type {_safe(change)}")]
 
     def _order_update(self, info: OrderInfo, venue_ts: float) -> Event:
-        status = ORDER_STATUSES.get(info.status)
+        not_finite = info.non_finite()
+        if not_finite is not None:
+            return self._malformed(f"order {_safe(str(info.id))}: `{not_finite}` is not a finite number")
+        venue_status = info.status
+        status = ORDER_STATUSES.get(venue_status)
         if status is None:
-            return self._malformed(f"order {_safe(str(info.id))}: unknown status {_safe(info.status)}")
-        if info.user_id is not None:
-            account = str(info.user_id)
+            return self._malformed(f"order {_safe(str(info.id))}: unknown status {_safe(venue_status)}")
+        user_id = info.user_id
+        if user_id is not None:
+            account = str(user_id)
             desk = self._owners.get(account, self._default_desk)
         else:
             account, desk = self._default_account, self._default_desk
         if desk is None:
             return self._malformed("order for an account no desk lists")
-        filled = info.totally_matched_stake if info.totally_matched_stake is not None else info.matched_stake
+        filled = info.totally_matched_stake
+        if filled is None:
+            filled = info.matched_stake
         # The matched stake is None when the venue did not say how much matched: unknown, not 0.
-        worst_case = filled if status in _MATCHED_STAKE_AT_RISK else Decimal(0)
+        worst_case = filled if status in _MATCHED_STAKE_AT_RISK else _ZERO
+        external_id = info.external_id
+        odds, stake = info.odds, info.stake
         return OrderUpdate(
-            venue=self.venue,
-            desk=desk,
-            account=account,
-            order_id=str(info.id),
-            market=_market(info.sport_event_id, info.market_id, info.outcome_id),
-            status=status,
-            venue_status=info.status,
-            sequence=info.sequence_number,
-            venue_ts=venue_ts,
-            reason=info.why,
-            external_id=None if info.external_id is None else str(info.external_id),
+            self.venue,
+            desk,
+            account,
+            str(info.id),
+            _markets[(info.sport_event_id, info.market_id, info.outcome_id)],
+            status,
+            venue_status,
+            info.sequence_number,
+            venue_ts,
+            info.why,
+            None if external_id is None else str(external_id),
             # [?] §3.2: v4 may call odds/stake `price`/`quantity`; the legacy names win if both.
-            price=info.odds if info.odds is not None else info.price,
-            quantity=info.stake if info.stake is not None else info.quantity,
-            filled_quantity=filled,
-            fill_price=info.matched_odds,
-            worst_case_loss_usd=worst_case,
+            info.price if odds is None else odds,
+            info.quantity if stake is None else stake,
+            filled,
+            info.matched_odds,
+            worst_case,
         )
 
     def _book(self, payload: BookPayload, layer: str) -> Event:
@@ -345,10 +359,18 @@ class ProphetXCodec:
         for selection in payload.info.selections:
             levels: list[BookLevel] = []
             for level in selection:
-                price = level.odds if level.odds is not None else level.price
-                size = level.stake if level.stake is not None else level.quantity
-                if price is None or size is None:
-                    raise LayerError(f"{layer}: a level without odds or stake")
+                price, size = level.odds, level.stake
+                # One test for the usual level (legacy names, both finite); anything else is sorted out,
+                # and named, by _level_amounts.
+                if (
+                    price is None
+                    or size is None
+                    or level.price is not None
+                    or level.quantity is not None
+                    or not price.is_finite()
+                    or not size.is_finite()
+                ):
+                    price, size = _level_amounts(level, layer)
                 levels.append(BookLevel(price, size))
             # An empty side has no level to name its outcome: it stays, unnamed, in its place.
             outcome = selection[0].outcome_id if selection else None
@@ -362,12 +384,15 @@ class ProphetXCodec:
 
     def _trade(self, payload: TradePayload, venue_ts: float) -> Event:
         info = payload.info
+        not_finite = info.non_finite()
+        if not_finite is not None:
+            raise LayerError(f"matched_bet payload: `{not_finite}` is not a finite number")
         price = info.matched_odds if info.matched_odds is not None else info.odds
         if price is None:
             raise LayerError("matched_bet payload: no odds")
         return TradeExecuted(
             self.venue,
-            _market(info.sport_event_id, info.market_id, info.outcome_id),
+            _markets[(info.sport_event_id, info.market_id, info.outcome_id)],
             price,
             info.matched_stake,
             info.sequence_number,
@@ -389,8 +414,25 @@ class ProphetXCodec:
         return FrameMalformed(self.venue, reason)
 
 
-def _market(sport_event_id: object, market_id: object, outcome_id: object) -> str:
-    return "/".join("?" if part is None else str(part) for part in (sport_event_id, market_id, outcome_id))
+def _level_amounts(level: LevelInfo, layer: str) -> tuple[Decimal, Decimal]:
+    not_finite = level.non_finite()
+    if not_finite is not None:
+        raise LayerError(f"{layer}: `{not_finite}` is not a finite number")
+    price = level.odds if level.odds is not None else level.price
+    size = level.stake if level.stake is not None else level.quantity
+    if price is None or size is None:
+        raise LayerError(f"{layer}: a level without odds or stake")
+    return price, size
+
+
+def _market(ids: tuple[Identifier | None, Identifier | None, Identifier | None]) -> str:
+    return "/".join("?" if part is None else str(part) for part in ids)
+
+
+# An order's or trade's market name, per (event, market, outcome): a busy desk trades a few of them.
+_markets: BoundedMemo[tuple[Identifier | None, Identifier | None, Identifier | None], str] = BoundedMemo(
+    _market, limit=4096
+)
 
 
 def _safe(word: object) -> str:

@@ -8,10 +8,7 @@ dropped frame says where it broke without echoing its content.
 from __future__ import annotations
 
 import binascii
-import operator
 import re
-import typing
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -22,35 +19,18 @@ class LayerError(Exception):
     """A frame unusable at one decode layer; the message is safe to log (no frame content)."""
 
 
-class _Exact(msgspec.Struct, frozen=True):
-    def __post_init__(self) -> None:
-        # msgspec accepts "NaN"/"Infinity" strings for Decimal fields; such an amount would make
-        # every later comparison in the engine raise, so the frame is rejected here.
-        kind = type(self)
-        amounts = _AMOUNTS.get(kind)
-        if amounts is None:
-            amounts = _AMOUNTS[kind] = _amount_fields(kind)
-        names, values = amounts
-        for index, value in enumerate(values(self)):
-            if value is not None and not value.is_finite():
-                raise ValueError(f"`{names[index]}` is not a finite number")
+def first_non_finite(values: tuple[Decimal | None, ...], names: tuple[str, ...]) -> str | None:
+    """The first of `names` whose value is NaN or infinite, in declaration order.
 
-
-_Amounts = tuple[tuple[str, ...], Callable[[Any], tuple[Decimal | None, ...]]]
-_AMOUNTS: dict[type, _Amounts] = {}
-
-
-def _amount_fields(kind: type[msgspec.Struct]) -> _Amounts:
-    """The Decimal fields of a Struct and one getter for all of them: checked on every decode."""
-    names = tuple(f.name for f in msgspec.structs.fields(kind) if _is_decimal(f.type))
-    if len(names) > 1:
-        return names, operator.attrgetter(*names)
-    # attrgetter of one name returns the value itself, not a 1-tuple.
-    return names, lambda obj: tuple(getattr(obj, name) for name in names)
-
-
-def _is_decimal(annotation: object) -> bool:
-    return annotation is Decimal or Decimal in typing.get_args(annotation)
+    msgspec accepts "NaN"/"Infinity" strings for Decimal fields; such an amount would make every
+    later comparison in the engine raise, so the codec drops the frame. Checked where the payload
+    is used rather than in a `__post_init__`, which cost a Python call per decoded struct (four
+    per book), for a case no well-formed frame has.
+    """
+    for value, name in zip(values, names, strict=True):
+        if value is not None and not value.is_finite():
+            return name
+    return None
 
 
 # ---- Pusher protocol layer ------------------------------------------------------------------
@@ -141,7 +121,7 @@ class WireEnvelope(msgspec.Struct, frozen=True, gc=False):
 Identifier = int | str
 
 
-class OrderInfo(_Exact, frozen=True):
+class OrderInfo(msgspec.Struct, frozen=True):
     """One wager/order as the private channel and get_order carry it (§3.2 field list)."""
 
     id: Identifier
@@ -166,6 +146,20 @@ class OrderInfo(_Exact, frozen=True):
     failure_reason: object = None
     invalid_reason: object = None
 
+    def non_finite(self) -> str | None:
+        return first_non_finite(
+            (
+                self.odds,
+                self.stake,
+                self.price,
+                self.quantity,
+                self.matched_stake,
+                self.matched_odds,
+                self.totally_matched_stake,
+            ),
+            _ORDER_AMOUNTS,
+        )
+
     @property
     def why(self) -> str | None:
         for reason in (self.reason, self.failure_reason, self.invalid_reason):
@@ -174,16 +168,25 @@ class OrderInfo(_Exact, frozen=True):
         return None
 
 
+_ORDER_AMOUNTS = ("odds", "stake", "price", "quantity", "matched_stake", "matched_odds", "totally_matched_stake")
+
+
 class OrderPayload(msgspec.Struct, frozen=True):
     info: OrderInfo
 
 
-class LevelInfo(_Exact, frozen=True):
+class LevelInfo(msgspec.Struct, frozen=True, gc=False):
     outcome_id: Identifier | None = None
     odds: Decimal | None = None
     stake: Decimal | None = None
     price: Decimal | None = None  # the v4 names, accepted as for orders
     quantity: Decimal | None = None
+
+    def non_finite(self) -> str | None:
+        return first_non_finite((self.odds, self.stake, self.price, self.quantity), _LEVEL_AMOUNTS)
+
+
+_LEVEL_AMOUNTS = ("odds", "stake", "price", "quantity")
 
 
 class BookInfo(msgspec.Struct, frozen=True):
@@ -197,7 +200,7 @@ class BookPayload(msgspec.Struct, frozen=True):
     info: BookInfo
 
 
-class TradeInfo(_Exact, frozen=True):
+class TradeInfo(msgspec.Struct, frozen=True):
     sport_event_id: Identifier
     market_id: Identifier
     outcome_id: Identifier
@@ -205,6 +208,12 @@ class TradeInfo(_Exact, frozen=True):
     odds: Decimal | None = None
     matched_odds: Decimal | None = None
     sequence_number: int | None = None
+
+    def non_finite(self) -> str | None:
+        return first_non_finite((self.matched_stake, self.odds, self.matched_odds), _TRADE_AMOUNTS)
+
+
+_TRADE_AMOUNTS = ("matched_stake", "odds", "matched_odds")
 
 
 class TradePayload(msgspec.Struct, frozen=True):
@@ -270,6 +279,8 @@ def _decode(decoder: msgspec.json.Decoder[T], data: str | bytes, layer: str) -> 
         raise LayerError(f"{layer}: unexpected shape: {exc}") from None
     except msgspec.DecodeError:
         raise LayerError(f"{layer}: not JSON") from None
+    except RecursionError:  # msgspec stops at Python's recursion limit
+        raise LayerError(f"{layer}: JSON nested too deeply") from None
 
 
 def _convert(data: dict[str, Any], kind: type[T], layer: str) -> T:
@@ -280,7 +291,10 @@ def _convert(data: dict[str, Any], kind: type[T], layer: str) -> T:
 
 
 def decode_frame(text: str) -> PusherFrame:
-    return _decode(_frame_decoder, text, "pusher frame")
+    try:
+        return _frame_decoder.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return _decode(_frame_decoder, text, "pusher frame")  # again, to name the failure
 
 
 def decode_data(frame: PusherFrame, kind: type[T], decoder: msgspec.json.Decoder[T], layer: str) -> T:
@@ -296,7 +310,7 @@ def decode_envelope(frame: PusherFrame) -> Envelope | WireEnvelope:
     if isinstance(frame.data, str):
         try:
             return _wire_envelope_decoder.decode(frame.data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             pass  # malformed, or base64 only binascii takes: the strict decode below says which
     return decode_data(frame, Envelope, _envelope_decoder, "envelope")
 
@@ -308,7 +322,10 @@ def decode_payload(envelope: Envelope | WireEnvelope, decoder: msgspec.json.Deco
             payload = binascii.a2b_base64(payload, strict_mode=True)
         except binascii.Error:
             raise LayerError("payload: not valid base64") from None
-    return _decode(decoder, payload, f"{envelope.change_type} payload")
+    try:
+        return decoder.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        return _decode(decoder, payload, f"{envelope.change_type} payload")  # again, to name the failure
 
 
 def decode_json(decoder: msgspec.json.Decoder[T], data: str | bytes, layer: str) -> T:
@@ -334,11 +351,6 @@ def decode_rest_order(body: str) -> tuple[OrderInfo, object]:
             info_text = bytes(nested)
             break
     return _decode(_rest_info_decoder, info_text, "order info"), timestamp
-
-
-def nanoseconds_to_seconds(timestamp_ns: int) -> float:
-    # int / int is correctly rounded; float(ns) / 1e9 would round twice.
-    return timestamp_ns / 1_000_000_000
 
 
 _markets_response_decoder = msgspec.json.Decoder(RestMarketsResponse)

@@ -36,8 +36,8 @@ from riskmon.venues.totalis.frames import (
     PRE_TRADE_STATUSES,
     QUOTE_EVENTS,
     RECORD_STATUS,
-    Envelope,
     ErrorDetail,
+    Header,
     QuoteEvent,
     Unusable,
     channel_id,
@@ -45,6 +45,7 @@ from riskmon.venues.totalis.frames import (
     envelope_decoder,
     error_text,
     event_payload,
+    framed_decoder,
     is_array,
     is_object,
     legs_of,
@@ -65,6 +66,15 @@ _RFQ_CHANNEL = "rfq:"
 _EVENT_WORD = re.compile(r"[a-z][a-z_.:\-]{0,47}")
 _CLOSED_RFQS_KEPT = 4096
 _VENUE_TEXT_LIMIT = 200
+
+
+def _event_name(header: Header) -> str | None:
+    # [?] §4.2: the event name is under `type` or `event`; whichever names a known event wins.
+    if header.type in KNOWN_EVENTS:
+        return header.type
+    if header.event in KNOWN_EVENTS:
+        return header.event
+    return None
 
 
 class TotalisRfqCodec:
@@ -125,14 +135,31 @@ class TotalisRfqCodec:
         return [self._malformed("binary frame on a text-only feed")]
 
     def receive_text(self, text: str) -> list[Event]:
+        # The usual frame in one decode; any other (no `data` object, a field of an odd type, not
+        # JSON) is read as before, header first, so its events and reasons stay the same.
+        try:
+            framed = framed_decoder.decode(text)
+        except (msgspec.DecodeError, UnicodeError, RecursionError):
+            return self._receive_enveloped(text)
+        payload = framed.data
+        if payload is None:
+            return self._receive_enveloped(text)
+        name = _event_name(framed)
+        if name is None:
+            return self._receive_enveloped(text)  # the unknown name, reported as that path words it
+        try:
+            return self._dispatch(name, framed, payload)
+        except Unusable as exc:
+            return [self._malformed(f"{name}: {exc}")]
+
+    def _receive_enveloped(self, text: str) -> list[Event]:
         try:
             envelope = envelope_decoder.decode(text)
         except msgspec.ValidationError as exc:
             return [self._malformed(f"unexpected frame shape: {exc}")]
         except (msgspec.DecodeError, UnicodeError, RecursionError):
             return [self._malformed("not JSON")]
-        # [?] §4.2: the event name is under `type` or `event`; whichever names a known event wins.
-        name = next((n for n in (envelope.type, envelope.event) if n in KNOWN_EVENTS), None)
+        name = _event_name(envelope)
         if name is None:
             shown = envelope.type or envelope.event
             if shown is None:
@@ -184,7 +211,7 @@ class TotalisRfqCodec:
 
     # WebSocket frames
 
-    def _dispatch(self, name: str, envelope: Envelope, payload: QuoteEvent) -> list[Event]:
+    def _dispatch(self, name: str, envelope: Header, payload: QuoteEvent) -> list[Event]:
         if name in QUOTE_EVENTS:
             return self._quote_event(QUOTE_EVENTS[name], envelope, payload)
         if name in POSITION_EVENTS:
@@ -228,7 +255,7 @@ class TotalisRfqCodec:
             )
         return events
 
-    def _quote_event(self, status: QuoteStatus, envelope: Envelope, payload: QuoteEvent) -> list[Event]:
+    def _quote_event(self, status: QuoteStatus, envelope: Header, payload: QuoteEvent) -> list[Event]:
         quote_id = payload.quote_id or (payload.quote.id if payload.quote is not None else None)
         if not quote_id:
             raise Unusable("without quote_id")
@@ -247,24 +274,15 @@ class TotalisRfqCodec:
         if venue_ts is None:
             venue_ts = lenient_unix_seconds(payload.timestamp)
         desk, account = owner
+        reason = None if payload.reason is None else self._venue_text(payload.reason)
+        execution_id = payload.execution_id
         update = QuoteUpdate(
-            venue=self.venue,
-            desk=desk,
-            account=account,
-            quote_id=quote_id,
-            rfq_id=rfq_id,
-            status=status,
-            venue_ts=venue_ts,
-            worst_case_loss_usd=loss,
-            confirmation_deadline=deadline,
-            reason=self._optional_text(payload.reason),
-            execution_id=payload.execution_id,
-            legs=legs,
+            self.venue, desk, account, quote_id, rfq_id, status, venue_ts, loss, deadline, reason, execution_id, legs
         )
         self._track_quote(quote_id, rfq_id, status)
         return [update]
 
-    def _position_event(self, status: RfqPositionStatus, envelope: Envelope, payload: QuoteEvent) -> list[Event]:
+    def _position_event(self, status: RfqPositionStatus, envelope: Header, payload: QuoteEvent) -> list[Event]:
         rfq_id = payload.rfq_id or channel_id(envelope, payload, _RFQ_CHANNEL)
         if not rfq_id:
             raise Unusable("without rfq_id")
@@ -281,18 +299,9 @@ class TotalisRfqCodec:
             detail = None
         desk, account = owner
         self._track_position(rfq_id, status)
-        return [
-            RfqPositionUpdate(
-                venue=self.venue,
-                desk=desk,
-                account=account,
-                rfq_id=rfq_id,
-                status=status,
-                venue_ts=lenient_unix_seconds(payload.timestamp),
-                position_pda=payload.position_pda,
-                detail=self._optional_text(detail),
-            )
-        ]
+        venue_ts = lenient_unix_seconds(payload.timestamp)
+        detail = None if detail is None else self._venue_text(detail)
+        return [RfqPositionUpdate(self.venue, desk, account, rfq_id, status, venue_ts, payload.position_pda, detail)]
 
     # REST reconciliation
 

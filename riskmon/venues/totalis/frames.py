@@ -56,15 +56,20 @@ RECORD_STATUS: dict[str, tuple[QuoteStatus, RfqPositionStatus | None]] = {
 PRE_TRADE_STATUSES = frozenset({"active", "open", "pending", "quoted", "submitted", "replaced", "superseded"})
 
 
-class Envelope(msgspec.Struct, frozen=True):
+class Header(msgspec.Struct, frozen=True):
     # [?] §4.2: the event name may sit under `type` or `event`; the payload under `data` or at the
     # top level. Both shapes are accepted.
     type: str | None = None
     event: str | None = None
     channel: str | None = None
-    data: msgspec.Raw = msgspec.Raw()
     message: str | None = None
     user_id: str | None = None
+
+
+class Envelope(Header, frozen=True):
+    """Any frame: the payload kept raw, to be read from `data` or from the top level."""
+
+    data: msgspec.Raw = msgspec.Raw()
 
 
 class ExposureLeg(msgspec.Struct, frozen=True):
@@ -119,6 +124,13 @@ class QuoteEvent(msgspec.Struct, frozen=True):
     message: str | None = None
 
 
+class Framed(Header, frozen=True):
+    """The usual frame, a `data` object, header and payload in one decode. A frame this refuses,
+    or one without `data`, is read as an Envelope, whose rules decide."""
+
+    data: QuoteEvent | None = None
+
+
 class QuoteRecord(msgspec.Struct, frozen=True):
     """[I] One quote of the `GET /mm/quotes` reconciliation answer."""
 
@@ -153,6 +165,7 @@ class QuotesHolder(msgspec.Struct, frozen=True):
 
 
 envelope_decoder = msgspec.json.Decoder(Envelope)
+framed_decoder = msgspec.json.Decoder(Framed)
 quote_event_decoder = msgspec.json.Decoder(QuoteEvent)
 quote_record_decoder = msgspec.json.Decoder(QuoteRecord)
 quotes_body_decoder = msgspec.json.Decoder(QuotesBody)
@@ -229,16 +242,14 @@ def _finite(value: Decimal | None, name: str) -> Decimal | None:
 def legs_of(exposure_legs: list[ExposureLeg] | None) -> tuple[QuoteLeg, ...]:
     if not exposure_legs:
         return ()
-    # Missing names become "" rather than dropping the quote: its reservation matters more.
-    return tuple(
-        QuoteLeg(
-            venue=leg.venue or "",
-            market=leg.market_ticker or leg.leg_id or "",
-            side=leg.side or "",
-            exposure_usd=_finite(leg.exposure_usd if leg.exposure_usd is not None else leg.exposure, "exposure_usd"),
-        )
-        for leg in exposure_legs
-    )
+    legs = []
+    for leg in exposure_legs:
+        exposure = leg.exposure_usd if leg.exposure_usd is not None else leg.exposure
+        if exposure is not None and not exposure.is_finite():
+            raise Unusable("exposure_usd is not a finite amount")
+        # Missing names become "" rather than dropping the quote: its reservation matters more.
+        legs.append(QuoteLeg(leg.venue or "", leg.market_ticker or leg.leg_id or "", leg.side or "", exposure))
+    return tuple(legs)
 
 
 def worst_case_loss(
@@ -279,7 +290,7 @@ def event_payload(envelope: Envelope, text: str) -> QuoteEvent:
         raise Unusable(f"unexpected payload shape: {exc}") from None
 
 
-def channel_id(envelope: Envelope, payload: QuoteEvent, prefix: str) -> str | None:
+def channel_id(envelope: Header, payload: QuoteEvent, prefix: str) -> str | None:
     channel = envelope.channel or payload.channel
     if channel and channel.startswith(prefix) and len(channel) > len(prefix):
         return channel[len(prefix) :]
