@@ -29,12 +29,13 @@ from riskmon.events import (
 )
 from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.mango_v3.fill_event import (
+    EVENT_TYPE_FILL,
+    FILL_EVENT_SIZE,
     FillCore,
     FillEventError,
     decode_fill_core,
     fee_rate,
-    fill_core,
-    fill_core_fields,
+    unpack_mark_fields,
 )
 from riskmon.venues.mango_v3.markets import LotConverter, market_converters
 
@@ -110,6 +111,8 @@ class MangoV3FillsCodec:
         self.venue = venue
         self._desk_keys = _desk_keys(accounts)
         self._markets = {name: _MarketUnits(converter) for name, converter in market_converters(markets or {}).items()}
+        # Each market's price memo on its own: the one lookup a fill of nobody we know needs.
+        self._prices = {name: units.price for name, units in self._markets.items()}
 
     def connection_opened(self) -> None:
         pass  # the legacy feed sends checkpoints unasked: nothing to reset or send
@@ -124,18 +127,36 @@ class MangoV3FillsCodec:
         return []  # the legacy feed has no subscribe, auth or heartbeat
 
     def receive_text(self, text: str) -> list[Event]:
-        frame: _Frame | _WireFrame
         try:
             frame = _wire_decoder.decode(text)
         except msgspec.DecodeError:
-            # Malformed, or base64 only binascii takes: the strict decode says which.
-            try:
-                frame = _decoder.decode(text)
-            except msgspec.ValidationError as exc:
-                return [self._malformed(f"unexpected frame shape: {exc}")]
-            except msgspec.DecodeError:
-                return [self._malformed("not JSON")]
-        # An update (nearly every frame) is routed here rather than through a call of its own.
+            return self._receive_strict(text)
+        raw = frame.event
+        if raw is not None and frame.status == "New" and frame.events is None and len(raw) == FILL_EVENT_SIZE:
+            # Nearly every frame: a new fill of other traders, which only moves the mark. Only what
+            # the mark and the checks need is unpacked; anything else takes the checked route.
+            event_type, taker_side, timestamp, maker_key, taker_key, price_lots = unpack_mark_fields(raw)
+            if event_type == EVENT_TYPE_FILL and taker_side <= 1:
+                desk_keys = self._desk_keys
+                if maker_key in desk_keys or taker_key in desk_keys:
+                    return self._update(frame, raw, "New")
+                prices = self._prices.get(frame.market)
+                if prices is None:
+                    return []
+                return [MarkPrice(self.venue, frame.market, prices[price_lots], float(timestamp))]
+        return self._route(frame)
+
+    def _receive_strict(self, text: str) -> list[Event]:
+        """Malformed, or base64 only binascii takes: the strict decode says which."""
+        try:
+            frame = _decoder.decode(text)
+        except msgspec.ValidationError as exc:
+            return [self._malformed(f"unexpected frame shape: {exc}")]
+        except msgspec.DecodeError:
+            return [self._malformed("not JSON")]
+        return self._route(frame)
+
+    def _route(self, frame: _Frame | _WireFrame) -> list[Event]:
         event = frame.event
         if event is not None and frame.status is not None and frame.events is None:
             return self._update(frame, event, frame.status)
@@ -146,121 +167,121 @@ class MangoV3FillsCodec:
     def _malformed(self, reason: str) -> FrameMalformed:
         return FrameMalformed(self.venue, reason)
 
-    @staticmethod
-    def _decode(encoded: str | bytes) -> tuple[bytes, FillCore]:
-        raw = encoded if isinstance(encoded, bytes) else _strict_base64(encoded)
-        return raw, decode_fill_core(raw)
-
     def _update(
         self, frame: _Frame | _WireFrame, encoded: str | bytes, status: Literal["New", "Revoke"]
     ) -> list[Event]:
         try:
             # bytes: msgspec already decoded the base64 (see _WireFrame).
             raw = encoded if isinstance(encoded, bytes) else _strict_base64(encoded)
-            fields = fill_core_fields(raw)
+            fill = decode_fill_core(raw)
         except FillEventError as exc:
             return [self._malformed(f"{frame.market}: {exc}")]
-        _, _, timestamp, _, maker_key, _, taker_key, _, price_lots, _ = fields
-        desk_keys = self._desk_keys
-        if status == "New" and maker_key not in desk_keys and taker_key not in desk_keys:
-            # Most fills on a market are other traders': only the mark moves, and nothing more is
-            # built for them (a FillCore, the fill lists) than the mark itself.
-            units = self._markets.get(frame.market)
-            if units is None:
-                return []
-            return [MarkPrice(self.venue, frame.market, units.price[price_lots], float(timestamp))]
-        fill = fill_core(fields)
+        maker = self._desk_keys.get(fill.maker_key)
+        taker = self._desk_keys.get(fill.taker_key)
         if status == "Revoke":
+            # A revoke carries the voided fill's exact bytes: the same keys as the fills it voids.
+            prefix = _fill_key_prefix(frame.queue, fill.seq_num, raw)
             return [
-                FillRevoked(
-                    venue=self.venue,
-                    fill_key=_fill_key(frame.queue, fill.seq_num, raw, role),
-                    stream=frame.queue,
-                    market=frame.market,
-                    sequence=fill.seq_num,
-                )
-                for _account, _desk, role in self._our_roles(fill)
+                FillRevoked(self.venue, prefix + role, frame.queue, frame.market, fill.seq_num)
+                for side, role in ((maker, _MAKER_ROLE), (taker, _TAKER_ROLE))
+                if side is not None
             ]
         units = self._markets.get(frame.market)
-        fills = self._our_fills(frame, raw, fill, units)
+        out: list[Event] = []
+        if units is not None:
+            out.append(MarkPrice(self.venue, frame.market, units.price[fill.price_lots], float(fill.timestamp)))
+        if maker is None and taker is None:
+            return out
+        fills = self._our_fills(frame, raw, fill, maker, taker, units)
         if isinstance(fills, FrameMalformed):
             return [fills]
-        if units is None:
-            return list(fills)
-        return [MarkPrice(self.venue, frame.market, units.price[price_lots], float(timestamp)), *fills]
+        out += fills
+        return out
 
     def _checkpoint(self, frame: _Frame | _WireFrame, encoded_events: list[str] | list[bytes]) -> list[Event]:
         decoded: list[tuple[bytes, FillCore]] = []
         for encoded in encoded_events:
             try:
-                decoded.append(self._decode(encoded))
+                raw = encoded if isinstance(encoded, bytes) else _strict_base64(encoded)
+                decoded.append((raw, decode_fill_core(raw)))
             except FillEventError as exc:
                 # A checkpoint with one unreadable event cannot say what the window holds, and
                 # merging it could void a live fill: drop the whole frame.
                 return [self._malformed(f"{frame.market} checkpoint: {exc}")]
         units = self._markets.get(frame.market)
+        desk_keys = self._desk_keys
         ours: list[FillReceived] = []
         for raw, fill in decoded:
-            fills = self._our_fills(frame, raw, fill, units)
+            maker = desk_keys.get(fill.maker_key)
+            taker = desk_keys.get(fill.taker_key)
+            if maker is None and taker is None:
+                continue
+            fills = self._our_fills(frame, raw, fill, maker, taker, units)
             if isinstance(fills, FrameMalformed):
                 return [fills]
-            ours.extend(fills)
-        window_start = min((fill.seq_num for _, fill in decoded), default=None)
-        window_end = max((fill.seq_num for _, fill in decoded), default=None)
+            ours += fills
         out: list[Event] = []
-        if decoded and units is not None:
-            newest = max(decoded, key=lambda item: item[1].seq_num)[1]
-            out.append(MarkPrice(self.venue, frame.market, units.price[newest.price_lots], float(newest.timestamp)))
+        window_start = window_end = None
+        if decoded:
+            window_start = min(fill.seq_num for _, fill in decoded)
+            window_end = max(fill.seq_num for _, fill in decoded)
+            if units is not None:
+                newest = max(decoded, key=lambda item: item[1].seq_num)[1]
+                out.append(MarkPrice(self.venue, frame.market, units.price[newest.price_lots], float(newest.timestamp)))
         out.append(
             FillSnapshot(self.venue, frame.queue, frame.market, tuple(ours), window_start, window_end, frame.slot)
         )
         return out
 
-    def _our_roles(self, fill: FillCore) -> list[tuple[str, str, Liquidity]]:
-        """(account, desk, role) for each side of the fill that is one of our desks: maker first."""
-        roles: list[tuple[str, str, Liquidity]] = []
-        maker = self._desk_keys.get(fill.maker_key)
-        if maker is not None:
-            roles.append((*maker, Liquidity.MAKER))
-        taker = self._desk_keys.get(fill.taker_key)
-        if taker is not None:
-            roles.append((*taker, Liquidity.TAKER))
-        return roles
-
     def _our_fills(
-        self, frame: _Frame | _WireFrame, raw: bytes, fill: FillCore, units: _MarketUnits | None
+        self,
+        frame: _Frame | _WireFrame,
+        raw: bytes,
+        fill: FillCore,
+        maker: tuple[str, str] | None,
+        taker: tuple[str, str] | None,
+        units: _MarketUnits | None,
     ) -> list[FillReceived] | FrameMalformed:
-        desk_keys = self._desk_keys
-        if fill.maker_key not in desk_keys and fill.taker_key not in desk_keys:
-            return []
+        """A FillReceived for each side of the fill that is one of our desks: maker first."""
         if units is None:
             # Never guess units for a desk's own fill: surface it as a counted, logged drop.
             return self._malformed(f"fill on {frame.market} has no lot sizes configured")
-        taker_side = Side.BUY if fill.taker_side == 0 else Side.SELL
+        venue, market, queue, seq_num = self.venue, frame.market, frame.queue, fill.seq_num
         quantity = units.quantity[fill.quantity_lots]
         price = units.price[fill.price_lots]
+        prefix = _fill_key_prefix(queue, seq_num, raw)
+        venue_ts = float(fill.timestamp)
+        taker_bought = fill.taker_side == 0
         out = []
-        for account, desk, role in self._our_roles(fill):
-            is_taker = role is Liquidity.TAKER
+        # Positional: FillReceived(venue, desk, account, market, side, quantity, price, fill_key,
+        # stream, sequence, liquidity, fee_rate, venue_ts, as_of).
+        if maker is not None:
+            account, desk = maker
+            side = Side.SELL if taker_bought else Side.BUY  # the maker takes the other side
+            fill_key = prefix + _MAKER_ROLE
+            fee = fee_rate[fill.maker_fee_raw]
             out.append(
                 FillReceived(
-                    venue=self.venue,
-                    desk=desk,
-                    account=account,
-                    market=frame.market,
-                    side=taker_side if is_taker else taker_side.opposite(),
-                    quantity=quantity,
-                    price=price,
-                    fill_key=_fill_key(frame.queue, fill.seq_num, raw, role),
-                    stream=frame.queue,
-                    sequence=fill.seq_num,
-                    liquidity=role,
-                    fee_rate=fee_rate[fill.taker_fee_raw if is_taker else fill.maker_fee_raw],
-                    venue_ts=float(fill.timestamp),
-                    as_of=frame.slot,
+                    venue, desk, account, market, side, quantity, price, fill_key,
+                    queue, seq_num, Liquidity.MAKER, fee, venue_ts, frame.slot,
                 )
-            )
+            )  # fmt: skip
+        if taker is not None:
+            account, desk = taker
+            side = Side.BUY if taker_bought else Side.SELL
+            fill_key = prefix + _TAKER_ROLE
+            fee = fee_rate[fill.taker_fee_raw]
+            out.append(
+                FillReceived(
+                    venue, desk, account, market, side, quantity, price, fill_key,
+                    queue, seq_num, Liquidity.TAKER, fee, venue_ts, frame.slot,
+                )
+            )  # fmt: skip
         return out
+
+
+_MAKER_ROLE = Liquidity.MAKER.value
+_TAKER_ROLE = Liquidity.TAKER.value
 
 
 def _strict_base64(encoded: str) -> bytes:
@@ -270,8 +291,11 @@ def _strict_base64(encoded: str) -> bytes:
         raise FillEventError("event is not valid base64") from None
 
 
-def _fill_key(queue: str, seq_num: int, raw: bytes, role: Liquidity) -> str:
-    # After a fork a different fill can reuse a seq_num, so the bytes are part of the identity;
-    # the role separates the two sides of a fill between two of our own accounts.
+def _fill_key_prefix(queue: str, seq_num: int, raw: bytes) -> str:
+    """A fill's key without its role: `queue:seq:digest:`, then `maker` or `taker`.
+
+    After a fork a different fill can reuse a seq_num, so the bytes are part of the identity;
+    the role separates the two sides of a fill between two of our own accounts.
+    """
     digest = hashlib.blake2b(raw, digest_size=12).hexdigest()
-    return f"{queue}:{seq_num}:{digest}:{role.value}"
+    return f"{queue}:{seq_num}:{digest}:"

@@ -5,11 +5,14 @@ desks' wallets become fills, liquidations, amendments and cancels, while every e
 anyone's, is the market's latest trade price. Nothing on this stream is sequenced or replayed:
 identical frames can repeat after a reconnect, so every event carries the §2.4 dedupe key and the
 engine's ledgers drop repeats.
+
+Nearly every frame is another trader's, so a frame is first decoded only as far as its trader and
+its mark (TradeFacts). A desk's frame, a control frame and anything that first pass cannot place
+are decoded whole (Envelope, then PerpEvent) and checked field by field, which says what is wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -32,23 +35,23 @@ from riskmon.events import (
     Subscribed,
     SubscriptionFailed,
 )
-from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.mobula.frames import (
-    AMEND_TYPES,
-    CANCEL_TYPES,
-    FILL_TYPES,
-    KNOWN_TYPES,
-    LIQUIDATION_TYPES,
+    FAMILIES,
+    FAMILY_AMEND,
+    FAMILY_FILL,
+    FAMILY_LIQUIDATION,
     BadValue,
     Envelope,
+    ParsedEvent,
     PerpEvent,
+    TradeFacts,
     amendment_details,
-    block_number,
+    closing_side,
     envelope_decoder,
     event_decoder,
-    finite,
-    iso_seconds,
-    raw_base_amount,
+    facts_decoder,
+    fill_side,
+    trade_values,
 )
 
 SUBSCRIPTION = "perp-events"
@@ -116,14 +119,39 @@ class MobulaPerpEventsCodec:
 
     def receive_text(self, text: str) -> list[Event]:
         try:
+            frame = facts_decoder.decode(text)
+        except msgspec.DecodeError:
+            return self._receive_checked(text)  # which says what is wrong
+        facts = frame.data
+        if facts is msgspec.UNSET:
+            return self._receive_checked(text)  # a control frame
+        kind = facts.type
+        market = facts.market
+        trader = facts.traderAddress or facts.account
+        if kind is None or not market or trader is None or trader == "" or (family := FAMILIES.get(kind)) is None:
+            return self._receive_checked(text)  # which says what is missing
+        wallet = trader.lower() if isinstance(trader, str) else str(trader)
+        if wallet in self._owners:
+            return self._receive_checked(text)  # a desk's event: decoded and checked whole
+        return self._another_traders(kind, family, market, facts)
+
+    def _receive_checked(self, text: str) -> list[Event]:
+        """Any frame but another trader's: the envelope, then its data, each decoded whole and checked."""
+        try:
             envelope = envelope_decoder.decode(text)
         except msgspec.ValidationError as exc:
             return [self._malformed(f"unexpected frame shape: {exc}")]
         except msgspec.DecodeError:
             return [self._malformed("not JSON")]
-        if len(envelope.data):
-            return self._push(envelope)
-        return self._control(envelope)
+        if not len(envelope.data):
+            return self._control(envelope)
+        try:
+            event = event_decoder.decode(envelope.data)
+        except msgspec.ValidationError as exc:
+            return [self._malformed(f"unexpected event shape: {exc}")]
+        except msgspec.DecodeError:
+            return [self._malformed("data is not JSON")]
+        return self._push(event, envelope)
 
     def _malformed(self, reason: str) -> FrameMalformed:
         return FrameMalformed(self.venue, reason)
@@ -171,45 +199,61 @@ class MobulaPerpEventsCodec:
 
     # -- perp events ------------------------------------------------------------------------------
 
-    def _push(self, envelope: Envelope) -> list[Event]:
-        try:
-            event = event_decoder.decode(envelope.data)
-        except msgspec.ValidationError as exc:
-            return [self._malformed(f"unexpected event shape: {exc}")]
-        except msgspec.DecodeError:
-            return [self._malformed("data is not JSON")]
+    def _push(self, event: PerpEvent, envelope: Envelope) -> list[Event]:
         kind = event.type
         if kind is None:
             return [self._malformed("event without a type")]
-        if kind not in KNOWN_TYPES:
+        family = FAMILIES.get(kind)
+        if family is None:
             return [self._malformed(f"unknown event type {_label(kind)}")]
-        if not event.market:
+        market = event.market
+        if not market:
             return [self._malformed(f"{kind} without a market")]
-        trader = event.traderAddress if event.traderAddress else event.account
+        trader = event.traderAddress or event.account
         if trader is None or trader == "":
             # Without the trader there is no telling whether a desk traded: counted, never skipped.
             return [self._malformed(f"{kind} without a trader")]
-        wallet = str(trader).lower()
-        try:
-            parsed = _Parsed(event, kind, wallet, envelope)
-        except BadValue as exc:
-            return [self._malformed(f"{kind}: {exc}")]
+        wallet = trader.lower() if isinstance(trader, str) else str(trader)
         desk = self._owners.get(wallet)
+        if desk is None:
+            return self._another_traders(kind, family, market, event)
         try:
-            if kind in FILL_TYPES:
+            parsed = ParsedEvent(event, kind, market, wallet, envelope.chainId, trade_values(event))
+            if family == FAMILY_FILL:
                 return self._fill(parsed, desk)
-            if kind in LIQUIDATION_TYPES:
+            if family == FAMILY_LIQUIDATION:
                 return self._liquidation(parsed, desk)
         except BadValue as exc:
             return [self._malformed(f"{kind}: {exc}")]
-        if desk is None:
-            return []
-        if kind in AMEND_TYPES:
+        except msgspec.ValidationError as exc:
+            return [self._malformed(f"unexpected event shape: {exc}")]
+        if family == FAMILY_AMEND:
             return [self._amended(parsed, desk, amendment_details(envelope.data))]
-        assert kind in CANCEL_TYPES  # KNOWN_TYPES is the union of the four families
         return self._canceled(parsed, desk)
 
-    def _mark(self, p: _Parsed) -> list[Event]:
+    def _another_traders(self, kind: str, family: int, market: str, facts: TradeFacts) -> list[Event]:
+        """Another trader's event: an execution is the market's trade price, anything else nothing.
+
+        Only what the mark is built from is read and checked (date, price, size), as strictly as
+        for a desk; the rest of the frame is never decoded.
+        """
+        if family >= FAMILY_AMEND:
+            return []
+        try:
+            venue_ts, price_field, price, quantity_field, quantity = trade_values(facts)
+        except BadValue as exc:
+            return [self._malformed(f"{kind}: {exc}")]
+        except msgspec.ValidationError as exc:
+            return [self._malformed(f"unexpected event shape: {exc}")]
+        if price is not None and price <= 0:
+            return [self._malformed(f"{kind}: {price_field} is not positive")]
+        if quantity is not None and quantity <= 0:
+            return [self._malformed(f"{kind}: {quantity_field} is not positive")]
+        if price is None:
+            return []
+        return [MarkPrice(self.venue, market, price, venue_ts or 0.0)]
+
+    def _mark(self, p: ParsedEvent) -> list[Event]:
         # Only executions are checked for sign: an amendment's stray zero must not drop the frame.
         if p.price is not None and p.price <= 0:
             raise BadValue(f"{p.price_field} is not positive")
@@ -219,7 +263,7 @@ class MobulaPerpEventsCodec:
             return []
         return [MarkPrice(self.venue, p.market, p.price, p.venue_ts or 0.0, MarkKind.TRADE)]
 
-    def _fill(self, p: _Parsed, desk: str | None) -> list[Event]:
+    def _fill(self, p: ParsedEvent, desk: str | None) -> list[Event]:
         out = self._mark(p)
         if desk is None:
             return out
@@ -227,10 +271,10 @@ class MobulaPerpEventsCodec:
             raise BadValue("no amount (baseAmountRaw or size)")
         if p.price is None:
             raise BadValue("no price (priceUSD, priceQuote or price)")
-        out.append(self._fill_event(p, desk, _fill_side(p), p.quantity, p.price))
+        out.append(self._fill_event(p, desk, fill_side(p), p.quantity, p.price))
         return out
 
-    def _liquidation(self, p: _Parsed, desk: str | None) -> list[Event]:
+    def _liquidation(self, p: ParsedEvent, desk: str | None) -> list[Event]:
         out = self._mark(p)
         if desk is None:
             return out
@@ -239,7 +283,7 @@ class MobulaPerpEventsCodec:
         elif p.kind == "LIQUIDATION_SHORT":
             side = Side.BUY
         else:  # the older single LIQUIDATION type: the liquidated position's direction says
-            side = _closing_side(p)
+            side = closing_side(p)
         out.append(
             Liquidation(
                 venue=self.venue,
@@ -259,7 +303,7 @@ class MobulaPerpEventsCodec:
             out.append(self._fill_event(p, desk, side, p.quantity, p.price))
         return out
 
-    def _fill_event(self, p: _Parsed, desk: str, side: Side, quantity: Decimal, price: Decimal) -> FillReceived:
+    def _fill_event(self, p: ParsedEvent, desk: str, side: Side, quantity: Decimal, price: Decimal) -> FillReceived:
         # [I] Mobula sends no maker/taker flag: market orders, TP/SL triggers and liquidations take
         # liquidity; limit orders are taken as resting ones. Fee rates are not on the wire either.
         liquidity = Liquidity.MAKER if p.kind.startswith("LIMIT_") else Liquidity.TAKER
@@ -279,7 +323,7 @@ class MobulaPerpEventsCodec:
             venue_ts=p.venue_ts or 0.0,
         )
 
-    def _amended(self, p: _Parsed, desk: str, details: tuple[tuple[str, str], ...]) -> PositionAmended:
+    def _amended(self, p: ParsedEvent, desk: str, details: tuple[tuple[str, str], ...]) -> PositionAmended:
         # TRADE_STORED arrives beside the MARKET_* of the same transaction (§2.4), so amendments never
         # move exposure. [?] Whether POSITION_SIZE_* also come with a fill frame is not documented;
         # they are recorded only, and the positions stream is what reconciles a size change.
@@ -294,7 +338,7 @@ class MobulaPerpEventsCodec:
             venue_ts=p.venue_ts,
         )
 
-    def _canceled(self, p: _Parsed, desk: str) -> list[Event]:
+    def _canceled(self, p: ParsedEvent, desk: str) -> list[Event]:
         event = p.event
         order_id = event.tradeId if event.tradeId is not None else event.transactionHash
         if order_id is None or order_id == "":
@@ -314,111 +358,6 @@ class MobulaPerpEventsCodec:
                 reason=None if cancel_reason is None else f"cancelReason={cancel_reason}",
             )
         ]
-
-
-class _Parsed:
-    """The values of one perp event that every event type shares, parsed and checked once.
-
-    Everything that can reject the frame is parsed here; the dedupe key and the stream only name
-    a desk's event, so they are built on first use: most frames are other traders' marks.
-    """
-
-    __slots__ = (
-        "_key",
-        "envelope",
-        "event",
-        "kind",
-        "market",
-        "price",
-        "price_field",
-        "quantity",
-        "quantity_field",
-        "sequence",
-        "venue_ts",
-        "wallet",
-    )
-
-    def __init__(self, event: PerpEvent, kind: str, wallet: str, envelope: Envelope) -> None:
-        self.event = event
-        self.envelope = envelope
-        self.kind = kind
-        self.wallet = wallet
-        self.market: str = event.market or ""
-        self.venue_ts = iso_seconds(event.date)
-        self.sequence = block_number(event.blockNumber)
-        self.price_field, self.price = _price(event)
-        self.quantity_field, self.quantity = _quantity(event)
-        self._key: str | None = None
-
-    @property
-    def stream(self) -> str:
-        event = self.event
-        chain = event.chainId if event.chainId is not None else self.envelope.chainId
-        return event.exchange or (str(chain) if chain is not None else "")
-
-    @property
-    def key(self) -> str:
-        if self._key is None:
-            self._key = _dedupe_key(self.event, self.kind, self.wallet, self)
-        return self._key
-
-
-def _price(event: PerpEvent) -> tuple[str, Decimal | None]:
-    for name, value in (("priceUSD", event.priceUSD), ("priceQuote", event.priceQuote), ("price", event.price)):
-        if value is not None:
-            return name, finite(value, name)
-    return "price", None
-
-
-# Trade sizes repeat across traders: each distinct baseAmountRaw is parsed once.
-_base_amount: BoundedMemo[str | int, Decimal] = BoundedMemo(raw_base_amount, 16_384)
-
-
-def _quantity(event: PerpEvent) -> tuple[str, Decimal | None]:
-    if event.baseAmountRaw is not None:
-        return "baseAmountRaw", _base_amount[event.baseAmountRaw]
-    if event.size is not None:
-        return "size", finite(event.size, "size")
-    return "size", None
-
-
-def _dedupe_key(event: PerpEvent, kind: str, wallet: str, p: _Parsed) -> str:
-    trade_id = "" if event.tradeId is None else str(event.tradeId)
-    tx = event.transactionHash
-    if not tx:
-        # [I] Lighter frames may lack a transaction hash; without a stand-in, two liquidations of one
-        # wallet would share a key and the engine would drop the second. What the frame says about the
-        # trade is stable across a replay, so a digest of it keeps repeats identical.
-        facts = f"{p.market}|{event.date}|{p.sequence}|{p.quantity}|{p.price}"
-        tx = "~" + hashlib.blake2b(facts.encode(), digest_size=10).hexdigest()
-    return f"{tx}:{kind}:{wallet}:{trade_id}"
-
-
-def _closing_side(p: _Parsed) -> Side:
-    """The side of a trade that closes the position: SELL closes a long, BUY a short."""
-    extra = p.event.extra
-    long = extra.trade.long if extra is not None and extra.trade is not None else None
-    if long is None:
-        long = p.event.long
-    if long is None and extra is not None:
-        long = extra.long  # TRADE_STORED's place for it; accepted in case TP/SL frames use it too
-    if long is None:
-        raise BadValue("direction unknown (no long flag)")
-    return Side.SELL if long else Side.BUY
-
-
-def _fill_side(p: _Parsed) -> Side:
-    extra = p.event.extra
-    long = extra.trade.long if extra is not None and extra.trade is not None else None
-    opening = extra.open if extra is not None else None
-    if long is not None and opening is not None:
-        # Opening a long or closing a short adds to the position; the other two take from it.
-        return Side.BUY if long == opening else Side.SELL
-    if p.kind in ("MARKET_BUY", "LIMIT_BUY"):
-        return Side.BUY
-    if p.kind in ("MARKET_SELL", "LIMIT_SELL"):
-        return Side.SELL
-    return _closing_side(p)  # TAKE_PROFIT / STOP_LOSS close a position: never guessed
 
 
 def _label(word: str) -> str:
