@@ -58,7 +58,7 @@ SUBSCRIPTION = "perp-events"
 _PING = msgspec.json.encode({"event": "ping"}).decode()
 _MAX_REASON = 200
 # Words in a venue error that mean the key is wrong: reconnecting with the same config cannot help.
-_AUTH_WORDS = ("auth", "api key", "apikey", "unauthori", "forbidden", "invalid key")
+AUTH_WORDS = ("auth", "api key", "apikey", "unauthori", "forbidden", "invalid key")
 
 
 class MobulaPerpEventsCodec:
@@ -194,7 +194,7 @@ class MobulaPerpEventsCodec:
         if key:
             text = text.replace(key, "***")
         reason = "".join(ch if ch.isprintable() else " " for ch in text)[:_MAX_REASON]
-        misconfigured = any(word in reason.lower() for word in _AUTH_WORDS)
+        misconfigured = any(word in reason.lower() for word in AUTH_WORDS)
         return SubscriptionFailed(self.venue, SUBSCRIPTION, reason, misconfigured=misconfigured)
 
     # -- perp events ------------------------------------------------------------------------------

@@ -17,12 +17,12 @@ from dataclasses import replace
 from riskmon.config.schema import MobulaPerpEventsVenue
 from riskmon.events import Event, Subscribed, SubscriptionFailed
 from riskmon.venues.base import VenueCodec
+from riskmon.venues.mobula.codec import AUTH_WORDS
 from riskmon.venues.stream_session import StreamSettings, StreamTarget
 from riskmon.venues.venue_session import VenueStreamSession
 
 IDLE_NO_SUBSCRIPTION = 4001
 # Words in a close reason that mean the key is wrong: reconnecting with the same config cannot help.
-_AUTH_WORDS = ("auth", "api key", "apikey", "unauthori", "forbidden", "invalid key")
 
 
 class MobulaPerpEventsSession(VenueStreamSession[MobulaPerpEventsVenue, VenueCodec]):
@@ -58,7 +58,7 @@ class MobulaPerpEventsSession(VenueStreamSession[MobulaPerpEventsVenue, VenueCod
             ]
         if 4000 <= code < 5000:
             # The venue's reason text is only classified, never quoted: it may echo what it refused.
-            misconfigured = any(word in reason.lower() for word in _AUTH_WORDS)
+            misconfigured = any(word in reason.lower() for word in AUTH_WORDS)
             return [
                 SubscriptionFailed(
                     self.venue, "perp-events", f"closed by the venue with code {code}", misconfigured=misconfigured
