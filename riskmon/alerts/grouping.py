@@ -279,11 +279,12 @@ class NotificationGroups:
         """Every group changed since the last take, as it stands now (None: it is gone)."""
         if not self._changed:
             return {}
-        changes = {key: self._stored(key) for key in self._changed}
+        changes = {key: self.stored(key) for key in self._changed}
         self._changed = set()
         return changes
 
-    def _stored(self, key: GroupId) -> StoredGroup | None:
+    def stored(self, key: GroupId) -> StoredGroup | None:
+        """The group as the state file keeps it now (None: gone)."""
         group = self._groups.get(key)
         if group is None:
             return None

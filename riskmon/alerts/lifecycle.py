@@ -341,11 +341,12 @@ class AlertTracker:
         """Every alert changed since the last take, as stored now (None: it ended)."""
         if not self._changed:
             return {}
-        changes = {fp: self._stored(fp) for fp in self._changed}
+        changes = {fp: self.stored(fp) for fp in self._changed}
         self._changed = set()
         return changes
 
-    def _stored(self, fp: str) -> StoredAlert | None:
+    def stored(self, fp: str) -> StoredAlert | None:
+        """The alert as the state file keeps it now (None: not active)."""
         alert = self._alerts.get(fp)
         if alert is None:
             return None

@@ -18,14 +18,16 @@ Across a restart the groups are what must survive (what each told its receiver, 
 episode and sequence): `take_changes()` hands over those changed since the last call, `restore()`
 puts them back with the alerts the restored tracker holds firing. Muting and the Alertmanager
 feeds are derived again from those alerts (Alertmanager dedupes a re-sent firing alert itself).
+With `stamp_alert_states` set, the first message of each `due` carries the alert and group states
+its batch reflects, for the outbox to commit with it (riskmon.store.alert_states explains why).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import msgspec
 
@@ -46,6 +48,7 @@ from riskmon.config.alerting import (
 from riskmon.config.schema import MonitorConfig
 from riskmon.notify.alertmanager import AlertmanagerFeed, alertmanager_body
 from riskmon.notify.console import format_transition
+from riskmon.notify.outbox import StateRows
 from riskmon.notify.slack import slack_message
 from riskmon.notify.webhook import alertmanager_v4_payload
 
@@ -59,6 +62,12 @@ class Outgoing:
     group_key: str
     idempotency_key: str
     payload: bytes
+    alert_states: StateRows | None = None
+    """The alert and group states its batch reflects, committed with it; on a batch's first message."""
+
+
+# Alert fingerprints and groups a batch of messages reflects -> their states, stamped for the outbox.
+AlertStateStamp = Callable[[Collection[str], Mapping[GroupId, StoredGroup | None]], StateRows]
 
 
 @dataclass(slots=True)
@@ -90,6 +99,7 @@ class Notifier:
         self._muted: dict[str, AlertTransition] = {}
         self._mute_check_at: float | None = None
         self.muted_total = 0
+        self.stamp_alert_states: AlertStateStamp | None = None
         self._configure(config)
         self._feeds: dict[str, AlertmanagerFeed] = {
             name: AlertmanagerFeed(resend_interval=r.resend_interval)
@@ -190,8 +200,10 @@ class Notifier:
         if self._mute_check_at is not None and self._mute_check_at <= now:
             self._recheck_mutes(now)
         out = Due()
-        for notification in self._groups.due(now):
+        notifications = self._groups.due(now)
+        for notification in notifications:
             self._render(notification, out)
+        fingerprints = {a.fingerprint for n in notifications for a in (*n.firing, *n.resolved)}
         for name, feed in self._feeds.items():
             receiver = self._receivers[name]
             assert isinstance(receiver, AlertmanagerReceiver)
@@ -200,10 +212,15 @@ class Notifier:
                     batch = [a for a in batch if a.status == "firing"]
                 if not batch:
                     continue
+                fingerprints.update(a.fingerprint for a in batch)
                 body = alertmanager_body(batch, now, receiver.resend_interval, self._external_url)
                 key = hashlib.sha256(body).hexdigest()
                 for replica in range(len(receiver.urls)):
                     out.outgoing.append(Outgoing(alertmanager_queue(name, replica), name, name, key, body))
+        if self.stamp_alert_states is not None and out.outgoing:
+            groups = {(n.route_id, n.group_key): None for n in notifications}
+            states = self.stamp_alert_states(fingerprints, {key: self._groups.stored(key) for key in groups})
+            out.outgoing[0] = replace(out.outgoing[0], alert_states=states)
         return out
 
     def firing(self) -> list[AlertTransition]:

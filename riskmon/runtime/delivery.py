@@ -131,8 +131,13 @@ def _commit_and_claim(
     outbox: Outbox, items: Sequence[Outgoing], now: float, queues: frozenset[str]
 ) -> tuple[list[int], dict[str, list[OutboxItem]]]:
     """On the outbox thread: commit a batch durably, then claim what is due in the queues it touched
-    (a claim is only ever made after the commit, so nothing is sent before it is durable)."""
-    ids = outbox.enqueue_many([(i.queue, i.group_key, i.idempotency_key, i.payload) for i in items], now)
+    (a claim is only ever made after the commit, so nothing is sent before it is durable). The alert
+    states the batch reflects go in the same transaction."""
+    ids = outbox.enqueue_many(
+        [(i.queue, i.group_key, i.idempotency_key, i.payload) for i in items],
+        now,
+        [i.alert_states for i in items if i.alert_states is not None],
+    )
     claimed: dict[str, list[OutboxItem]] = {}
     for queue in dict.fromkeys(i.queue for i in items):
         if queue not in queues:

@@ -8,9 +8,12 @@ that fails is logged once and its batch retried ahead of the next one; the engin
 never sees the error. A file that cannot be opened or read is reported once and monitoring goes on
 from empty state without persistence, leaving the file as it is for an operator to inspect.
 
-Alert states (the engine's AlertTracker) and the notifier's groups go in the same batches. They
-are written behind a barrier (riskmon.store.alert_states explains why): a batch is taken, then
-every notification submitted to the outbox before the take is committed, then the batch written.
+Alert states (the engine's AlertTracker) and the notifier's groups go in the same batches, behind
+a barrier (riskmon.store.alert_states explains why): a batch is taken and its books written, then
+every notification submitted to the outbox before the take is committed, then its alert states
+written with the revision they are as of. Each batch of notifications carries the states it
+reflects into the outbox, stamped with the next revision (`_stamp`); on open, the outbox's rows
+newer than the state file's are laid over it and saved with the first write.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Protocol, TypeVar
 
 from riskmon.alerts.grouping import GroupId, StoredGroup
@@ -28,6 +32,9 @@ from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.config.schema import StateConfig
 from riskmon.engine.engine import Engine
 from riskmon.engine.state_journal import AlertStateChanges, StateChanges
+from riskmon.notify.notifier import AlertStateStamp
+from riskmon.notify.outbox import OutboxError, StateRows, read_state_rows
+from riskmon.store.alert_states import decode_state_rows, overlay, state_rows
 from riskmon.store.state import StateStore, StoreError
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
@@ -40,6 +47,8 @@ _T = TypeVar("_T")
 Deadlines = dict[JournalKey, PersistedDeadline | None]
 # How long close() waits for the outbox before it gives up writing the last alert states.
 _BARRIER_ON_CLOSE_S = 5.0
+# How long open() waits for a previous run's delivery process to let go of the outbox (as a new one does).
+_OUTBOX_WAIT_S = 15.0
 
 
 class NotificationGroupsJournal(Protocol):
@@ -50,6 +59,8 @@ class NotificationGroupsJournal(Protocol):
     def changed(self) -> bool: ...
 
     def take_changes(self) -> dict[GroupId, StoredGroup | None]: ...
+
+    stamp_alert_states: AlertStateStamp | None
 
 
 async def _no_barrier() -> None:
@@ -74,7 +85,10 @@ class StatePersistence:
         self._store: StateStore | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._settler: asyncio.Task[None] | None = None
-        self._backlog: tuple[StateChanges, Deadlines] | None = None
+        self._backlog: tuple[StateChanges, Deadlines, int] | None = None
+        self._revision = 0  # the last revision stamped on alert states handed to the outbox
+        self._confirmed = 0  # the revision the state file's alert states are as of
+        self._restored_from_outbox = False  # alert states restored from the outbox, not yet taken to write
         self.restored = False  # the state file was read into the engine (False: running without one)
         self.restore_seconds: float | None = None
         self.batches_written = 0
@@ -100,20 +114,29 @@ class StatePersistence:
             return []
         try:
             snapshot = await self._run(store.load)
+            revision = await self._run(store.alerts_revision)
         except StoreError as exc:
             log.error("could not restore state; monitoring from empty state, without persistence: %s", exc)
             await self._run(store.close)
             return []
+        newer, newest = await self._outbox_alert_states(revision)
+        overlay(snapshot.alerts, newer)
+        self._confirmed = revision
+        self._revision = max(revision, newest)
+        if newer:
+            self._backlog = (StateChanges(alerts=newer), {}, newest)  # the first write saves them
+            self._restored_from_outbox = True
         self._engine.restore(snapshot)
         self._engine.alerts.restore(snapshot.alerts.alerts)
         if self._notifier is not None:
             self._notifier.restore(snapshot.alerts.groups, self._engine.alerts.firing())
+            self._notifier.stamp_alert_states = self._stamp
         self._store = store
         self.restored = True
         self.restore_seconds = time.perf_counter() - started
         log.info(
             "restored state from %s in %.3f s: %d order(s), %d quote(s), %d position(s), %d deadline(s),"
-            " %d alert(s), %d notification group(s)",
+            " %d alert(s), %d notification group(s) (%d alert state(s) newer in the outbox)",
             self._config.path,
             self.restore_seconds,
             len(snapshot.orders),
@@ -122,9 +145,27 @@ class StatePersistence:
             len(snapshot.deadlines),
             len(snapshot.alerts.alerts),
             len(snapshot.alerts.groups),
+            len(newer.alerts) + len(newer.groups),
         )
         self._settler = asyncio.get_running_loop().create_task(self._settle_restored_fills())
         return snapshot.deadlines
+
+    async def _outbox_alert_states(self, after: int) -> tuple[AlertStateChanges, int]:
+        """The alert states the outbox committed after the state file's revision `after`, and the newest revision."""
+        path = self._config.outbox_path
+        try:
+            rows = await self._run(partial(read_state_rows, path, after, wait=_OUTBOX_WAIT_S))
+        except OutboxError as exc:
+            # The delivery process will not open it either; the state file's alert states stand.
+            log.error("alert states in the outbox not read; restoring the state file's: %s", exc)
+            return AlertStateChanges(), 0
+        return decode_state_rows(rows, path)
+
+    def _stamp(self, fingerprints: Collection[str], groups: Mapping[GroupId, StoredGroup | None]) -> StateRows:
+        """The notifier hands messages to the outbox: the states they reflect, with the next revision."""
+        self._revision += 1
+        tracker = self._engine.alerts
+        return state_rows(self._revision, self._confirmed, {fp: tracker.stored(fp) for fp in fingerprints}, groups)
 
     async def _settle_restored_fills(self) -> None:
         """Index the restored fill history stream by stream between events; an event on a stream
@@ -144,7 +185,8 @@ class StatePersistence:
 
     def _has_changes(self) -> bool:
         return (
-            self._engine.has_changes_to_persist()
+            self._restored_from_outbox
+            or self._engine.has_changes_to_persist()
             or self._engine.alerts.changed()
             or (self._notifier is not None and self._notifier.changed())
         )
@@ -160,35 +202,50 @@ class StatePersistence:
             store = self._store
             if store is None:
                 return
-            changes, deadlines = batch
+            changes, deadlines, revision = batch
+            # The books first, without waiting for the outbox: a crash during the wait then restores
+            # books at least as new as the alert states the outbox holds, so a restored alert is not
+            # judged against books from before the fill that raised it.
+            alerts, changes.alerts = changes.alerts, AlertStateChanges()
             try:
-                if changes.alerts:
-                    await self._outbox_committed()
-                await self._run(store.write, changes, deadlines)
+                if changes or deadlines:
+                    await self._run(store.write, changes, deadlines)
             except Exception as exc:
-                self._failed(changes, deadlines, exc)
+                changes.alerts = alerts
+                self._failed(changes, deadlines, revision, exc)
                 return  # the next engine step tries again
-            self.batches_written += 1
             self.fill_steps_written += len(changes.fills)
+            if alerts:
+                try:
+                    await self._outbox_committed()
+                    await self._run(partial(store.write, StateChanges(alerts=alerts), alerts_revision=revision))
+                except Exception as exc:
+                    self._failed(StateChanges(alerts=alerts), {}, revision, exc)
+                    return
+                self._confirmed = revision
+            self.batches_written += 1
             log.debug("state: wrote %d fill step(s), %d deadline change(s)", len(changes.fills), len(deadlines))
 
-    def _take(self) -> tuple[StateChanges, Deadlines] | None:
+    def _take(self) -> tuple[StateChanges, Deadlines, int] | None:
+        """What changed since the last take, and the revision its alert states are as of."""
+        revision = self._revision
+        self._restored_from_outbox = False
         changes = self._engine.take_state_changes()
         deadlines = self._engine.take_journal()
         changes.alerts = AlertStateChanges(
             self._engine.alerts.take_changes(), self._notifier.take_changes() if self._notifier is not None else {}
         )
         if self._backlog is not None:
-            older, older_deadlines = self._backlog
+            older, older_deadlines, older_revision = self._backlog
             self._backlog = None
             older.merge(changes)
             older_deadlines.update(deadlines)
-            changes, deadlines = older, older_deadlines
+            changes, deadlines, revision = older, older_deadlines, max(older_revision, revision)
         if not changes and not deadlines:
             return None
-        return changes, deadlines
+        return changes, deadlines, revision
 
-    def _failed(self, changes: StateChanges, deadlines: Deadlines, exc: Exception) -> None:
+    def _failed(self, changes: StateChanges, deadlines: Deadlines, revision: int, exc: Exception) -> None:
         self.write_failures += 1
         if len(changes.fills) > _RETRY_FILL_STEPS:
             log.error(
@@ -201,7 +258,7 @@ class StatePersistence:
             changes.fills = []
         else:
             log.error("state file %s: a write failed, retrying with the next batch: %s", self._config.path, exc)
-        self._backlog = (changes, deadlines)
+        self._backlog = (changes, deadlines, revision)
 
     async def close(self) -> None:
         """Write what is left and close the file (the Monitor's stop)."""
@@ -215,16 +272,21 @@ class StatePersistence:
         store = self._store
         if store is not None:
             batch = self._take()
-            if batch is not None and batch[0].alerts:
-                try:
-                    await asyncio.wait_for(self._outbox_committed(), _BARRIER_ON_CLOSE_S)
-                except TimeoutError:
-                    # Their notifications may not be in the outbox: the restart owes them again.
-                    log.error("state file %s: the outbox did not commit in time; alert states not saved", store.path)
-                    batch[0].alerts = AlertStateChanges()
             if batch is not None:
+                changes, deadlines, revision = batch
+                alerts_revision: int | None = None
+                if changes.alerts:
+                    try:
+                        await asyncio.wait_for(self._outbox_committed(), _BARRIER_ON_CLOSE_S)
+                        alerts_revision = revision
+                    except TimeoutError:
+                        # Their notifications may not be in the outbox: the restart owes them again.
+                        log.error(
+                            "state file %s: the outbox did not commit in time; alert states not saved", store.path
+                        )
+                        changes.alerts = AlertStateChanges()
                 try:
-                    await self._run(store.write, *batch)
+                    await self._run(partial(store.write, changes, deadlines, alerts_revision=alerts_revision))
                 except Exception as exc:
                     log.error(
                         "state file %s: the last write failed; a restart restores older state: %s",

@@ -37,7 +37,12 @@ from riskmon.engine.fills import FillChunk, HistoryStep, StoredStep, StreamKey, 
 from riskmon.engine.restore import decode_quote
 from riskmon.engine.state_journal import StateChanges, StateSnapshot
 from riskmon.events import FillReceived, MarketStatusChanged
-from riskmon.store.alert_states import create_alert_state_tables, read_alert_states, write_alert_state_changes
+from riskmon.store.alert_states import (
+    create_alert_state_tables,
+    read_alert_states,
+    read_alert_states_revision,
+    write_alert_state_changes,
+)
 from riskmon.store.deadlines import StoreError
 from riskmon.store.state_format import (
     SCHEMA_VERSION,
@@ -187,6 +192,13 @@ class StateStore:
         snapshot.alerts = read_alert_states(self._db, self.path)
         return snapshot
 
+    def alerts_revision(self) -> int:
+        """The revision the stored alert states are as of (riskmon.store.alert_states)."""
+        try:
+            return read_alert_states_revision(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc, "alert_states_revision") from None
+
     def load_deadlines(self) -> list[PersistedDeadline]:
         """The pending deadlines alone (what load() reads of them)."""
         try:
@@ -218,10 +230,15 @@ class StateStore:
     # --- write -----------------------------------------------------------------------------------
 
     def write(
-        self, changes: StateChanges, deadlines: Mapping[JournalKey, PersistedDeadline | None] | None = None
+        self,
+        changes: StateChanges,
+        deadlines: Mapping[JournalKey, PersistedDeadline | None] | None = None,
+        *,
+        alerts_revision: int | None = None,
     ) -> None:
-        """Apply one batch in a single transaction."""
-        if not changes and not deadlines:
+        """Apply one batch in a single transaction; `alerts_revision`: the revision its alert states
+        are as of (riskmon.store.alert_states), None to leave the stored one."""
+        if not changes and not deadlines and alerts_revision is None:
             return
         steps: dict[StreamKey, list[StoredStep]] = {}
         for step in changes.fills:
@@ -236,7 +253,7 @@ class StateStore:
                     self._deadlines.write(
                         self._db, ((key, None if r is None else encode_deadline(r)) for key, r in deadlines.items())
                     )
-                write_alert_state_changes(self._db, changes.alerts)
+                write_alert_state_changes(self._db, changes.alerts, alerts_revision)
         except BaseException as exc:
             self._streams = self._seen_ord = None  # maybe ahead of the rolled-back file: re-read
             self._orders.forget_counts()
