@@ -10,11 +10,11 @@ is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.alerts.lifecycle import ActiveAlert, AlertTransition
 from riskmon.watchdogs.context import WatchdogContext, at
 from riskmon.watchdogs.latency import LatencyHistogram
 
@@ -71,6 +71,15 @@ class FeedWatchdog:
                 feed.down_since = now
                 self._ctx.deadlines.schedule((KIND, venue), now + self._grace[venue])
 
+    def adopt(self, alerts: Iterable[ActiveAlert]) -> None:
+        """After a restore: a restored firing FeedDown is the feed's own, as the severity that was not
+        persisted would have said, so the feed coming up resolves it."""
+        for alert in alerts:
+            if alert.alertname == ALERT and alert.state == "firing":
+                feed = self._feeds.get(alert.labels.get("venue", ""))
+                if feed is not None:
+                    feed.alert_severity = alert.severity
+
     def _feed(self, venue: str) -> _Feed:
         feed = self._feeds.get(venue)
         if feed is None:
@@ -123,7 +132,13 @@ class FeedWatchdog:
             return []
         desks = self._ctx.exposed_desks(venue)
         severity = "critical" if desks else "warning"
-        feed.alert_severity = severity
+        # One restored from before a restart may have fired at the other severity: it ends here.
+        previous, feed.alert_severity = feed.alert_severity, severity
+        superseded = (
+            self._ctx.clear_alert(ALERT, previous, {"venue": venue}, f"superseded by a {severity} FeedDown", due)
+            if previous is not None and previous != severity
+            else []
+        )
         exposure = (
             f"Desks with exposure on it, now unobserved: {', '.join(desks)}."
             if desks
@@ -134,4 +149,6 @@ class FeedWatchdog:
             "description": f"The {venue} feed has been down for {due - feed.down_since:g}s "
             f"(last reason: {feed.reason or 'not connected yet'}). {exposure}",
         }
-        return self._ctx.raise_alert(ALERT, severity, {"venue": venue}, annotations, due, due - feed.down_since)
+        return superseded + self._ctx.raise_alert(
+            ALERT, severity, {"venue": venue}, annotations, due, due - feed.down_since
+        )

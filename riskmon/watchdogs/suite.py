@@ -75,6 +75,7 @@ class Watchdogs:
         # The alert tracker is restored before the engine starts: its firing alerts say which
         # warnings the restored quotes had raised (flags the journal does not keep).
         self.rfq.adopt(self.ctx.alerts.active())
+        self.feeds.adopt(self.ctx.alerts.active())
 
     def take_actions(self) -> list[Action]:
         actions, self.ctx.actions = self.ctx.actions, []

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.lifecycle import AlertTransition, StoredAlert, fingerprint
 from riskmon.engine.engine import Engine
 from riskmon.events import (
     Event,
@@ -384,3 +385,53 @@ def test_a_feed_lost_while_resyncing_is_down_and_comes_back_resyncing() -> None:
     engine.ingest(MANGO, [StreamResynced(MANGO, "SOL-PERP")], T0 + 21, is_frame=False)
     assert feeds.state(MANGO) is FeedState.UP
     assert feeds.resync_seconds[MANGO].sum == 20.0
+
+
+# ---- across a restart -----------------------------------------------------------------------------
+
+
+def mango_feed_down_before_restart() -> StoredAlert:
+    """Mango never connected: its FeedDown fired at the end of the startup grace, and the state file kept it."""
+    before = make_engine()
+    before.alerts.restore([])
+    before.start(T0)
+    [fired] = [t for t in before.advance(T0 + 60) if t.labels["venue"] == MANGO]
+    assert (fired.alertname, fired.severity, fired.starts_at) == ("FeedDown", "warning", T0 + 15)
+    stored = before.alerts.stored(fired.fingerprint)
+    assert stored is not None
+    return stored
+
+
+def restarted_with(stored: StoredAlert) -> Engine:
+    engine = make_engine()
+    engine.alerts.restore([stored])
+    engine.start(T0 + 100)
+    return engine
+
+
+def mango_alerts(engine: Engine) -> list[str]:
+    return [a.severity for a in engine.alerts.active() if a.labels["venue"] == MANGO]
+
+
+def test_a_feed_down_restored_firing_resolves_when_its_feed_comes_up_within_the_startup_grace() -> None:
+    stored = mango_feed_down_before_restart()
+    engine = restarted_with(stored)
+    [resolved] = up(engine, MANGO, T0 + 101)
+    assert (resolved.status, resolved.fingerprint, resolved.starts_at) == ("resolved", stored.fingerprint, T0 + 15)
+    assert resolved.annotations["resolution"].startswith("connected again")
+    assert mango_alerts(engine) == []
+
+
+def test_a_restored_feed_down_of_another_severity_is_superseded_when_the_feed_stays_down() -> None:
+    stored = mango_feed_down_before_restart()
+    # As if a desk had held exposure on Mango when it fired: critical.
+    labels = {**stored.labels, "severity": "critical"}
+    engine = restarted_with(
+        msgspec.structs.replace(stored, severity="critical", labels=labels, fingerprint=fingerprint(labels))
+    )
+    out = [t for t in engine.advance(T0 + 115) if t.labels["venue"] == MANGO]  # the startup grace: no exposure now
+    assert [(t.status, t.severity) for t in out] == [("resolved", "critical"), ("firing", "warning")]
+    assert out[0].annotations["resolution"] == "superseded by a warning FeedDown"
+    [resolved] = up(engine, MANGO, T0 + 120)
+    assert (resolved.status, resolved.severity) == ("resolved", "warning")
+    assert mango_alerts(engine) == []
