@@ -42,6 +42,11 @@ def _number(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
+def _count(value: Any) -> str:
+    """A count a section may lack (a result saved by an older version): `-`."""
+    return "-" if value is None else f"{value:,}"
+
+
 def _percentiles(p: Any) -> str:
     if not isinstance(p, Mapping) or p.get("p50") is None:
         return "-"
@@ -56,8 +61,8 @@ def _details(sections: Mapping[str, Any]) -> list[tuple[str, str]]:
             (
                 "pipeline",
                 f"{p['frames']:,} frames, {p['events']:,} events in {p['seconds']:.2f} s "
-                f"({p['us_per_frame']:.1f} us/frame), malformed {p['malformed']}, "
-                f"engine errors {p['engine_errors']}",
+                f"({p['us_per_frame']:.1f} us/frame, {_count(p.get('read_frames'))} frames a read), "
+                f"malformed {p['malformed']}, engine errors {p['engine_errors']}",
             )
         )
         mix = ", ".join(f"{v} {share:.0%}" for v, share in p["mix"].items())

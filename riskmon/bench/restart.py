@@ -9,7 +9,7 @@ the state store's own path (riskmon.bench.state_seed) under this config's desk a
 first queue being the one the Mango simulator serves, so its checkpoint meets a restored stream.
 
 The clock starts at `Monitor(...)` in an interpreter that has imported riskmon (imports are not
-counted) and stops at the engine step after which every venue is ready as /readyz judges it: a
+counted) and stops once riskmon is ready as /readyz judges it (every venue, and alert delivery): a
 ProphetX simulator (REST login, channel registration, Pusher subscribe) and a Mango simulator,
 both on loopback and started before the clock.
 """
@@ -20,6 +20,7 @@ import asyncio
 import io
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from riskmon.engine.engine import Engine
 from riskmon.engine.state_journal import StateSnapshot
 from riskmon.events import FeedUp
 from riskmon.runtime.monitor import Monitor
-from riskmon.runtime.readiness import readiness
 from riskmon.store.state import StateStore
 from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimMarket
 from riskmon.venues.prophetx.simulator import ProphetXSimulator
@@ -111,8 +111,8 @@ def seed_restart_state(path: Path, config: MonitorConfig, open_orders: int, fill
 def restart_note(fill_history: int) -> str:
     fills = f"{fill_history:,} fills of history" if fill_history else "no fill history"
     return (
-        "Monitor(...) construction to every venue ready (/readyz verdict), imports excluded; the state file "
-        f"holds the open orders pending activation with their activation deadlines, and {fills}"
+        "Monitor(...) construction to ready (/readyz verdict: every venue, and alert delivery), imports excluded; "
+        f"the state file holds the open orders pending activation with their activation deadlines, and {fills}"
     )
 
 
@@ -139,10 +139,11 @@ async def _run(open_orders: int, fill_history: int) -> RestartResult:
             try:
                 async with asyncio.timeout(_READY_LIMIT):
                     await monitor.started.wait()
-                    # Readiness is a function of engine state: it can only change after an engine step.
-                    while not readiness(monitor.engine, monitor.unavailable_venues).ready:
+                    # Readiness is a function of engine state and of alert delivery's: it can only
+                    # change after an engine step or once the delivery process is up.
+                    while not monitor.readiness().ready:
                         monitor.applied.clear()
-                        await monitor.applied.wait()
+                        await _first(monitor.applied.wait(), monitor.alerting.delivery.started())
                 ready_s = time.perf_counter() - started
                 restored = len(monitor.engine.deadlines)
             finally:
@@ -153,6 +154,15 @@ async def _run(open_orders: int, fill_history: int) -> RestartResult:
         await mango.stop()
         await prophetx.stop()
     return RestartResult(round(ready_s, 4), restored, round(load_s, 4), seed, restart_note(fill_history))
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _time_deadline_load(path: Path) -> float:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from riskmon.config.alerting import AlertmanagerReceiver, SlackReceiver, WebhookReceiver
-from riskmon.config.schema import MonitorConfig
+from riskmon.config.schema import MonitorConfig, RuleConfig
 
 if TYPE_CHECKING:
     from riskmon.alerts.routing import Route
@@ -32,6 +32,7 @@ def check_alerting(config: MonitorConfig) -> list[Problem]:
     from riskmon.rules.ruleset import check_rules
 
     problems: list[Problem] = list(check_rules(config))
+    problems.extend(_check_reserved_annotations(config))
     problems.extend(check_firm(config))
     problems.extend(_check_receivers(config))
     problems.extend(_check_routes(config))
@@ -53,6 +54,25 @@ def check_alerting(config: MonitorConfig) -> list[Problem]:
             if amount is not None and amount <= 0:
                 problems.append((("desks", desk_name, "limits", key), "expected a positive amount"))
     return problems
+
+
+def _check_reserved_annotations(config: MonitorConfig) -> list[Problem]:
+    """`resolution` says why an alert resolved; the tracker drops it from firing alerts, so a rule's
+    own would silently vanish."""
+    from riskmon.alerts.lifecycle import RESOLUTION
+
+    message = (
+        f"`{RESOLUTION}` is reserved: riskmon sets it on a resolved alert to say why it resolved, and drops it "
+        "from firing ones; name the annotation otherwise"
+    )
+    scopes: list[tuple[KeyPath, list[RuleConfig]]] = [(("rules",), config.rules)]
+    scopes.extend((("desks", name, "rules"), desk.rules) for name, desk in config.desks.items())
+    return [
+        ((*path, index, "annotations", RESOLUTION), message)
+        for path, rules in scopes
+        for index, rule in enumerate(rules)
+        if RESOLUTION in rule.annotations
+    ]
 
 
 def _check_receivers(config: MonitorConfig) -> list[Problem]:

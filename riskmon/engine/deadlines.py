@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
 import msgspec
 
@@ -73,6 +73,31 @@ class DeadlineHeap:
         record.armed = True
         self._armed += 1
         heapq.heappush(self._heap, record)
+
+    def arm_many(self, records: Iterable[Deadline]) -> None:
+        """Arm records that each already hold their due time in `fires_at`, in the given order (equal
+        times fire in it), as `arm` would one by one, but in one O(n) heapify instead of n pushes: a
+        restart re-arms every open order's deadline at once."""
+        heap, tiebreak = self._heap, self._tiebreak
+        before = len(heap)
+        for record in records:
+            if record.seq:
+                for taken in heap[before:]:  # none of this call's records stays armed
+                    taken.armed = False
+                del heap[before:]
+                raise ValueError("a Deadline record is armed once: arm a new record")
+            record.seq = next(tiebreak)
+            record.armed = True
+            heap.append(record)
+        added = len(heap) - before
+        self._armed += added
+        if added * 16 >= before:
+            heapq.heapify(heap)
+        else:  # a few into a big heap: pushing each is cheaper than rebuilding the whole
+            added_records = heap[before:]
+            del heap[before:]
+            for record in added_records:
+                heapq.heappush(heap, record)
 
     def disarm(self, record: Deadline) -> None:
         if record.armed:

@@ -13,14 +13,22 @@ SUBSCRIPTION_ERROR = "VenueSubscriptionError"
 MARKET_CLOSED = "MarketClosedWithExposure"
 
 
+# Why a refusal alert resolved (its `resolution`): the subscription itself was acknowledged, or
+# the venue brought the whole session up, which it does only past login and registration.
+GRANTED = "subscription granted: the venue acknowledged it"
+SESSION_ACCEPTED = "subscription granted: the venue accepted the session and the feed is up"
+
+
 def subscription_alert(
-    tracker: AlertTracker, venue: str, subscription: str, failure: SubscriptionFailed | None, now: float
+    tracker: AlertTracker,
+    venue: str,
+    subscription: str,
+    failure: SubscriptionFailed | None,
+    now: float,
+    resolution: str = GRANTED,
 ) -> list[AlertTransition]:
-    """Fire while the venue refuses `subscription`; resolve when it is granted."""
-    annotations = {
-        "summary": f"{venue} granted {subscription}",
-        "description": f"The venue accepted {subscription}; riskmon receives it again.",
-    }
+    """Fire while the venue refuses `subscription`; resolve when it is granted, saying how."""
+    annotations: dict[str, str] = {}  # a resolved alert keeps those it fired with
     if failure is not None:
         fix = "fix the configuration" if failure.misconfigured else "the session retries"
         annotations = {
@@ -37,6 +45,7 @@ def subscription_alert(
         annotations=annotations,
         pending_for=0.0,
         now=now,
+        resolution=None if failure is not None else resolution,
     )
     return [] if transition is None else [transition]
 
@@ -51,7 +60,7 @@ def session_refusals_disproved(tracker: AlertTracker, venue: str, now: float) ->
             and labels.get("venue") == venue
             and labels.get("subscription") in SESSION_SUBSCRIPTIONS
         ):
-            out.extend(subscription_alert(tracker, venue, labels["subscription"], None, now))
+            out.extend(subscription_alert(tracker, venue, labels["subscription"], None, now, SESSION_ACCEPTED))
     return out
 
 

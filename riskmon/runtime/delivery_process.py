@@ -23,6 +23,7 @@ import multiprocessing
 import socket
 from collections import Counter, deque
 from collections.abc import Mapping
+from enum import StrEnum
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -42,6 +43,13 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _PRELOAD = ["__main__", delivery_worker.__name__]
 _RESTART_BACKOFF_S = (0.1, 0.5, 2.0, 10.0)
 _STOP_WAIT_S = 10.0
+
+
+class DeliveryState(StrEnum):
+    STARTING = "starting"  # the first process is not up yet: notifications wait in memory
+    UP = "up"
+    RESTARTING = "restarting"  # the process died; another is starting and will be handed the backlog
+    OFF = "off"  # the outbox could not be opened or the process not started: nothing is sent
 
 
 class DeliveryProcess:
@@ -73,6 +81,8 @@ class DeliveryProcess:
         self._all_committed.set()
         self._off = False  # the child could not open the outbox: nothing will be committed
         self._ready = asyncio.Event()
+        self._may_open = asyncio.Event()  # set by start, or by a stop before it
+        self._open_granted = False
         self._channel: Channel | None = None
         self._process: BaseProcess | None = None
         self._stopped: asyncio.Event | None = None
@@ -89,9 +99,31 @@ class DeliveryProcess:
         """Wait until the delivery process has opened the outbox (or found it cannot)."""
         await self._ready.wait()
 
+    @property
+    def state(self) -> DeliveryState:
+        """Whether notifications can go out now (readiness): `off` says delivery is disabled."""
+        if self._off:
+            return DeliveryState.OFF
+        if self._channel is not None and self._ready.is_set():
+            return DeliveryState.UP
+        return DeliveryState.RESTARTING if self._restarts else DeliveryState.STARTING
+
+    def prepare(self) -> None:
+        """Start the child now, in the background, but let it take the outbox only at `start`.
+
+        Starting it is the slow part of a restart (the fork server imports httpx and riskmon, and
+        a fork follows), so the runtime does it while the state file loads; opening the outbox
+        waits, because the restore reads the outbox's alert states under the lock the delivery
+        process holds for its whole life."""
+        if self._starter is None:
+            self._starter = asyncio.create_task(self._spawn(), name="delivery-process")
+
     async def start(self) -> None:
-        """Start the child in the background: submissions queue until it is up."""
-        self._starter = asyncio.create_task(self._spawn(), name="delivery-process")
+        """Start the child in the background (unless `prepare` did) and let it open the outbox:
+        submissions queue until it is up."""
+        self._open_granted = True
+        self._may_open.set()
+        self.prepare()
 
     def submit(self, items: list[Outgoing]) -> None:
         """Hand messages to the delivery process for a durable write and delivery; returns at once."""
@@ -117,6 +149,7 @@ class DeliveryProcess:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._may_open.set()  # a child never allowed to open the outbox is let go without it
         if self._starter is not None and not self._starter.done():
             # Let a start in progress finish, so the child is told to stop rather than orphaned.
             with contextlib.suppress(Exception):
@@ -158,6 +191,10 @@ class DeliveryProcess:
         stopped = asyncio.Event()
         channel = Channel(lambda message: self._on_message(message, stopped), lambda: self._on_closed(stopped))
         await loop.create_unix_connection(lambda: channel, sock=ours)
+        await self._may_open.wait()
+        if not self._open_granted:
+            channel.close()  # stopped before start: the child returns without opening the outbox
+            return
         self._channel, self._stopped = channel, stopped
         level = logging.getLogger().getEffectiveLevel()
         channel.send(("open", self._outbox_path, self._receivers, self._config, self._adopt_from, level))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -27,10 +28,11 @@ from riskmon.events import OrderIntake
 from riskmon.metrics import DeliveryCollector, RuntimeCollector, engine_registry, engine_step_histograms
 from riskmon.runtime.alerting import AlertPipeline
 from riskmon.runtime.deadline_timer import DeadlineTimer
+from riskmon.runtime.delivery_process import DeliveryState
 from riskmon.runtime.http import HttpServer
 from riskmon.runtime.intake import OrderIntakePolicy
 from riskmon.runtime.persistence import StatePersistence
-from riskmon.runtime.readiness import ReadinessCollector
+from riskmon.runtime.readiness import Readiness, ReadinessCollector, readiness
 from riskmon.runtime.reconciler import Reconciler
 from riskmon.runtime.reload import RELOAD_PATH, ReloadEndpoint, ReloadOutcome, plan_reload
 from riskmon.runtime.remedies import Remedies
@@ -72,7 +74,7 @@ class Monitor:
         self.registry = engine_registry(self.engine, self.clock)
         # Configured venues whose adapter this build lacks: never ready (/readyz, riskmon_venue_ready).
         self.unavailable_venues: set[str] = set()
-        self.registry.register(ReadinessCollector(self.engine, self.unavailable_venues))
+        self.registry.register(ReadinessCollector(self.engine, self.unavailable_venues, self._delivery_state))
         self.recent_alerts: deque[AlertTransition] = deque(maxlen=100)
         self._listeners = list(listeners)
         self._config_path = config_path
@@ -108,7 +110,9 @@ class Monitor:
                     SILENCES_PATH: SilenceEndpoint(self.alerting, config.server.token, clock=self.clock),
                     SILENCES_PATH + "/": SilenceEndpoint(self.alerting, config.server.token, clock=self.clock),
                     RELOAD_PATH: ReloadEndpoint(self.reload, config.server.token),
-                    **state_mounts(self.engine, self.alerting.notifier, self.unavailable_venues, self.clock),
+                    **state_mounts(
+                        self.engine, self.alerting.notifier, self.unavailable_venues, self.clock, self._delivery_state
+                    ),
                 },
             )
             if http
@@ -154,12 +158,67 @@ class Monitor:
     def http_port(self) -> int | None:
         return self._http.port if self._http is not None else None
 
+    def _delivery_state(self) -> DeliveryState:
+        return self.alerting.delivery.state
+
+    def readiness(self) -> Readiness:
+        """What /readyz answers: every venue ready and alert delivery started."""
+        return readiness(self.engine, self.unavailable_venues, self._delivery_state())
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; then close everything in order."""
+        """Run until `stop` is set; then close everything in order.
+
+        A restart's slow parts overlap: the delivery process (a fork server importing httpx and
+        riskmon, the slowest; it opens the outbox once the restore has read it) and the venues'
+        connects and logins start before the state file loads. Nothing a venue sends is applied
+        before the restore: it waits in the bounded inbound queue (a full queue pauses the
+        sockets), and the engine loop starts only after the restore, so a replayed fill meets the
+        restored ledger and is a duplicate.
+        """
+        self.alerting.delivery.prepare()
+        tasks = [asyncio.create_task(session.run(), name=f"session:{session.venue}") for session in self.sessions]
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await self._start_engine()
+            tasks.append(asyncio.create_task(self._engine_loop(), name="engine"))
+            self.started.set()
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stopper.cancel()
+            await self._cancel(tasks)
+            self._timer.cancel()
+            self.reconciler.shutdown()
+            await self._remedies.aclose()
+            await self.persistence.close()
+            await self.alerting.stop()
+            if self._http is not None:
+                await self._http.stop()
+            if self._recorder is not None:
+                self._recorder.close()
+
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _start_engine(self) -> None:
+        """Restore the state file, load the silences (before the first notification can be
+        formed), judge what the restart carried, then serve HTTP."""
         restored = await self.persistence.open()
         await self.alerting.start()
         now = self.clock.now()
         self.engine.start(now, restored)
+        if self.persistence.restored:
+            # The restored books (open orders, the fill ledger) live as long as the process: keep the
+            # cyclic collector from walking them again on every full collection, a 30-50 ms pause of
+            # the engine at 100k orders and 1M fills.
+            gc.freeze()
         transitions = self.engine.advance(now)
         if self.persistence.restored:
             # Limits are judged when a fill or a mark moves them: judge the restored books and
@@ -170,30 +229,6 @@ class Monitor:
         if self._http is not None:
             await self._http.start()
             log.info("serving /metrics on %s:%s", self.config.server.host, self._http.port)
-        tasks = [asyncio.create_task(session.run(), name=f"session:{session.venue}") for session in self.sessions]
-        tasks.append(asyncio.create_task(self._engine_loop(), name="engine"))
-        self.started.set()
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-        finally:
-            for task in [*tasks, stopper]:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self._timer.cancel()
-            self.reconciler.shutdown()
-            await self._remedies.aclose()
-            await self.persistence.close()
-            await self.alerting.stop()
-            if self._http is not None:
-                await self._http.stop()
-            if self._recorder is not None:
-                self._recorder.close()
 
     async def _engine_loop(self) -> None:
         inbound = self._inbound

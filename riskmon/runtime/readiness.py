@@ -1,8 +1,15 @@
-"""Readiness: is every configured venue connected, with its state re-established since it came up?
+"""Readiness: is every configured venue connected, with its state re-established since it came up,
+and can an alert go out?
 
-`/readyz` answers 200 only when every configured venue is ready, and `riskmon_venue_ready{venue}`
-exports the same verdict. It is a pure function of engine state plus the venues whose adapter this
-build lacks, so it is judged from exactly what the engine believes, between two engine steps.
+`/readyz` answers 200 only when every configured venue is ready and alert delivery has started;
+`riskmon_venue_ready{venue}` exports each venue's verdict and `riskmon_ready` the whole one. It is a
+pure function of engine state, the venues whose adapter this build lacks and the delivery process's
+state, so it is judged from exactly what the engine believes, between two engine steps.
+
+Alert delivery runs in a process of its own that takes longer to come up than the state file takes
+to load; until it has opened the outbox a breach would be noticed but not told, so riskmon is not
+ready. Delivery that is off (the outbox cannot be opened) counts as started: waiting would not help,
+and the body says so instead.
 
 The rule, per venue, from what the sessions and the engine actually do:
 
@@ -24,7 +31,7 @@ The rule, per venue, from what the sessions and the engine actually do:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -32,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from riskmon.engine.engine import Engine
 from riskmon.notify.webhook import rfc3339
+from riskmon.runtime.delivery_process import DeliveryState
 from riskmon.watchdogs.feeds import FeedState
 
 UNAVAILABLE = "unavailable"
@@ -58,12 +66,35 @@ class VenueReadiness:
 
 
 @dataclass(frozen=True, slots=True)
-class Readiness:
-    venues: tuple[VenueReadiness, ...]  # sorted by venue
+class DeliveryReadiness:
+    state: DeliveryState
+    reason: str | None  # why not ready, or what an "off" delivery means; None when up
 
     @property
     def ready(self) -> bool:
-        return all(v.ready for v in self.venues)
+        return self.state in (DeliveryState.UP, DeliveryState.OFF)
+
+
+_DELIVERY_REASONS = {
+    DeliveryState.STARTING: "alert delivery is starting: the delivery process has not opened the outbox yet",
+    DeliveryState.RESTARTING: "alert delivery is restarting: the delivery process exited and another is starting",
+    DeliveryState.OFF: "alert delivery is off: the outbox could not be opened, so no notification is sent"
+    " (see the log)",
+}
+
+
+def delivery_readiness(state: DeliveryState) -> DeliveryReadiness:
+    return DeliveryReadiness(state, _DELIVERY_REASONS.get(state))
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    venues: tuple[VenueReadiness, ...]  # sorted by venue
+    delivery: DeliveryReadiness = DeliveryReadiness(DeliveryState.UP, None)
+
+    @property
+    def ready(self) -> bool:
+        return self.delivery.ready and all(v.ready for v in self.venues)
 
 
 def venue_readiness(engine: Engine, venue: str, unavailable: Collection[str] = ()) -> VenueReadiness:
@@ -91,14 +122,20 @@ def venue_readiness(engine: Engine, venue: str, unavailable: Collection[str] = (
     return VenueReadiness(venue, kind, False, state.value, reason, down_since)
 
 
-def readiness(engine: Engine, unavailable: Collection[str] = ()) -> Readiness:
-    """Every configured venue's verdict (and any unavailable one the config no longer names)."""
+def readiness(
+    engine: Engine, unavailable: Collection[str] = (), delivery: DeliveryState = DeliveryState.UP
+) -> Readiness:
+    """Every configured venue's verdict (and any unavailable one the config no longer names), and
+    alert delivery's."""
     venues = sorted(set(engine.config.venues) | set(unavailable))
-    return Readiness(tuple(venue_readiness(engine, venue, unavailable) for venue in venues))
+    return Readiness(
+        tuple(venue_readiness(engine, venue, unavailable) for venue in venues), delivery_readiness(delivery)
+    )
 
 
 def readiness_json(verdict: Readiness) -> dict[str, object]:
-    """The /readyz body: `{"status": "ready" | "not ready", "venues": {name: {...}}}`."""
+    """The /readyz body: `{"status": "ready" | "not ready", "venues": {name: {...}},
+    "delivery": {"ready": ..., "state": ..., "reason"?: ...}}`."""
     venues: dict[str, object] = {}
     for v in verdict.venues:
         entry: dict[str, object] = {"ready": v.ready, "kind": v.kind, "state": v.state}
@@ -108,20 +145,40 @@ def readiness_json(verdict: Readiness) -> dict[str, object]:
             entry["down_since"] = v.down_since
             entry["down_since_rfc3339"] = rfc3339(v.down_since)
         venues[v.venue] = entry
-    return {"status": "ready" if verdict.ready else "not ready", "venues": venues}
+    delivery: dict[str, object] = {"ready": verdict.delivery.ready, "state": verdict.delivery.state.value}
+    if verdict.delivery.reason is not None:
+        delivery["reason"] = verdict.delivery.reason
+    return {"status": "ready" if verdict.ready else "not ready", "venues": venues, "delivery": delivery}
+
+
+def delivery_assumed_up() -> DeliveryState:
+    """For a verdict on venues alone (an engine without a delivery process: tools, tests)."""
+    return DeliveryState.UP
 
 
 class ReadinessCollector(Collector):
-    """riskmon_venue_ready{venue}: 1 when connected and reconciled, what /readyz reports."""
+    """riskmon_venue_ready{venue}: 1 when connected and reconciled; riskmon_ready: what /readyz reports."""
 
-    def __init__(self, engine: Engine, unavailable: Collection[str]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        unavailable: Collection[str],
+        delivery_state: Callable[[], DeliveryState] = delivery_assumed_up,
+    ) -> None:
         self._engine = engine
         self._unavailable = unavailable  # the Monitor's live set
+        self._delivery_state = delivery_state
 
     def collect(self) -> Iterator[Metric]:
+        verdict = readiness(self._engine, self._unavailable, self._delivery_state())
         family = GaugeMetricFamily(
             "riskmon_venue_ready", "1 when the venue is connected and its state re-established", labels=["venue"]
         )
-        for v in readiness(self._engine, self._unavailable).venues:
+        for v in verdict.venues:
             family.add_metric([v.venue], 1.0 if v.ready else 0.0)
         yield family
+        yield GaugeMetricFamily(
+            "riskmon_ready",
+            "1 when every venue is ready and alert delivery has started (what /readyz reports)",
+            value=1.0 if verdict.ready else 0.0,
+        )

@@ -1,6 +1,6 @@
 """The read-only state endpoints: readiness, exposure and active alerts, as JSON.
 
-    GET /readyz                                        200 ready | 503 not ready, per-venue reasons
+    GET /readyz                                        200 ready | 503 not ready, per-venue and delivery reasons
     GET /api/v1/exposure[?desk=D][&venue=V]            200; 404 unknown desk or venue
     GET /api/v1/alerts[?state=pending|firing][&filter=MATCHER]...   200; 400 bad state or matcher
 
@@ -25,7 +25,8 @@ from riskmon.clock import Clock
 from riskmon.engine.engine import Engine
 from riskmon.notify.notifier import Notifier
 from riskmon.runtime.api_common import Answer, bounded, shown
-from riskmon.runtime.readiness import readiness, readiness_json
+from riskmon.runtime.delivery_process import DeliveryState
+from riskmon.runtime.readiness import delivery_assumed_up, readiness, readiness_json
 from riskmon.runtime.state_views import ALERT_STATES, UnknownName, alerts_view, exposure_view
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ def _single(query: Query, name: str) -> str | None:
     return values[0] if values else None
 
 
-def readiness_endpoint(engine: Engine, unavailable: Collection[str]) -> ReadEndpoint:
+def readiness_endpoint(
+    engine: Engine, unavailable: Collection[str], delivery_state: Callable[[], DeliveryState] = delivery_assumed_up
+) -> ReadEndpoint:
     def answer(query: Query) -> Answer:
-        verdict = readiness(engine, unavailable)
+        verdict = readiness(engine, unavailable, delivery_state())
         return (200 if verdict.ready else 503), readiness_json(verdict), []
 
     return ReadEndpoint("readyz", (), answer)
@@ -120,10 +123,16 @@ def alerts_endpoint(engine: Engine, notifier: Notifier, clock: Clock) -> ReadEnd
     return ReadEndpoint("alerts", ("state", "filter"), answer)
 
 
-def state_mounts(engine: Engine, notifier: Notifier, unavailable: Collection[str], clock: Clock) -> dict[str, AsgiApp]:
+def state_mounts(
+    engine: Engine,
+    notifier: Notifier,
+    unavailable: Collection[str],
+    clock: Clock,
+    delivery_state: Callable[[], DeliveryState] = delivery_assumed_up,
+) -> dict[str, AsgiApp]:
     """The paths this module serves, for HttpServer's `mounts`."""
     return {
-        READYZ_PATH: readiness_endpoint(engine, unavailable),
+        READYZ_PATH: readiness_endpoint(engine, unavailable, delivery_state),
         EXPOSURE_PATH: exposure_endpoint(engine, clock),
         ALERTS_PATH: alerts_endpoint(engine, notifier, clock),
     }

@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -194,25 +194,43 @@ class ActivationWatchdog:
             self._ctx.journal.note(order.deadline_key(), order)
 
     def restore(self, record: PersistedDeadline, now: float) -> None:
-        if record.kind != KIND or not self.tracks(record.venue):
-            return
-        settings = self._settings[record.venue]
-        try:
-            placed_at = float(record.data["placed_at"])
-        except (KeyError, ValueError):
-            placed_at = record.due - settings.timeout  # the deadline still stands
-        order = WatchedOrder(
-            venue=record.venue,
-            order_id=record.subject,
-            desk=sys.intern(record.data.get("desk", "unassigned")),
-            placed_at=placed_at,
-            settings=settings,
-            market=_shared(record.data.get("market")),
-            missed_while_down=record.due <= now,
-        )
-        # The state file holds this record already: writing it back unchanged would rewrite every
-        # open order's row on the first flush after a restart. A new timeout moves the due time.
-        self._arm(order, now, journal=placed_at + settings.timeout != record.due)
+        self.restore_all((record,), now)
+
+    def restore_all(self, records: Iterable[PersistedDeadline], now: float) -> None:
+        """Re-arm the state file's activation deadlines (other records are skipped) in one heap
+        build rather than a push each: a restart holds one per open order, so this loop is kept
+        free of per-record calls."""
+        armed: list[WatchedOrder] = []
+        journal = self._ctx.journal
+        for record in records:
+            settings = self._settings.get(record.venue)
+            if record.kind != KIND or settings is None:
+                continue
+            data = record.data
+            try:
+                placed_at = float(data["placed_at"])
+            except (KeyError, ValueError):
+                placed_at = record.due - settings.timeout  # the deadline still stands
+            due = placed_at + settings.timeout
+            market = data.get("market")
+            order = WatchedOrder(
+                fires_at=due if due > now else now,  # one that passed while riskmon was down: at once
+                venue=record.venue,
+                order_id=record.subject,
+                desk=sys.intern(data.get("desk", "unassigned")),
+                placed_at=placed_at,
+                settings=settings,
+                market=None if market is None else sys.intern(market),  # as _shared, without the call
+                missed_while_down=record.due <= now,
+            )
+            if self._orders[order.venue].setdefault(order.order_id, order) is not order:
+                continue  # already watched (a restore of an order the stream re-announced)
+            armed.append(order)
+            # The state file holds this record already: writing it back unchanged would rewrite
+            # every open order's row on the first flush after a restart. A new timeout moves it.
+            if due != record.due:
+                journal.note(order.deadline_key(), order)
+        self._ctx.deadlines.arm_many(armed)
 
     # The venue's word ---------------------------------------------------------------------------
 

@@ -67,10 +67,11 @@ class Watchdogs:
         self.feeds.start(now)
 
     def restore(self, records: Iterable[PersistedDeadline], now: float) -> None:
+        records = list(records)
+        # One deadline per open order: re-armed in one heap build, not a push each.
+        self.activation.restore_all(records, now)
         for record in records:
-            if record.kind == activation.KIND:
-                self.activation.restore(record, now)
-            elif record.kind == rfq.KIND:
+            if record.kind == rfq.KIND:
                 self.rfq.restore(record, now)
         # The alert tracker is restored before the engine starts: its firing alerts say which
         # warnings the restored quotes had raised (flags the journal does not keep).

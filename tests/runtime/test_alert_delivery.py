@@ -147,6 +147,8 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     stop = asyncio.Event()
     runner = asyncio.create_task(monitor.run(stop))
     try:
+        # The venues connect while the state file loads: HTTP serves only once the monitor has started.
+        await asyncio.wait_for(monitor.started.wait(), timeout=5)
         await sim.wait_for_connections(1)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{monitor.http_port}") as api:
             yield Setup(sim, monitor, hook, slack, api)

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 from riskmon.config.loader import parse_config
 from riskmon.engine.engine import Engine
 from riskmon.events import FeedDown, FeedUp, ReconciliationFinished, SequenceGap, StreamResynced
+from riskmon.runtime.delivery_process import DeliveryState
 from riskmon.runtime.readiness import ReadinessCollector, readiness, readiness_json, venue_readiness
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -70,6 +71,7 @@ def test_ready_only_once_every_venue_is_up() -> None:
             "px": {"ready": True, "kind": "prophetx", "state": "up"},
             "tot": {"ready": True, "kind": "totalis_rfq", "state": "up"},
         },
+        "delivery": {"ready": True, "state": "up"},
     }
 
 
@@ -152,3 +154,50 @@ def test_the_collector_exports_venue_ready_as_readyz_judges_it() -> None:
     unavailable.add("mango")  # the Monitor's live set, read at each scrape
     assert registry.get_sample_value("riskmon_venue_ready", {"venue": "mango"}) == 0.0
     assert [s.labels["venue"] for s in next(iter(registry.collect())).samples] == VENUES
+
+
+def every_venue_up() -> Engine:
+    engine = started()
+    for i, venue in enumerate(VENUES):
+        up(engine, venue, T0 + 1 + i)
+    return engine
+
+
+def test_every_venue_up_is_not_ready_until_alert_delivery_has_started() -> None:
+    engine = every_venue_up()
+    for state in (DeliveryState.STARTING, DeliveryState.RESTARTING):
+        verdict = readiness(engine, (), state)
+        assert all(v.ready for v in verdict.venues)
+        assert not verdict.ready
+        body = readiness_json(verdict)
+        assert body["status"] == "not ready"
+        delivery = body["delivery"]
+        assert isinstance(delivery, dict)
+        assert (delivery["ready"], delivery["state"]) == (False, state.value)
+        assert str(delivery["reason"]).startswith(f"alert delivery is {state.value}: ")
+    assert readiness(engine, (), DeliveryState.UP).ready
+
+
+def test_delivery_that_is_off_counts_as_started_and_says_so() -> None:
+    verdict = readiness(every_venue_up(), (), DeliveryState.OFF)
+    assert verdict.ready
+    body = readiness_json(verdict)
+    assert body["status"] == "ready"
+    assert body["delivery"] == {
+        "ready": True,
+        "state": "off",
+        "reason": "alert delivery is off: the outbox could not be opened, so no notification is sent (see the log)",
+    }
+
+
+def test_riskmon_ready_is_the_whole_verdict_and_venue_ready_the_venues_alone() -> None:
+    engine = every_venue_up()
+    delivery = DeliveryState.STARTING
+    registry = CollectorRegistry()
+    registry.register(ReadinessCollector(engine, set(), lambda: delivery))
+    assert registry.get_sample_value("riskmon_ready") == 0.0
+    assert registry.get_sample_value("riskmon_venue_ready", {"venue": "mango"}) == 1.0
+    delivery = DeliveryState.UP  # read at each scrape
+    assert registry.get_sample_value("riskmon_ready") == 1.0
+    down(engine, "tot", "closed", T0 + 20)
+    assert registry.get_sample_value("riskmon_ready") == 0.0

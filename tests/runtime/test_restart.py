@@ -101,7 +101,8 @@ async def test_stop_and_restart_counts_nothing_twice(sim: MangoV3FillsSimulator,
     async with running(config) as second:
         stats = second.engine.stats["mango"]
         assert second.persistence.restored
-        assert list(second.engine.book.rows()) == before  # restored before the venue connects
+        # The venue connects while the state file loads, but its checkpoint is applied only after
+        # the restore (tests/runtime/test_restart_overlap.py holds the restore to show it).
         await until(second, lambda: stats.fills + stats.duplicates + stats.voided >= 4)
         await second.persistence.drain()
         # The checkpoint: two fills already held, one voided by the fork, one new.

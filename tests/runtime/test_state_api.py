@@ -319,6 +319,7 @@ async def test_readyz_flips_as_venues_come_up_and_the_read_api_serves_state(tmp_
 
             await sim_b.start()
             await until(monitor, lambda: feeds.state("mango-b") is FeedState.UP)
+            await asyncio.wait_for(monitor.alerting.delivery.started(), timeout=5)
             response = await client.get("/readyz")
             bodies.append(response.text)
             assert response.status_code == 200
@@ -328,7 +329,9 @@ async def test_readyz_flips_as_venues_come_up_and_the_read_api_serves_state(tmp_
                     "mango-a": {"ready": True, "kind": "mango_v3_fills", "state": "up"},
                     "mango-b": {"ready": True, "kind": "mango_v3_fills", "state": "up"},
                 },
+                "delivery": {"ready": True, "state": "up"},
             }
+            assert "riskmon_ready 1.0" in (await client.get("/metrics")).text
             head = await client.head("/readyz")
             assert (head.status_code, head.content) == (200, b"")
 
