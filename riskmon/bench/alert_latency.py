@@ -10,17 +10,22 @@ notification goes out on the next group_interval tick and closes the group befor
 The receiver runs in the frame server process: a breach's latency is the arrival of its firing
 notification (request headers read) minus the moment its frame was written, both on this machine's
 monotonic clock. Breach k buys CROSS_LOTS + k lots, so the notional in its alert's `value`
-annotation names it, and a late notification is never paired with a later breach. The first breach
-is a warm-up (its notification opens the HTTP connection) and is left out. Everything a real
-alert crosses is in it: loopback TCP, the websockets client, the codec, the inbound queue, the
-engine, routing and grouping, the durable outbox, the httpx POST. An AlertListener on the Monitor
-splits it at the engine step that fired.
+annotation names it, and a late notification is never paired with a later breach.
+
+What is measured is a running riskmon. Breaches sent before it was ready (as /readyz judges it:
+the venue reconciled and alert delivery up; the delivery process starts in a fork server, ~0.5 s)
+are counted apart as start-up, with their own latencies; the first breach after it is a warm-up
+(its notification opens the receiver's HTTP connection) and is left out too. Everything a real
+alert crosses is in the rest: loopback TCP, the websockets client, the codec, the inbound queue,
+the engine, routing and grouping, the hand-off to the delivery process, the durable outbox, the
+POST. An AlertListener on the Monitor splits it at the engine step that fired.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,7 +37,7 @@ from typing import Any
 from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.bench.e2e import e2e_config
 from riskmon.bench.mango_feed import MANGO
-from riskmon.bench.measure import Percentiles
+from riskmon.bench.measure import Percentiles, until_ready
 from riskmon.bench.sender_process import FrameServerProcess
 from riskmon.config import MonitorConfig
 from riskmon.runtime.monitor import Monitor
@@ -63,7 +68,10 @@ class AlertLatencyResult:
     firing_notifications: int
     resolved_notifications: int
     unmatched: int  # firing notifications that arrived before any breach was sent (must be 0)
-    warmup_excluded: int  # the first breach's notification: it opens the receiver's HTTP connection
+    startup_excluded: int  # breaches sent before riskmon was ready
+    startup_latency_ms: Percentiles  # theirs, apart
+    ready_after_s: float | None  # from the first breach to ready (None: never ready in the run)
+    warmup_excluded: int  # the first breach once ready: its notification opens the receiver's HTTP connection
     latency_ms: Percentiles  # breach frame written -> its firing notification received
     to_engine_ms: Percentiles  # breach frame written -> the engine step that fired it (socket, codec, queue)
     engine_to_receiver_ms: Percentiles  # that engine step -> notification received (routing, outbox, POST)
@@ -108,9 +116,12 @@ async def _run(rate: float, duration: float, cross_every: float, clear_after: fl
             monitor = Monitor(config, http=False, console=io.StringIO(), listeners=[engine_clock])
             stop = asyncio.Event()
             runner = asyncio.create_task(monitor.run(stop), name="bench-monitor")
+            ready_at: list[float] = []
+            watcher = asyncio.create_task(_note_ready(monitor, ready_at), name="bench-ready")
             try:
                 paced = await sender.next_record("paced", duration + 60)
             finally:
+                watcher.cancel()
                 stop.set()
                 await runner
             applied = monitor.engine.venue_stats(MANGO).frames
@@ -118,15 +129,18 @@ async def _run(rate: float, duration: float, cross_every: float, clear_after: fl
         await sender.stop()
     crossings: list[float] = paced["crossings"]
     notifications = [(float(at), str(status), list(values)) for at, status, values in paced["notifications"]]
-    breaches = match_breaches(crossings, notifications, engine_clock.firing)
+    breaches = match_breaches(crossings, notifications, engine_clock.firing, ready_at[0] if ready_at else None)
     seconds = float(paced["seconds"])
     return AlertLatencyResult(
         rate_offered=rate,
         rate_sent=round(int(paced["frames"]) / seconds, 1) if seconds > 0 else 0.0,
         frames_applied=applied,
         duration_s=round(seconds, 3),
-        crossings=max(0, len(crossings) - 1),
+        crossings=max(0, len(crossings) - breaches.startup - 1),
         firing_notifications=len(breaches.latency),
+        startup_excluded=breaches.startup,
+        startup_latency_ms=Percentiles.of(breaches.startup_latency, 1e3),
+        ready_after_s=round(ready_at[0] - crossings[0], 3) if ready_at and crossings else None,
         warmup_excluded=breaches.warmup,
         resolved_notifications=sum(status == "resolved" for _, status, _ in notifications),
         unmatched=breaches.unmatched,
@@ -136,11 +150,18 @@ async def _run(rate: float, duration: float, cross_every: float, clear_after: fl
     )
 
 
+async def _note_ready(monitor: Monitor, ready_at: list[float]) -> None:
+    await until_ready(monitor)
+    ready_at.append(time.monotonic())
+
+
 @dataclass
 class BreachTimes:
-    latency: list[float] = field(default_factory=list)  # seconds, one per breach notified (warm-up apart)
+    latency: list[float] = field(default_factory=list)  # seconds, one per breach notified (start-up, warm-up apart)
     to_engine: list[float] = field(default_factory=list)
     engine_to_receiver: list[float] = field(default_factory=list)
+    startup: int = 0  # breaches sent before riskmon was ready
+    startup_latency: list[float] = field(default_factory=list)
     warmup: int = 0
     unmatched: int = 0  # firing notifications that name no breach sent
 
@@ -161,10 +182,15 @@ def match_breaches(
     crossings: Sequence[float],
     notifications: Sequence[tuple[float, str, Sequence[str]]],
     engine_firing: Sequence[tuple[float, str]],
+    ready_at: float | None = -math.inf,
 ) -> BreachTimes:
     """Each breach's first firing notification and first firing engine transition, named by value,
-    so the match holds however late riskmon runs behind the breaches."""
+    so the match holds however late riskmon runs behind the breaches. Breaches sent before
+    `ready_at` (None: riskmon never became ready) are start-up; the first one after is the warm-up."""
     out = BreachTimes()
+    ready = math.inf if ready_at is None else ready_at
+    startup = sum(at < ready for at in crossings)
+    out.startup = startup
     at_engine: dict[int, float] = {}
     for at, value in engine_firing:
         k = breach_index(value, len(crossings))
@@ -179,7 +205,10 @@ def match_breaches(
             out.unmatched += 1
         for k in sorted(named - notified):
             notified.add(k)
-            if k == 0:
+            if crossings[k] < ready:
+                out.startup_latency.append(received_at - crossings[k])
+                continue
+            if k == startup:
                 out.warmup += 1
                 continue
             out.latency.append(received_at - crossings[k])

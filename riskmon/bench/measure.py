@@ -7,8 +7,12 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from riskmon.runtime.monitor import Monitor
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,26 @@ class Percentiles:
         if self.p50 is None or self.p99 is None or self.max is None:
             return "-"
         return f"{self.p50:.3f} / {self.p99:.3f} / {self.max:.3f} ms"
+
+
+async def until_ready(monitor: Monitor) -> None:
+    """Return once `monitor` is ready as /readyz judges it (every venue, and alert delivery).
+
+    Readiness can only change after an engine step or once the delivery process is up: this waits
+    on those, so it costs the monitor nothing between them (a poll would take loop turns from it)."""
+    await monitor.started.wait()
+    while not monitor.readiness().ready:
+        monitor.applied.clear()
+        await _first(monitor.applied.wait(), monitor.alerting.delivery.started())
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 class GcWatch:

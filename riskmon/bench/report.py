@@ -88,7 +88,8 @@ def _details(sections: Mapping[str, Any]) -> list[tuple[str, str]]:
             (
                 "alerts",
                 f"{a['firing_notifications']}/{a['crossings']} breaches notified "
-                f"(+{a['warmup_excluded']} warm-up), latency {_percentiles(a['latency_ms'])}",
+                f"(+{a['warmup_excluded']} warm-up, {a.get('startup_excluded', 0)} before ready), "
+                f"latency {_percentiles(a['latency_ms'])}",
             )
         )
         rows.append(

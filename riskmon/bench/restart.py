@@ -20,12 +20,12 @@ import asyncio
 import io
 import tempfile
 import time
-from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MARKET, QUEUE
+from riskmon.bench.measure import until_ready
 from riskmon.bench.open_orders import ACCOUNT, DESK, PROPHETX, arm_open_orders
 from riskmon.bench.state_seed import SeedBooks, seed_state
 from riskmon.config import MonitorConfig, parse_config
@@ -138,12 +138,7 @@ async def _run(open_orders: int, fill_history: int) -> RestartResult:
             runner = asyncio.create_task(monitor.run(stop), name="bench-monitor")
             try:
                 async with asyncio.timeout(_READY_LIMIT):
-                    await monitor.started.wait()
-                    # Readiness is a function of engine state and of alert delivery's: it can only
-                    # change after an engine step or once the delivery process is up.
-                    while not monitor.readiness().ready:
-                        monitor.applied.clear()
-                        await _first(monitor.applied.wait(), monitor.alerting.delivery.started())
+                    await until_ready(monitor)
                 ready_s = time.perf_counter() - started
                 restored = len(monitor.engine.deadlines)
             finally:
@@ -154,15 +149,6 @@ async def _run(open_orders: int, fill_history: int) -> RestartResult:
         await mango.stop()
         await prophetx.stop()
     return RestartResult(round(ready_s, 4), restored, round(load_s, 4), seed, restart_note(fill_history))
-
-
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 def _time_deadline_load(path: Path) -> float:

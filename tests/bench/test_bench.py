@@ -102,7 +102,10 @@ def test_e2e_monitor_applies_every_frame_and_the_floor_receives_them_all() -> No
 
 @pytest.mark.integration
 def test_every_breach_reaches_the_webhook_and_its_latency_splits_at_the_engine() -> None:
-    result = run_alert_latency_bench(rate=1000, duration=0.3, cross_every=0.05, clear_after=0.02)
+    # Long enough to be ready (the delivery process starts in a fork server) and then see breaches.
+    result = run_alert_latency_bench(rate=1000, duration=2.0, cross_every=0.05, clear_after=0.02)
+    assert result.ready_after_s is not None
+    assert result.startup_excluded == pytest.approx(result.ready_after_s / 0.05, abs=2)
     assert result.crossings >= 3
     assert result.firing_notifications == result.crossings
     assert result.resolved_notifications >= result.crossings
@@ -135,6 +138,26 @@ def test_a_late_notification_is_paired_with_the_breach_its_value_names() -> None
     assert times.latency == pytest.approx([0.07, 0.025])
     assert times.to_engine == pytest.approx([0.01, 0.01])
     assert times.engine_to_receiver == pytest.approx([0.06, 0.015])
+
+
+def test_breaches_sent_before_riskmon_was_ready_are_start_up_and_the_next_one_the_warm_up() -> None:
+    def value(k: int) -> str:
+        return f"{(CROSS_LOTS + k) * LOT_USD:.2f}"
+
+    crossings = [10.0, 10.05, 10.10, 10.15]
+    notifications = [
+        (10.6, "firing", [value(0)]),  # both waited for alert delivery to come up at 10.55
+        (10.6, "firing", [value(1)]),
+        (10.603, "firing", [value(2)]),  # the first one sent once ready: opens the connection
+        (10.152, "firing", [value(3)]),
+    ]
+    engine = [(10.001, value(0)), (10.051, value(1)), (10.101, value(2)), (10.151, value(3))]
+    times = match_breaches(crossings, notifications, engine, ready_at=10.08)
+    assert (times.startup, times.warmup) == (2, 1)
+    assert times.startup_latency == pytest.approx([0.6, 0.55])
+    assert times.latency == pytest.approx([0.002])
+    never = match_breaches(crossings, notifications, engine, ready_at=None)
+    assert (never.startup, never.warmup, never.latency) == (4, 0, [])
 
 
 def test_open_orders_are_held_with_their_deadlines() -> None:
