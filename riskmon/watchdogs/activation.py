@@ -12,6 +12,7 @@ watchdog asks for a reconnect and a REST `get_order`, and the venue's answer dec
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import sys
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from riskmon.alerts.lifecycle import AlertTransition
+from riskmon.alerts.lifecycle import ActiveAlert, AlertTransition
 from riskmon.engine.actions import LookupOrder, ReconnectCause
 from riskmon.engine.deadlines import Deadline
 from riskmon.events import OrderIntake, OrderLookupFailed, OrderStatus, OrderUpdate
@@ -123,6 +124,15 @@ class WatchedOrder(Deadline, gc=False, kw_only=True):
         return PersistedDeadline(KIND, self.venue, self.order_id, self.due, data)
 
 
+_CRITICAL = frozenset(outcome.value for outcome, severity in _SEVERITY.items() if severity == "critical")
+
+
+def _unix(annotation: str) -> float:
+    """The unix time of an `at()` annotation ("2026-11-21 19:10:00.123Z")."""
+    moment = datetime.datetime.strptime(annotation, "%Y-%m-%d %H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
 def _shared(text: str | None) -> str | None:
     """Market names repeat across thousands of orders: one interned copy serves them all."""
     return None if text is None else sys.intern(text)
@@ -145,6 +155,32 @@ class ActivationWatchdog:
         self.outcomes: Counter[tuple[str, str]] = Counter()
         # (venue, FailureReason) -> refusals, rejections and failed lookups.
         self.failures: Counter[tuple[str, FailureReason]] = Counter()
+
+    def adopt(self, alerts: Iterable[ActiveAlert]) -> None:
+        """After a restore: a critical OrderActivationTimeout restored firing waits again for the venue
+        to say what became of its order, as it did before the restart, so that word resolves it
+        (and raises the late warning) instead of leaving it firing for ever."""
+        for alert in alerts:
+            if alert.alertname != ALERT or alert.state != "firing" or alert.severity != "critical":
+                continue
+            labels = alert.labels
+            venue, order_id, outcome = labels.get("venue", ""), labels.get("order_id", ""), labels.get("outcome")
+            settings = self._settings.get(venue)
+            if settings is None or not order_id or outcome not in _CRITICAL or (venue, order_id) in self._unresolved:
+                continue
+            try:
+                placed_at = _unix(alert.annotations["placed_at"])
+            except (KeyError, ValueError):
+                # Kept by a version that did not note it: the alert fired at the deadline or just after.
+                placed_at = (alert.fired_at or alert.active_since) - settings.timeout
+            self._unresolved[(venue, order_id)] = WatchedOrder(
+                venue=venue,
+                order_id=order_id,
+                desk=labels.get("desk", ""),
+                placed_at=placed_at,
+                settings=settings,
+                outcome=Outcome(outcome),
+            )
 
     def tracks(self, venue: str) -> bool:
         return venue in self._settings
@@ -374,6 +410,8 @@ class ActivationWatchdog:
             "description": description,
             "order_id": order.order_id,
             "outcome": outcome.value,
+            # Also what a restart reads back to keep waiting for the venue's word (adopt).
+            "placed_at": at(order.placed_at),
         }
         if order.missed_while_down:
             annotations["missed_while_down"] = "true"

@@ -73,10 +73,12 @@ class Watchdogs:
         for record in records:
             if record.kind == rfq.KIND:
                 self.rfq.restore(record, now)
-        # The alert tracker is restored before the engine starts: its firing alerts say which
-        # warnings the restored quotes had raised (flags the journal does not keep).
-        self.rfq.adopt(self.ctx.alerts.active())
-        self.feeds.adopt(self.ctx.alerts.active())
+        # The alert tracker is restored before the engine starts: its firing alerts say what the
+        # watchdogs had raised and now wait to resolve (state the journal does not keep).
+        alerts = self.ctx.alerts.active()
+        self.rfq.adopt(alerts)
+        self.feeds.adopt(alerts)
+        self.activation.adopt(alerts)
 
     def take_actions(self) -> list[Action]:
         actions, self.ctx.actions = self.ctx.actions, []

@@ -83,6 +83,7 @@ def timeout_alert(
         f"was not activated within 10s: {why}.",
         "order_id": order_id,
         "outcome": outcome,
+        "placed_at": at(placed_at),
         **(extra or {}),
     }
     return AlertTransition(

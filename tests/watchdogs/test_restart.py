@@ -9,9 +9,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.lifecycle import AlertTransition, StoredAlert, fingerprint
 from riskmon.engine.actions import LookupOrder, ReconcileVenue, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import Event, OrderIntake, OrderLookupFailed, OrderStatus, QuoteStatus
@@ -190,6 +191,7 @@ def test_an_activation_deadline_passed_while_down_fires_at_start_and_says_so(
             "description": missed_description("the activation message was lost; the REST lookup reports it open"),
             "order_id": "o1",
             "outcome": "activated_late",
+            "placed_at": at(T0),
             "missed_while_down": "true",
         },
         fingerprint=fingerprint(labels),
@@ -395,3 +397,48 @@ def test_a_restored_quote_of_a_venue_no_longer_configured_is_dropped(
     assert engine.watchdogs.rfq.pending("old-totalis") == 0
     assert engine.advance(T0 + 90) == []
     assert engine.take_actions() == []
+
+
+# ---- critical activation verdicts across a restart -------------------------------------------------
+
+
+def critical_before_restart(*, keep_placed_at: bool = True) -> StoredAlert:
+    """o1 placed at T0, never activated, its REST lookup unanswered: critical at T0 + 31, kept by the state file."""
+    before = new_engine()
+    before.alerts.restore([])
+    before.start(T0)
+    before.ingest(PX, [intake("o1", T0)], T0, is_frame=False)
+    before.advance(T0 + 10)
+    (critical,) = before.advance(T0 + 31)
+    assert (critical.severity, critical.labels["outcome"]) == ("critical", "lookup_failed")
+    stored = before.alerts.stored(critical.fingerprint)
+    assert stored is not None
+    if not keep_placed_at:  # as an older version kept it
+        annotations = {k: v for k, v in stored.annotations.items() if k != "placed_at"}
+        stored = msgspec.structs.replace(stored, annotations=annotations)
+    return stored
+
+
+@pytest.mark.parametrize("keep_placed_at", [True, False], ids=["placed_at kept", "older alert"])
+def test_a_critical_activation_verdict_restored_firing_is_answered_by_the_venue_after_the_restart(
+    keep_placed_at: bool,
+) -> None:
+    stored = critical_before_restart(keep_placed_at=keep_placed_at)
+    engine = new_engine()
+    engine.alerts.restore([stored])
+    engine.start(T0 + 100)
+    assert engine.advance(T0 + 100) == []
+    out = engine.ingest(PX, [order("o1", OrderStatus.OPEN, sequence=2)], T0 + 101)
+    assert [(t.status, t.severity, t.labels["outcome"]) for t in out] == [
+        ("resolved", "critical", "lookup_failed"),
+        ("firing", "warning", "activated_late"),
+    ]
+    resolved, late = out
+    assert (resolved.fingerprint, resolved.starts_at) == (stored.fingerprint, T0 + 31)
+    assert resolved.annotations["resolution"] == "the venue now reports open"
+    # The placement time comes from the alert; an older alert's is its deadline's, less the timeout
+    # (it fired once the lookup also went unanswered, 21 s after the deadline).
+    placed_at = T0 if keep_placed_at else T0 + 21
+    assert late.annotations["placed_at"] == at(placed_at)
+    assert engine.watchdogs.activation.latency[PX].sum == T0 + 101 - placed_at
+    assert [a.severity for a in engine.alerts.active() if a.alertname == "OrderActivationTimeout"] == ["warning"]
