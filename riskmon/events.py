@@ -2,6 +2,11 @@
 
 Events are immutable msgspec Structs (cheap to build, no GC tracking). Quantities are exact
 `Decimal`s in base units, so applying and reversing a fill leaves a position exactly where it was.
+
+The field order of FillReceived, FillRevoked and MarkPrice is part of their contract: the codecs
+build them positionally on the hot path (keywords cost a lookup each), and the fill store keeps a
+FillReceived as a msgpack array in that order. A new field goes at the end, with a default; none
+moves (tests/test_events_contract.py pins the order).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ class Liquidity(StrEnum):
 
 
 class FillReceived(msgspec.Struct, frozen=True, gc=False):
-    """One of our desks traded. `fill_key` identifies it exactly (for dedupe and revokes)."""
+    """One of our desks traded. `fill_key` identifies it exactly (for dedupe and revokes).
+
+    Built positionally and stored as an array: the field order is the contract (module doc)."""
 
     venue: str
     desk: str
@@ -50,7 +57,9 @@ class FillReceived(msgspec.Struct, frozen=True, gc=False):
 
 
 class FillRevoked(msgspec.Struct, frozen=True, gc=False):
-    """The venue voided a fill (Mango: a Solana fork). Reverses exactly the fill with `fill_key`."""
+    """The venue voided a fill (Mango: a Solana fork). Reverses exactly the fill with `fill_key`.
+
+    Built positionally: the field order is the contract (module doc)."""
 
     venue: str
     fill_key: str
@@ -84,6 +93,8 @@ class MarkKind(StrEnum):
 
 
 class MarkPrice(msgspec.Struct, frozen=True, gc=False):
+    """A market's price to value positions at. Built positionally: the field order is the contract (module doc)."""
+
     venue: str
     market: str
     price: Decimal  # USD per base unit

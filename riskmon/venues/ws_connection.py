@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -100,6 +99,9 @@ class WsConnection(asyncio.Protocol):
         Raises websockets' InvalidURI, InvalidStatus (a refused handshake: `.response.status_code`),
         InvalidHandshake, or OSError / TimeoutError when the socket cannot be opened in time.
         """
+        # Here, not at the top: rest imports the session layer, which imports this module.
+        from riskmon.venues.rest import default_ssl_context  # one TLS context per process, as REST's
+
         uri = parse_uri(url)
         protocol = ClientProtocol(
             uri,
@@ -116,7 +118,7 @@ class WsConnection(asyncio.Protocol):
                     lambda: connection,
                     uri.host,
                     uri.port,
-                    ssl=ssl.create_default_context() if uri.secure else None,
+                    ssl=default_ssl_context() if uri.secure else None,
                     server_hostname=uri.host if uri.secure else None,
                 )
                 request = protocol.connect()
