@@ -27,7 +27,7 @@ import fcntl
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +59,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS outbox_group_states (route_id TEXT NOT NULL, group_key TEXT NOT NULL,"
     " revision INTEGER NOT NULL, body BLOB, PRIMARY KEY (route_id, group_key)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS outbox_group_states_revision ON outbox_group_states (revision)",
+)
+_INSERT = (
+    "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status, enqueued_at, next_attempt_at)"
+    " VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (receiver, idempotency_key) DO NOTHING"
+)
+_ID_OF_KEY = "SELECT id FROM notify_outbox WHERE receiver = ? AND idempotency_key = ?"
+_EARLIER_PENDING = (
+    "SELECT 1 FROM notify_outbox WHERE receiver = ? AND status = 'pending' AND group_key = ? AND id < ? LIMIT 1"
 )
 _LOCK_POLL_S = 0.02
 
@@ -121,6 +129,14 @@ class OutboxItem:
     enqueued_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What `enqueue_and_claim` committed (ids, as `enqueue_many` returns them) and claimed, per receiver."""
+
+    ids: list[int]
+    claimed: dict[str, list[OutboxItem]]
+
+
 class Outbox:
     def __init__(
         self,
@@ -165,34 +181,63 @@ class Outbox:
         """Commit (receiver, group_key, idempotency_key, payload) rows in one durable transaction, in
         order (one fsync for all), with the state rows they reflect; returns their ids, the first
         row's id for a repeated key."""
+        return self.enqueue_and_claim(rows, now, states).ids
+
+    def enqueue_and_claim(
+        self,
+        rows: Sequence[tuple[str, str, str, bytes]],
+        now: float,
+        states: Sequence[StateRows] = (),
+        claim_for: Container[str] = (),
+        limit: int = 100,
+    ) -> Enqueued:
+        """`enqueue_many`, and claim (after the commit) each row it inserted for a receiver in
+        `claim_for` that heads its group: due now, such a row is what `claim` would return, found
+        without a query for what is due. At most `limit` per receiver; the rest stay pending, as do
+        a repeated key's row and other due rows of these receivers (the caller's `claim` finds them)."""
         if not rows:
-            return []
+            return Enqueued([], {})
         ids: list[int] = []
+        heads: list[OutboxItem] = []
+        db = self._db
         try:
-            # Outside any transaction: the level applies to the commit below, then drops back.
-            self._db.execute("PRAGMA synchronous=FULL" if self.sync == "full" else "PRAGMA synchronous=NORMAL")
+            # Outside any transaction: the level applies to the commit below, then drops back. The
+            # connection's level is NORMAL otherwise, so sync="normal" needs neither statement.
+            if self.sync == "full":
+                db.execute("PRAGMA synchronous=FULL")
             try:
-                with self._db:
-                    self._db.execute("BEGIN IMMEDIATE")
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
                     for receiver, group_key, idempotency_key, payload in rows:
-                        self._db.execute(
-                            "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status,"
-                            " enqueued_at, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)"
-                            " ON CONFLICT (receiver, idempotency_key) DO NOTHING",
-                            (receiver, group_key, idempotency_key, payload, now, now),
-                        )
-                        row = self._db.execute(
-                            "SELECT id FROM notify_outbox WHERE receiver = ? AND idempotency_key = ?",
-                            (receiver, idempotency_key),
-                        ).fetchone()
-                        ids.append(int(row[0]))
+                        cursor = db.execute(_INSERT, (receiver, group_key, idempotency_key, payload, now, now))
+                        if cursor.rowcount != 1:  # a repeated key: the first row's id, and nothing to claim
+                            row = db.execute(_ID_OF_KEY, (receiver, idempotency_key)).fetchone()
+                            ids.append(int(row[0]))
+                            continue
+                        item_id = cursor.lastrowid
+                        assert item_id is not None  # an INSERT that inserted a row
+                        ids.append(item_id)
+                        # An earlier pending row, this batch's included, goes first: not due yet.
+                        if (
+                            receiver in claim_for
+                            and db.execute(_EARLIER_PENDING, (receiver, group_key, item_id)).fetchone() is None
+                        ):
+                            heads.append(OutboxItem(item_id, receiver, group_key, idempotency_key, payload, 0, now))
                     for stamped in states:
-                        _write_state_rows(self._db, stamped)
+                        _write_state_rows(db, stamped)
             finally:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+                if self.sync == "full":
+                    db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
-        return ids
+        claimed: dict[str, list[OutboxItem]] = {}
+        for item in heads:
+            # No group of these is claimed already: a claimed row is pending, so it would have come first.
+            taken = claimed.setdefault(item.receiver, [])
+            if len(taken) < limit:
+                self._claimed[item.id] = (item.receiver, item.group_key)
+                taken.append(item)
+        return Enqueued(ids, {receiver: items for receiver, items in claimed.items() if items})
 
     def adopt_pending(self, older: str | Path) -> int:
         """Move the pending notifications of an outbox table in another SQLite file (where earlier

@@ -2,10 +2,12 @@
 
 `submit` never blocks the caller: each batch of messages goes to one dedicated thread (so SQLite
 never stalls the event loop and commits keep their order), which commits the batch durably in one
-transaction and, in the same call, claims what is now due for the queues it touched. Those claims
-are sent as soon as the commit is back on the loop, without waking another task or making a
-second trip to the thread. Each queue's sender task does everything else: what a fast send left
-behind in a group, retries, and messages left pending by an earlier run. It sleeps until the
+transaction and, in the same call, claims the batch's rows that head their groups (due now, they
+need no query for what is due). Those claims are sent as soon as the commit is back on the loop,
+without waking another task or making a second trip to the thread. The delivery process, whose
+loop runs nothing else, commits inline in `submit` itself and starts the sends from there. Each
+queue's sender task does everything else: what a fast send left behind in a group, retries, and
+messages left pending by an earlier run. It sleeps until the
 outbox's next due item, or until woken. A receiver's sends share one bound on concurrency. Every
 outcome is counted for the metrics; a crash at any point leaves committed messages pending for
 the next start.
@@ -32,8 +34,9 @@ from riskmon.config.types import Secret
 from riskmon.notify.alertmanager import alerts_url
 from riskmon.notify.http1 import DirectSender, Origin, ReceiverPools, goes_direct
 from riskmon.notify.notifier import Outgoing, alertmanager_queue
-from riskmon.notify.outbox import Outbox, OutboxError, OutboxItem, RetryPolicy
+from riskmon.notify.outbox import Enqueued, Outbox, OutboxError, OutboxItem, RetryPolicy
 from riskmon.notify.webhook import Sender, SendResult, WebhookSender, send_claimed
+from riskmon.venues.rest import default_ssl_context
 from riskmon.watchdogs.latency import LatencyHistogram
 
 log = logging.getLogger(__name__)
@@ -127,33 +130,35 @@ def retry_policy(config: DeliveryConfig) -> RetryPolicy:
     )
 
 
-def _commit_and_claim(
-    outbox: Outbox, items: Sequence[Outgoing], now: float, queues: frozenset[str]
-) -> tuple[list[int], dict[str, list[OutboxItem]]]:
-    """On the outbox thread: commit a batch durably, then claim what is due in the queues it touched
-    (a claim is only ever made after the commit, so nothing is sent before it is durable). The alert
-    states the batch reflects go in the same transaction."""
-    ids = outbox.enqueue_many(
+def _commit_and_claim(outbox: Outbox, items: Sequence[Outgoing], now: float, queues: frozenset[str]) -> Enqueued:
+    """On the outbox thread: commit a batch durably, with the alert states it reflects, and claim
+    (after the commit, so nothing is sent before it is durable) the rows it inserted that head their
+    groups in `queues`. Anything else due in those queues is their sender tasks' to find."""
+    return outbox.enqueue_and_claim(
         [(i.queue, i.group_key, i.idempotency_key, i.payload) for i in items],
         now,
         [i.alert_states for i in items if i.alert_states is not None],
+        queues,
+        _ROUND_LIMIT,
     )
-    claimed: dict[str, list[OutboxItem]] = {}
-    for queue in dict.fromkeys(i.queue for i in items):
-        if queue not in queues:
-            continue
-        try:
-            if due := outbox.claim(queue, now, _ROUND_LIMIT):
-                claimed[queue] = due
-        except OutboxError as exc:  # committed all the same: the queue's sender will find it
-            log.error("outbox unreadable for %s: %s", queue, exc)
-    return ids, claimed
 
 
 def _poll(outbox: Outbox, queue: str, now: float) -> tuple[list[OutboxItem], float | None, int]:
     """On the outbox thread, in one trip: claim what is due, when the rest falls due, and the depth."""
     items = outbox.claim(queue, now, _ROUND_LIMIT)
     return items, outbox.next_due(queue), outbox.depth(queue)
+
+
+def _outcome(done: Future[Enqueued]) -> Enqueued | Exception:
+    try:
+        return done.result()
+    except Exception as exc:
+        return exc
+
+
+def _log_queued(items: list[Outgoing]) -> None:
+    for item in items:
+        log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
 
 
 class _Inline(Executor):
@@ -188,7 +193,8 @@ class Delivery:
         self._policy = retry_policy(config)
         self._keep_delivered = config.keep_delivered
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        # One TLS context per process, shared with the venues' clients (~130 ms to build each).
+        self._client = client or httpx.AsyncClient(verify=default_ssl_context())
         # Plain-http receivers bypass httpx (a quarter of its CPU per POST), but not a client a caller
         # chose: it may be a test double or carry its own transport.
         self._pools = ReceiverPools() if client is None else None
@@ -289,15 +295,23 @@ class Delivery:
         outbox = self._outbox
         if not items or outbox is None:
             return
-        loop = asyncio.get_running_loop()
         now = self._clock.now() if now is None else now
         self._uncommitted += 1
         self._written.clear()
         batch = list(items)
         self._enqueues += 1
+        if isinstance(self._db, _Inline):
+            # The commit, and the sends it makes due, in this very call: no loop turn in between.
+            try:
+                outcome: Enqueued | Exception = _commit_and_claim(outbox, batch, now, frozenset(self._tasks))
+            except Exception as exc:
+                outcome = exc
+            self._committed(batch, now, outcome)
+            return
+        loop = asyncio.get_running_loop()
         committed = self._db.submit(_commit_and_claim, outbox, batch, now, frozenset(self._tasks))
         # Straight from the thread to the loop: one wake-up, not an asyncio future's two steps.
-        committed.add_done_callback(lambda done: loop.call_soon_threadsafe(self._committed, batch, now, done))
+        committed.add_done_callback(lambda done: loop.call_soon_threadsafe(self._committed, batch, now, _outcome(done)))
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed (tests, shutdown)."""
@@ -347,18 +361,14 @@ class Delivery:
         self._gates[queue] = asyncio.Semaphore(max(1, self._specs[queue].concurrency))
         self._tasks[queue] = asyncio.create_task(self._send_loop(queue), name=f"deliver:{queue}")
 
-    def _committed(
-        self, items: list[Outgoing], now: float, done: Future[tuple[list[int], dict[str, list[OutboxItem]]]]
-    ) -> None:
+    def _committed(self, items: list[Outgoing], now: float, outcome: Enqueued | Exception) -> None:
         self._uncommitted -= 1
         if not self._uncommitted:
             self._written.set()
         if self.on_committed is not None:
             self.on_committed()
-        try:
-            _, claimed = done.result()
-        except Exception as exc:  # nothing was committed: the batch is one transaction
-            reason = str(exc) if isinstance(exc, OutboxError) else type(exc).__name__
+        if isinstance(outcome, Exception):  # nothing was committed: the batch is one transaction
+            reason = str(outcome) if isinstance(outcome, OutboxError) else type(outcome).__name__
             for item in items:
                 self.outcomes[(item.receiver, "enqueue_failed")] += 1
                 log.error("could not queue a notification for %s: %s", item.receiver, reason)
@@ -367,11 +377,8 @@ class Delivery:
         for item in items:
             self.outcomes[(item.receiver, "enqueued")] += 1
             self._remember_enqueued(item, now)
-            log.info("notification %s queued for %s", item.idempotency_key[:16], item.queue)
-            if item.queue not in self._wake:
-                log.warning("a notification is queued for %s, which no receiver sends to", item.queue)
-        self._changed()
-        for queue, due in claimed.items():
+        # The sends before the logging, and before whoever on_change wakes: those can wait.
+        for queue, due in outcome.claimed.items():
             spec, outbox = self._specs.get(queue), self._outbox
             if outbox is None:
                 continue  # stopping: claims live in memory only, the rows stay pending for the next start
@@ -381,6 +388,13 @@ class Delivery:
             task = asyncio.create_task(self._round(queue, spec, outbox, due, now), name=f"send:{queue}")
             self._rounds.add(task)
             task.add_done_callback(self._rounds.discard)
+        if log.isEnabledFor(logging.INFO):
+            # After the sends' first steps (queued behind them), which write the requests.
+            asyncio.get_running_loop().call_soon(_log_queued, items)
+        for item in items:
+            if item.queue not in self._wake:
+                log.warning("a notification is queued for %s, which no receiver sends to", item.queue)
+        self._changed()
 
     async def _round(self, queue: str, spec: QueueSpec, outbox: Outbox, items: list[OutboxItem], now: float) -> None:
         try:
@@ -399,6 +413,7 @@ class Delivery:
         outbox = self._outbox
         assert outbox is not None
         wake = self._wake[queue]
+        loop = asyncio.get_running_loop()
         while True:
             spec = self._specs.get(queue)
             if spec is None:
@@ -418,9 +433,13 @@ class Delivery:
                 continue
             if due is not None and due <= now:
                 continue
-            timeout = None if due is None else due - self._clock.now()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+            # One timer handle for the deadline, not wait_for's task and timer around each wait.
+            timer = None if due is None else loop.call_later(max(0.0, due - self._clock.now()), wake.set)
+            try:
+                await wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     def _changed(self) -> None:
         if self.on_change is not None:

@@ -34,21 +34,30 @@ class Channel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
+        if not buffer:  # the usual case, whole messages in one read: parsed where they are, not copied
+            taken = self._parse(data)
+            if taken < len(data):
+                buffer += memoryview(data)[taken:]
+            return
         buffer += data
+        # A message's handler that raises closes the connection (asyncio's fatal error): no bytes to keep.
+        del buffer[: self._parse(buffer)]
+
+    def _parse(self, data: bytes | bytearray) -> int:
+        """Hand on each whole message at the start of `data`; returns how many bytes they took."""
         start = 0
-        try:
-            while len(buffer) - start >= _HEADER:
-                size = int.from_bytes(buffer[start : start + _HEADER], "big")
+        with memoryview(data) as view:
+            while len(view) - start >= _HEADER:
+                size = int.from_bytes(view[start : start + _HEADER], "big")
                 if size > MAX_MESSAGE:
                     raise ChannelError(f"a message of {size} bytes")
                 end = start + _HEADER + size
-                if len(buffer) < end:
+                if len(view) < end:
                     break
-                message = pickle.loads(buffer[start + _HEADER : end])  # noqa: S301 - our own child/parent
+                message = pickle.loads(view[start + _HEADER : end])  # noqa: S301 - our own child/parent
                 start = end
                 self._on_message(message)
-        finally:
-            del buffer[:start]
+        return start
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

@@ -27,6 +27,7 @@ from typing import IO
 
 from riskmon.clock import SystemClock
 from riskmon.notify.notifier import Outgoing
+from riskmon.notify.outbox import outbox_lock_path
 from riskmon.runtime.delivery import Delivery
 from riskmon.runtime.delivery_channel import Channel, Message
 
@@ -50,7 +51,7 @@ def run(sock: socket.socket) -> None:
 def _lock(outbox: Path) -> IO[bytes] | None:
     """Exclusive lock beside the outbox, polled so a hung predecessor cannot stall delivery forever."""
     try:
-        handle = open(outbox.with_name(outbox.name + ".lock"), "ab")  # noqa: SIM115 - held for the process's life
+        handle = open(outbox_lock_path(outbox), "ab")  # noqa: SIM115 - held for the process's life
     except OSError:
         return None  # nor can the outbox open there: Delivery says so, and delivery is off
     deadline = time.monotonic() + _LOCK_WAIT_S

@@ -218,6 +218,13 @@ class _Discard(io.StringIO):
         return len(text)
 
 
+async def _serving(monitor: Monitor, venues: DemoVenues) -> None:
+    """The venues connected and the monitor serving: its HTTP server starts once the state file is
+    restored, which may finish after the venues connect."""
+    await venues.wait_connected(timeout=30)
+    await asyncio.wait_for(monitor.started.wait(), timeout=30)
+
+
 async def _show(
     venues: DemoVenues,
     monitor: Monitor,
@@ -232,7 +239,7 @@ async def _show(
     runner = asyncio.create_task(monitor.run(stop))
     player: asyncio.Task[None] | None = None
     try:
-        connected = asyncio.create_task(venues.wait_connected(timeout=30))
+        connected = asyncio.create_task(_serving(monitor, venues))
         await asyncio.wait([runner, connected], return_when=asyncio.FIRST_COMPLETED)
         if runner.done():
             connected.cancel()

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -331,6 +332,18 @@ async def test_sends_reuse_one_connection_and_carry_the_signed_webhook_headers(h
     assert headers["content-type"] == "application/json"
     assert headers["idempotency-key"] == "key-19"
     assert verify_signature(SECRET, headers["x-riskmon-signature"], body, T0)
+
+
+@integration
+@ASYNC
+async def test_a_pooled_connection_sends_without_waiting_to_coalesce(hook: tuple[Hook, str]) -> None:
+    _, url = hook
+    pool = ReceiverPool(Origin.of(url), 1)
+    assert (await sender_for(url, pool).send(b"{}", "key-1")).ok
+    sock = pool._idle[0].writer.get_extra_info("socket")
+    nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    await pool.aclose()
+    assert nodelay != 0  # Nagle off: a request is never held back for the previous one's ACK
 
 
 @integration

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from riskmon.notify.outbox import Outbox, OutboxError, RetryPolicy
+from riskmon.notify.outbox import Outbox, OutboxError, OutboxItem, RetryPolicy
 
 T0 = 1_700_000_000.0
 POLICY = RetryPolicy(initial=2.0, maximum=60.0, retry_after_cap=120.0, dead_letter_after=3600.0)
@@ -279,4 +279,104 @@ def test_next_due_leaves_out_groups_with_a_claim_in_flight(db: Path) -> None:
     box.mark_sent(a1, T0 + 6)
     box.release(list(box._claimed))
     assert box.next_due("hook") == T0 + 1  # a2 is A's head now
+    box.close()
+
+
+def test_enqueue_and_claim_claims_only_the_inserted_rows_that_head_their_groups(db: Path) -> None:
+    box = open_outbox(db)
+    a1 = box.enqueue("hook", "A", "a1", b"a1", T0)
+    c1 = box.enqueue("hook", "C", "c1", b"c1", T0)  # due, but not this batch's: left to claim()
+    d1 = box.enqueue("hook", "D", "d1", b"d1", T0)
+    box.claim("hook", T0, 10)
+    box.mark_sent(d1, T0 + 1)
+    box.release([a1, c1])
+
+    done = box.enqueue_and_claim(
+        [
+            ("hook", "A", "a2", b"a2"),  # behind the pending a1
+            ("hook", "B", "b1", b"b1"),  # a new group: heads it
+            ("hook", "B", "b2", b"b2"),  # behind b1, in the same batch
+            ("hook", "D", "d1", b"again"),  # a repeated key: the first row's id, not sent again
+            ("hook", "D", "d2", b"d2"),  # D's earlier row is sent: d2 heads D
+            ("other", "E", "e1", b"e1"),  # a receiver not asked for
+        ],
+        T0 + 5,
+        claim_for=frozenset({"hook"}),
+    )
+
+    a2, b1, b2, again, d2, e1 = done.ids
+    assert again == d1
+    assert list(done.claimed) == ["hook"]
+    assert done.claimed["hook"] == [
+        OutboxItem(b1, "hook", "B", "b1", b"b1", 0, T0 + 5),
+        OutboxItem(d2, "hook", "D", "d2", b"d2", 0, T0 + 5),
+    ]
+    # Claimed as claim() claims: a later claim skips their groups and finds the rest that is due.
+    assert [i.id for i in box.claim("hook", T0 + 5, 10)] == [a1, c1]
+    assert box.claim("other", T0 + 5, 10)[0].id == e1
+    box.mark_sent(b1, T0 + 6)
+    assert [i.id for i in box.claim("hook", T0 + 6, 10)] == [b2]
+    assert box.status(d1) == "sent"
+    assert box.status(a2) == "pending"
+    box.close()
+
+
+def test_enqueue_and_claim_leaves_past_the_limit_and_a_group_backing_off_to_claim(db: Path) -> None:
+    box = open_outbox(db)
+    a1 = box.enqueue("hook", "A", "a1", b"a1", T0)
+    box.claim("hook", T0, 10)
+    assert box.mark_failed(a1, T0, None, "HTTP 503") == "pending"  # A's head waits for its retry
+    done = box.enqueue_and_claim(
+        [("hook", "A", "a2", b"a2"), ("hook", "B", "b1", b"b1"), ("hook", "C", "c1", b"c1")],
+        T0 + 1,
+        claim_for=frozenset({"hook"}),
+        limit=1,
+    )
+    _, b1, c1 = done.ids
+    assert [i.id for i in done.claimed["hook"]] == [b1]
+    assert [i.id for i in box.claim("hook", T0 + 1, 10)] == [c1]
+    assert box.enqueue_and_claim([], T0).claimed == {}
+    box.close()
+
+
+def test_enqueue_and_claim_claims_exactly_what_claim_would_of_the_inserted_rows(tmp_path: Path) -> None:
+    """Against a twin outbox that commits with enqueue_many and then claims by query, over random
+    batches, repeated keys, sends and retries: the same rows claimed, batch after batch."""
+    rng = random.Random(11)
+    fast, slow = open_outbox(tmp_path / "fast.sqlite"), open_outbox(tmp_path / "slow.sqlite")
+    now = T0
+    known: set[int] = set()
+    for step in range(150):
+        now += rng.choice([0.0, 0.5, 3.0])
+        rows = [
+            (rng.choice(["hook", "other"]), rng.choice("ABC"), f"k{rng.randrange(step * 2 + 2)}", b"{}")
+            for _ in range(rng.randrange(1, 4))
+        ]
+        done = fast.enqueue_and_claim(rows, now, claim_for=frozenset({"hook"}))
+        assert slow.enqueue_many(rows, now) == done.ids
+        inserted = set(done.ids) - known
+        known |= inserted
+        by_query = slow.claim("hook", now, 100)
+        expected = [item for item in by_query if item.id in inserted]
+        slow.release([item.id for item in by_query if item.id not in inserted])  # older rows: not the batch's
+        assert done.claimed.get("hook", []) == expected
+        for item in expected:  # settle each claim the same way on both
+            if rng.random() < 0.3:
+                assert fast.mark_failed(item.id, now, 1.0, "HTTP 503") == slow.mark_failed(item.id, now, 1.0, "x")
+            else:
+                fast.mark_sent(item.id, now)
+                slow.mark_sent(item.id, now)
+    assert fast.counts() == slow.counts()
+    fast.close()
+    slow.close()
+
+
+def test_enqueue_at_normal_sync_sets_no_level_around_the_commit(db: Path) -> None:
+    box = Outbox(db, POLICY, sync="normal")
+    statements: list[str] = []
+    box._db.set_trace_callback(statements.append)
+    box.enqueue("hook", "A", "a1", b"a1", T0)
+    box._db.set_trace_callback(None)
+    assert not any(s.startswith("PRAGMA") for s in statements)
+    assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, as the commit ran
     box.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from riskmon.asgi_server import AsgiServer
 from riskmon.clock import SystemClock
 from riskmon.config import MonitorConfig, parse_config
 from riskmon.notify.notifier import Outgoing
-from riskmon.notify.outbox import Outbox
+from riskmon.notify.outbox import Outbox, outbox_lock_path
 from riskmon.runtime.delivery_process import DeliveryProcess
 from tests.runtime.test_alert_delivery import RecordingReceiver
 
@@ -177,3 +178,21 @@ async def test_stop_commits_everything_submitted_before_it(tmp_path: Path) -> No
     with contextlib.closing(sqlite3.connect(config.state.outbox_path)) as db:
         rows = dict(db.execute("SELECT idempotency_key, status FROM notify_outbox").fetchall())
     assert rows == {"A1": "pending", "B1": "pending", "C1": "pending"}
+
+
+def lock_is_free(path: Path) -> bool:
+    with open(path, "ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+async def test_the_delivery_process_holds_the_outbox_lock_the_restore_waits_for(tmp_path: Path) -> None:
+    config = monitor_config(9, tmp_path / "state.db")
+    lock_path = outbox_lock_path(Path(config.state.outbox_path))
+    async with running(config, adopt=False) as delivery:
+        await delivery.started()
+        assert not lock_is_free(lock_path)
+    assert lock_is_free(lock_path)  # let go when it stopped

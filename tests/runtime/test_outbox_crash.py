@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from riskmon.asgi_server import AsgiServer
+from riskmon.notify.outbox import outbox_lock_path
 from tests.runtime.process_support import free_port, start_riskmon, wait_for_line
 from tests.runtime.test_alert_delivery import RecordingReceiver
 
@@ -42,7 +43,7 @@ delivery:
 
 def hold_outbox_lock(outbox: Path) -> None:
     """Blocks until no delivery process holds the outbox's lock, then releases it again."""
-    with open(outbox.with_name(outbox.name + ".lock"), "ab") as handle:
+    with open(outbox_lock_path(outbox), "ab") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
 
 
