@@ -186,6 +186,15 @@ class AlertTracker:
     def get(self, fp: str) -> ActiveAlert | None:
         return self._alerts.get(fp)
 
+    def any_active(self, fingerprints: Iterable[str]) -> bool:
+        """Whether any of these alerts is pending or firing: one call for a limit's levels,
+        which a moved mark asks about for every line it judges below its thresholds."""
+        alerts = self._alerts
+        for fp in fingerprints:  # noqa: SIM110 - any() over a generator costs twice this loop
+            if fp in alerts:
+                return True
+        return False
+
     def observe(
         self,
         alertname: str,

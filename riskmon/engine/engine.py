@@ -294,15 +294,20 @@ class Engine:
         return [] if transition is None else [transition]
 
     def _on_mark(self, mark: MarkPrice, now: float) -> Iterable[AlertTransition]:
-        instrument, moved = self.book.apply_mark(mark.venue, mark.market, mark.price, mark.kind)
+        book = self.book
+        instrument, moved = book.apply_mark(mark.venue, mark.market, mark.price, mark.kind)
+        hooks = self.rule_hooks
         if not moved:  # most prices: no desk's net moved, so no limit can change
-            return self.rule_hooks.mark(mark, instrument, moved, now)
-        out: list[AlertTransition] = []
+            return hooks.mark(mark, instrument, moved, now) if hooks.reads_marks else _NONE
         markets = (instrument,)
-        evaluate, book, alerts = self.limits.evaluate, self.book, self.alerts
+        evaluate, alerts = self.limits.evaluate, self.alerts
+        if len(moved) == 1 and not hooks.reads_marks:
+            return evaluate(moved[0], markets, book, alerts, now)  # the hot case: one desk holds it
+        out: list[AlertTransition] = []
         for desk in moved:
             out += evaluate(desk, markets, book, alerts, now)
-        out += self.rule_hooks.mark(mark, instrument, moved, now)
+        if hooks.reads_marks:
+            out += hooks.mark(mark, instrument, moved, now)
         return out
 
     def _on_liquidation(self, event: Liquidation, now: float) -> list[AlertTransition]:

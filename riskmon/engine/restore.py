@@ -7,16 +7,20 @@ dirty, so a key touched a thousand times in a step is written once. Pure: no I/O
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TypeVar
+
 import msgspec
 
 from riskmon.engine.exposure import ExposureBook
 from riskmon.engine.fills import FillLedger, SeenKeys
 from riskmon.engine.markets import VenueMarkets
-from riskmon.engine.state_journal import StateChanges, StateJournal, StateSnapshot
+from riskmon.engine.state_journal import StateChanges, StateJournal, StateSnapshot, VenueKey
 from riskmon.engine.trading import OrderBook, Quote, QuoteBook
 
 _encoder = msgspec.msgpack.Encoder()
 _quote_decoder = msgspec.msgpack.Decoder(Quote)
+_K = TypeVar("_K")
 
 
 def encode_quote(quote: Quote) -> bytes:
@@ -44,6 +48,10 @@ class DurableState:
         self.seen = seen
         self.markets = markets
         self.journal: StateJournal | None = None
+        # The marks as last taken (restored: as in the file): a take hands on only the prices
+        # that moved since, not every market's on every write.
+        self._marks_taken: dict[VenueKey, Decimal] = {}
+        self._reference_marks_taken: dict[str, Decimal] = {}
 
     def restore(self, snapshot: StateSnapshot) -> None:
         """Load a snapshot into the (fresh) books, then journal every change from here on."""
@@ -53,6 +61,8 @@ class DurableState:
         self.quotes.restore(snapshot.quotes)
         self.seen.restore(snapshot.seen)
         self.markets.restore_statuses(snapshot.statuses)
+        self._marks_taken = self.book.own_marks()
+        self._reference_marks_taken = self.book.reference_marks()
         if self.journal is None:
             journal = self.journal = StateJournal()
             for part in (self.ledger, self.book, self.orders, self.quotes, self.seen, self.markets):
@@ -70,8 +80,8 @@ class DurableState:
         changes = StateChanges(
             fills=journal.fills,
             positions={key: book.position(key) for key in journal.positions},
-            marks=book.own_marks() if journal.marks else {},
-            reference_marks=book.reference_marks() if journal.marks else {},
+            marks=_moved(book.own_marks(), self._marks_taken) if journal.marks else {},
+            reference_marks=_moved(book.reference_marks(), self._reference_marks_taken) if journal.marks else {},
             risk={key: book.risk_sources(key) for key in journal.risk},
             orders={key: orders.stored(*key) for key in journal.orders},
             quotes={
@@ -89,3 +99,11 @@ class DurableState:
         journal.seen = []
         journal.statuses = set()
         return changes
+
+
+def _moved(current: dict[_K, Decimal], taken: dict[_K, Decimal]) -> dict[_K, Decimal]:
+    """The prices in `current` not as last taken, noted as taken now. A book never drops a
+    price, so there is no removal to hand on."""
+    moved = {key: price for key, price in current.items() if taken.get(key) is not price}
+    taken.update(moved)
+    return moved

@@ -88,6 +88,9 @@ class RuleHooks:
         # A price resets its instrument's mark age even where it moves no desk's net.
         self._mark_age_read = "market.mark_age_seconds" in self.rules.threshold_names
         self._count_open_orders = not names.isdisjoint(("desk.open_orders", "venue.open_orders"))
+        # Whether `mark` does anything: most configs neither keep mark ages nor touch markets nor
+        # listen to prices, and the engine then skips the call on every price.
+        self.reads_marks = self._mark_ages_kept or self._touch_markets or "mark" in self.listened
         if self._count_open_orders and not was_counting:
             self.state.recount_open_orders()
 
@@ -122,7 +125,8 @@ class RuleHooks:
                 cells.add((desk, instrument))
 
     def mark(self, mark: MarkPrice, instrument: str, moved: Collection[str], now: float) -> Iterable[AlertTransition]:
-        """A price applied: touch the markets it re-priced (every holder's, when rules read mark ages)."""
+        """A price applied: touch the markets it re-priced (every holder's, when rules read mark ages).
+        Called only while `reads_marks`."""
         if self._mark_ages_kept:
             self.state.mark_seen_at[instrument] = now
         if self._touch_markets:

@@ -50,7 +50,8 @@ class StateJournal:
         self.fills: list[FillStep] = []
         self.positions: set[PositionKey] = set()
         # Marks move on nearly every frame and are few (one per market): a flag, and the take
-        # copies them all, is cheaper on the hot path than a set insert per mark.
+        # hands on those that moved since the last take, is cheaper on the hot path than a set
+        # insert per mark.
         self.marks = False
         self.risk: set[PositionKey] = set()
         # Ordered, moved to the end when touched again: the store keeps the books' recency order.

@@ -76,10 +76,11 @@ class _Line:
 
 def _idle(line: _Line, tracker: AlertTracker) -> bool:
     """No alert of the line is pending or firing."""
-    for fp in line.fingerprints:  # noqa: SIM110 - all() over a generator costs 3x this loop, per event
-        if tracker.get(fp) is not None:
-            return False
-    return True
+    return not tracker.any_active(line.fingerprints)
+
+
+# A (desk, market) whose net limit line is not worked out yet (None: no pattern matches it).
+_UNKNOWN = _Line.__new__(_Line)
 
 
 class LimitEvaluator:
@@ -128,8 +129,12 @@ class LimitEvaluator:
         if config is None:
             return []
         out: list[AlertTransition] = []
+        net_lines = self._net_lines
         for market in markets:
-            line = self._net_line(desk, market)
+            # Every mark that moves a desk's net comes here: one lookup for a line already known.
+            line = net_lines.get((desk, market), _UNKNOWN)
+            if line is _UNKNOWN:
+                line = self._net_line(desk, market)
             if line is None:
                 continue
             net = book.desk_market_net(desk, market)
@@ -223,12 +228,13 @@ class LimitEvaluator:
         self, line: _Line, value: Decimal, tracker: AlertTracker, now: float, out: list[AlertTransition]
     ) -> None:
         """Observe the line's alerts at `value`, appending the transitions to `out`."""
-        if self._seen is not None:
-            self._seen.update(line.fingerprints)
+        seen = self._seen
+        if seen is not None:
+            seen.update(line.fingerprints)
         elif value == line.value:
             return  # judged at this value already: observing it again would change nothing
         line.value = value
-        if value < line.floor and _idle(line, tracker):
+        if value < line.floor and not tracker.any_active(line.fingerprints):
             return  # nothing to start and nothing to clear: no annotations to word
         limit = line.limit
         for level in line.levels:

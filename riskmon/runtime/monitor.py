@@ -232,39 +232,55 @@ class Monitor:
 
     async def _engine_loop(self) -> None:
         inbound = self._inbound
-        engine = self.engine
+        ingest = self.engine.ingest
         recorder = self._recorder
+        histograms = self.engine_seconds
         while True:
             # One batch: every frame of one socket read (or one report). Each item is its own
             # engine step and publishes its own transitions, so notification grouping sees them
             # exactly as before; re-arming, remedies and the journal run once per slice of the
             # batch, which is the same since nothing else runs in between.
             batch = await inbound.get()
-            last = batch[-1]
-            sliced_at = perf_counter()
-            before = self.items_applied
-            for done, item in enumerate(batch, 1):
-                if recorder is not None:
+            if recorder is not None:
+                # The whole read as received, before any of it is applied: a frame the engine
+                # chokes on is in the capture.
+                for item in batch:
                     if item.frame is not None:
                         recorder.write(item.received_at, item.venue, item.frame, item.rest)
                     else:
                         recorder.write_report(item.received_at, item.venue, item.events)
-                is_frame = item.frame is not None and item.rest is None
-                started = perf_counter()
-                transitions = engine.ingest(
-                    item.venue, item.events, item.received_at, is_frame=is_frame, source=item.rest
+            last = batch[-1]
+            before = self.items_applied
+            # Step times go to the venue's histogram in one call before the loop next yields (a
+            # scrape reads them only then), gathered per run of one venue's items.
+            venue = batch[0].venue
+            steps: list[float] = []
+            # One clock read per step: the end of one is the start of the next.
+            sliced_at = started = perf_counter()
+            for done, item in enumerate(batch, 1):
+                if item.venue is not venue:
+                    histograms[venue].observe_all(steps)
+                    venue, steps = item.venue, []
+                rest = item.rest
+                transitions = ingest(
+                    venue, item.events, item.received_at, is_frame=item.frame is not None and rest is None, source=rest
                 )
                 ended = perf_counter()
-                self.engine_seconds[item.venue].observe(ended - started)
+                steps.append(ended - started)
+                started = ended
                 if transitions:
                     self._publish(transitions)
+                    started = perf_counter()  # publishing is not part of the next step
                 if ended - sliced_at >= _ENGINE_SLICE_S and item is not last:
                     # A long batch: let alert delivery and HTTP have their turn meanwhile.
+                    histograms[venue].observe_all(steps)
+                    steps = []
                     self._after_step([])
                     self.items_applied = before + done
                     self.applied.set()
                     await asyncio.sleep(0)
-                    sliced_at = perf_counter()
+                    sliced_at = started = perf_counter()
+            histograms[venue].observe_all(steps)
             self._after_step([])
             self.items_applied = before + len(batch)
             self.applied.set()

@@ -103,6 +103,9 @@ class _Stream:
     chunks: deque[tuple[int, int]] = field(default_factory=deque)  # (chunk_id, live fills it adds), oldest first
     chunked_net: int = 0
     tail: list[StoredStep] = field(default_factory=list)
+    # Live fills the tail adds: kept as it grows, since summing it afresh on every write made each
+    # write cost O(tail) (up to 4096 steps) however few fills it brought.
+    tail_net: int = 0
     next_ord: int = 0
 
 
@@ -224,6 +227,7 @@ class StateStore:
         for stream_id, ordinal, fill_key, sequence, as_of, body in self._db.execute(tail):
             stream = by_id[stream_id]
             stream.tail.append((fill_key, sequence, as_of, body))
+            stream.tail_net += 1 if body is not None else -1
             stream.next_ord = ordinal + 1
         return streams
 
@@ -273,18 +277,22 @@ class StateStore:
             if stream is None:
                 cursor = db.execute("INSERT INTO fill_streams (venue, stream) VALUES (?, ?)", key)
                 stream = self._streams[key] = _Stream(_row_id(cursor))
-            tail = stream.tail + new
-            if len(tail) >= self._chunk_steps:
-                net = _net(tail)
+            # The stream's tail is extended in place: a failed write re-reads every stream (write()).
+            tail = stream.tail
+            tail_net = stream.tail_net + _net(new)
+            if len(tail) + len(new) >= self._chunk_steps:
+                had_tail = bool(tail)
+                tail += new
                 cursor = db.execute(
                     "INSERT INTO fill_chunks (stream_id, net, body) VALUES (?, ?, ?)",
-                    (stream.stream_id, net, FillChunk.encode(tail)),
+                    (stream.stream_id, tail_net, FillChunk.encode(tail)),
                 )
-                if stream.tail:
+                if had_tail:
                     db.execute("DELETE FROM fill_tail WHERE stream_id = ?", (stream.stream_id,))
-                stream.chunks.append((_row_id(cursor), net))
-                stream.chunked_net += net
+                stream.chunks.append((_row_id(cursor), tail_net))
+                stream.chunked_net += tail_net
                 stream.tail = []
+                stream.tail_net = 0
             else:
                 first = stream.next_ord
                 db.executemany(
@@ -292,7 +300,8 @@ class StateStore:
                     [(stream.stream_id, first + i, *step) for i, step in enumerate(new)],
                 )
                 stream.next_ord = first + len(new)
-                stream.tail = tail
+                tail += new
+                stream.tail_net = tail_net
             self._bound(stream)
 
     def _bound(self, stream: _Stream) -> None:
@@ -301,7 +310,7 @@ class StateStore:
         A newer step can drop at most one fill, so adds minus drops after a point is a floor on
         the live fills after it; trimming to exactly `retention` is then the restore's job.
         """
-        live = stream.chunked_net + _net(stream.tail)
+        live = stream.chunked_net + stream.tail_net
         gone: list[tuple[int]] = []
         while stream.chunks and live - stream.chunks[0][1] >= self._retention:
             chunk_id, net = stream.chunks.popleft()

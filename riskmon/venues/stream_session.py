@@ -322,11 +322,10 @@ class StreamSession:
             self._hold()
             return
         venue = self.venue
-        codec = self._codec
+        # Bound once per read, not per frame: a read holds hundreds of frames under load.
+        receive_text, receive_bytes, inbound = self._codec.receive_text, self._codec.receive_bytes, Inbound
         batch = [
-            Inbound(venue, now, message, codec.receive_text(message))
-            if isinstance(message, str)
-            else Inbound(venue, now, message, codec.receive_bytes(message))
+            inbound(venue, now, message, receive_text(message) if isinstance(message, str) else receive_bytes(message))
             for message in messages
         ]
         self._last_events = batch[-1].events

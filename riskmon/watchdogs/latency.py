@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Seconds: from a fast activation (tens of ms) to a confirmation near a long deadline.
@@ -43,9 +44,22 @@ class LatencyHistogram:
         if seconds < 0.0:
             # A venue timestamp ahead of our clock can make a latency negative; it is still a sample.
             seconds = 0.0
-        self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self.counts[bisect_left(self.buckets, seconds)] += 1
         self.count += 1
         self.sum += seconds
+
+    def observe_all(self, samples: Sequence[float]) -> None:
+        """`observe` each sample in turn (the same counts and the same float sum), in one call:
+        the engine task gathers a batch's step times and hands them over before it yields."""
+        counts, buckets = self.counts, self.buckets
+        total = self.sum
+        for seconds in samples:
+            if seconds < 0.0:
+                seconds = 0.0
+            counts[bisect_left(buckets, seconds)] += 1
+            total += seconds
+        self.count += len(samples)
+        self.sum = total
 
     def cumulative(self) -> list[tuple[str, int]]:
         """(le, count) pairs in the Prometheus histogram convention."""

@@ -17,7 +17,7 @@ from riskmon.config.types import decode_hook
 from riskmon.engine.engine import Engine
 from riskmon.engine.exposure import PositionKey
 from riskmon.engine.fills import FillChunk
-from riskmon.engine.state_journal import StateSnapshot
+from riskmon.engine.state_journal import StateChanges, StateSnapshot
 from riskmon.events import (
     Event,
     FeedUp,
@@ -225,3 +225,35 @@ def test_every_write_after_the_restart_lands_in_the_same_file(engines: tuple[Eng
     again = restart(restored, tmp_path, T0 + 6)
     assert view(again) == view(original)
     assert list(again.ledger.held(MANGO, QUEUE)) == [f"{QUEUE}:6", f"{QUEUE}:7", f"{QUEUE}:8"]
+
+
+def test_a_take_hands_on_only_the_marks_that_moved_and_a_restart_still_has_every_one(
+    engines: tuple[Engine, Engine], tmp_path: Path
+) -> None:
+    _, restored = engines
+    store = StateStore(tmp_path / "state.db", RETENTION)
+
+    def take_and_write() -> StateChanges:
+        changes = restored.take_state_changes()
+        store.write(changes, restored.take_journal())
+        return changes
+
+    assert take_and_write().marks == {}  # the restored prices are in the file already
+    restored.ingest(MANGO, [MarkPrice(MANGO, "BTC-PERP", Decimal("60000"), T0, MarkKind.TRADE)], T0 + 3)
+    restored.ingest(MANGO, [MarkPrice(MANGO, "SOL-PERP", Decimal("149"), T0, MarkKind.TRADE)], T0 + 3)
+    taken = take_and_write()
+    assert taken.marks == {(MANGO, "BTC-PERP"): Decimal("60000"), (MANGO, "SOL-PERP"): Decimal("149")}
+    assert taken.reference_marks == {}  # Phoenix's SOL mark did not move
+    restored.ingest(MANGO, [MarkPrice(MANGO, "SOL-PERP", Decimal("148.5"), T0, MarkKind.TRADE)], T0 + 4)
+    restored.ingest(PHX, [MarkPrice(PHX, "SOL", Decimal("152"), T0, MarkKind.MARK)], T0 + 4)
+    taken = take_and_write()
+    assert taken.marks == {(MANGO, "SOL-PERP"): Decimal("148.5"), (PHX, "SOL"): Decimal("152")}
+    assert taken.reference_marks == {"SOL": Decimal("152")}
+    restored.ingest(MANGO, [fill(9, "1")], T0 + 5)
+    assert take_and_write().marks == {}  # a fill moves no price
+    store.close()
+    again = restart(restored, tmp_path, T0 + 6)
+    assert again.book.own_marks() == restored.book.own_marks()
+    assert again.book.own_marks()[(MANGO, "BTC-PERP")] == Decimal("60000")
+    assert again.book.reference_marks() == {"SOL": Decimal("152")}
+    assert view(again) == view(restored)
