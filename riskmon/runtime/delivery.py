@@ -36,7 +36,7 @@ from riskmon.notify.http1 import DirectSender, Origin, ReceiverPools, goes_direc
 from riskmon.notify.notifier import Outgoing, alertmanager_queue
 from riskmon.notify.outbox import Enqueued, Outbox, OutboxError, OutboxItem, RetryPolicy
 from riskmon.notify.webhook import Sender, SendResult, WebhookSender, send_claimed
-from riskmon.venues.rest import default_ssl_context
+from riskmon.tls import default_ssl_context
 from riskmon.watchdogs.latency import LatencyHistogram
 
 log = logging.getLogger(__name__)

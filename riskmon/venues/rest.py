@@ -3,28 +3,19 @@
 A failure becomes VenueUnavailable whose message names the call and the HTTP status or the
 error class, never a header, a body or a query string (they can carry credentials).
 
-Every client shares one TLS context (`default_ssl_context`): httpx would build one per client,
-loading the CA bundle each time (~50 ms, on a restart's path for every REST venue).
+Every client shares the process's one TLS context (riskmon.tls).
 """
 
 from __future__ import annotations
 
-import functools
-import ssl
 from typing import Any
 
 import httpx
 
+from riskmon.tls import default_ssl_context
 from riskmon.venues.stream_session import VenueUnavailable
 
 _MAX_BODY = 16 * 1024 * 1024
-
-
-@functools.cache
-def default_ssl_context() -> ssl.SSLContext:
-    """The TLS context httpx builds for `verify=True` (certifi's CA bundle, or SSL_CERT_FILE /
-    SSL_CERT_DIR when set), built once per process on first use and shared by every client."""
-    return httpx.create_ssl_context()
 
 
 class VenueRest:

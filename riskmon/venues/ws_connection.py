@@ -27,6 +27,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from riskmon.tls import default_ssl_context
 from riskmon.venues.ws_framing import (
     DONE,
     INVALID_UTF8_CODE,
@@ -99,9 +100,6 @@ class WsConnection(asyncio.Protocol):
         Raises websockets' InvalidURI, InvalidStatus (a refused handshake: `.response.status_code`),
         InvalidHandshake, or OSError / TimeoutError when the socket cannot be opened in time.
         """
-        # Here, not at the top: rest imports the session layer, which imports this module.
-        from riskmon.venues.rest import default_ssl_context  # one TLS context per process, as REST's
-
         uri = parse_uri(url)
         protocol = ClientProtocol(
             uri,

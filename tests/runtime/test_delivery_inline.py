@@ -19,7 +19,7 @@ from riskmon.asgi_server import AsgiServer
 from riskmon.clock import SystemClock
 from riskmon.config import MonitorConfig, parse_config
 from riskmon.runtime.delivery import Delivery
-from riskmon.venues.rest import default_ssl_context
+from riskmon.tls import default_ssl_context
 from tests.runtime.test_alert_delivery import HoldingReceiver, RecordingReceiver, outgoing
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

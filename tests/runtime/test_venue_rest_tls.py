@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, respond
-from riskmon.venues.rest import VenueRest, default_ssl_context
+from riskmon.tls import default_ssl_context
+from riskmon.venues.rest import VenueRest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
