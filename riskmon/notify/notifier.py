@@ -48,7 +48,7 @@ from riskmon.config.alerting import (
 from riskmon.config.schema import MonitorConfig
 from riskmon.notify.alertmanager import AlertmanagerFeed, alertmanager_body
 from riskmon.notify.console import format_transition
-from riskmon.notify.outbox import StateRows
+from riskmon.notify.outbox_states import StateRows
 from riskmon.notify.slack import slack_message
 from riskmon.notify.webhook import alertmanager_v4_payload
 

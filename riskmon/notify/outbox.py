@@ -14,23 +14,22 @@ synchronous=NORMAL, without a fsync of its own: the WAL is append-only, so power
 the latest such updates; a lost "sent" resends the notification with the same idempotency key,
 which the receiver drops, as after a crash between send and mark.
 
-A batch may carry the alert and group states its notifications reflect (`StateRows`, bodies
-encoded by riskmon.store.alert_states and never decoded here): they are committed in the batch's
-transaction, one row per key, so a crash before the state file saves them loses neither
+A batch may carry the alert and group states its notifications reflect (riskmon.notify.outbox_states:
+bodies encoded by riskmon.store.alert_states and never decoded here): they are committed in the
+batch's transaction, one row per key, so a crash before the state file saves them loses neither
 (riskmon.store.alert_states explains the revisions and the restore).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import random
 import sqlite3
-import time
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from riskmon.notify.outbox_states import STATE_SCHEMA, StateRows, write_state_rows
 
 Status = Literal["pending", "sent", "dead"]
 
@@ -52,13 +51,7 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (receiver, status, group_key, id)",
-    # body NULL: the alert ended, or the group is gone.
-    "CREATE TABLE IF NOT EXISTS outbox_alert_states (fingerprint TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
-    " body BLOB) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS outbox_alert_states_revision ON outbox_alert_states (revision)",
-    "CREATE TABLE IF NOT EXISTS outbox_group_states (route_id TEXT NOT NULL, group_key TEXT NOT NULL,"
-    " revision INTEGER NOT NULL, body BLOB, PRIMARY KEY (route_id, group_key)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS outbox_group_states_revision ON outbox_group_states (revision)",
+    *STATE_SCHEMA,
 )
 _INSERT = (
     "INSERT INTO notify_outbox (receiver, group_key, idempotency_key, payload, status, enqueued_at, next_attempt_at)"
@@ -68,7 +61,6 @@ _ID_OF_KEY = "SELECT id FROM notify_outbox WHERE receiver = ? AND idempotency_ke
 _EARLIER_PENDING = (
     "SELECT 1 FROM notify_outbox WHERE receiver = ? AND status = 'pending' AND group_key = ? AND id < ? LIMIT 1"
 )
-_LOCK_POLL_S = 0.02
 
 
 class OutboxError(RuntimeError):
@@ -96,26 +88,6 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.retry_after_cap)
         ceiling = min(self.maximum, self.initial * float(2 ** min(attempts - 1, 32)))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-@dataclass(frozen=True, slots=True)
-class StateRows:
-    """Alert and group states as of one flush of the notifier, encoded, stamped with its revision.
-
-    `confirmed`: the state file holds every revision up to it, so the commit drops such rows."""
-
-    revision: int
-    confirmed: int
-    alerts: tuple[tuple[str, bytes | None], ...]  # (fingerprint, body or None: ended)
-    groups: tuple[tuple[str, str, bytes | None], ...]  # (route_id, group_key, body or None: gone)
-
-
-@dataclass(slots=True)
-class StoredStateRows:
-    """The outbox's state rows newer than a revision: (key..., revision, body or None)."""
-
-    alerts: list[tuple[str, int, bytes | None]]
-    groups: list[tuple[str, str, int, bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +196,7 @@ class Outbox:
                         ):
                             heads.append(OutboxItem(item_id, receiver, group_key, idempotency_key, payload, 0, now))
                     for stamped in states:
-                        _write_state_rows(db, stamped)
+                        write_state_rows(db, stamped)
             finally:
                 if self.sync == "full":
                     db.execute("PRAGMA synchronous=NORMAL")
@@ -408,65 +380,3 @@ class Outbox:
                 return self._db.execute(sql, params).rowcount
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
-
-
-def _write_state_rows(db: sqlite3.Connection, rows: StateRows) -> None:
-    """Inside the enqueue's transaction. Revisions rise in commit order within a run and start past
-    every stored one after a restart, so the latest commit of a key is always the newest state."""
-    db.execute("DELETE FROM outbox_alert_states WHERE revision <= ?", (rows.confirmed,))
-    db.execute("DELETE FROM outbox_group_states WHERE revision <= ?", (rows.confirmed,))
-    if rows.alerts:
-        db.executemany(
-            "INSERT OR REPLACE INTO outbox_alert_states VALUES (?, ?, ?)",
-            [(fp, rows.revision, body) for fp, body in rows.alerts],
-        )
-    if rows.groups:
-        db.executemany(
-            "INSERT OR REPLACE INTO outbox_group_states VALUES (?, ?, ?, ?)",
-            [(route_id, group_key, rows.revision, body) for route_id, group_key, body in rows.groups],
-        )
-
-
-def outbox_lock_path(outbox: Path) -> Path:
-    """The lock a delivery process holds on the outbox for its whole life."""
-    return outbox.with_name(outbox.name + ".lock")
-
-
-def read_state_rows(path: str | Path, after: int, *, wait: float) -> StoredStateRows:
-    """The state rows of the outbox at `path` with a revision above `after` (none if it does not exist).
-
-    Waits up to `wait` seconds for a delivery process still holding the outbox (one whose engine
-    process was killed commits what it was handed before it exits), so its last commit is seen;
-    past that, reads what is committed."""
-    path = Path(path)
-    if not path.exists():
-        return StoredStateRows([], [])
-    with contextlib.ExitStack() as held:
-        with contextlib.suppress(OSError):
-            lock = held.enter_context(open(outbox_lock_path(path), "ab"))
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        break
-                    time.sleep(_LOCK_POLL_S)
-        try:
-            db = held.enter_context(contextlib.closing(sqlite3.connect(path, isolation_level=None)))
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not {"outbox_alert_states", "outbox_group_states"} <= tables:
-                return StoredStateRows([], [])  # written by a version without them
-            alerts = db.execute(
-                "SELECT fingerprint, revision, body FROM outbox_alert_states WHERE revision > ?", (after,)
-            ).fetchall()
-            groups = db.execute(
-                "SELECT route_id, group_key, revision, body FROM outbox_group_states WHERE revision > ?", (after,)
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise OutboxError(f"outbox {path}: {exc}") from None
-    return StoredStateRows(
-        [(fp, int(rev), None if body is None else bytes(body)) for fp, rev, body in alerts],
-        [(route, key, int(rev), None if body is None else bytes(body)) for route, key, rev, body in groups],
-    )

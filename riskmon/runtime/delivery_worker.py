@@ -27,7 +27,7 @@ from typing import IO
 
 from riskmon.clock import SystemClock
 from riskmon.notify.notifier import Outgoing
-from riskmon.notify.outbox import outbox_lock_path
+from riskmon.notify.outbox_states import outbox_lock_path
 from riskmon.runtime.delivery import Delivery
 from riskmon.runtime.delivery_channel import Channel, Message
 

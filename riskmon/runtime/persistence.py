@@ -33,7 +33,7 @@ from riskmon.config.schema import StateConfig
 from riskmon.engine.engine import Engine
 from riskmon.engine.state_journal import AlertStateChanges, StateChanges
 from riskmon.notify.notifier import AlertStateStamp
-from riskmon.notify.outbox import OutboxError, StateRows, read_state_rows
+from riskmon.notify.outbox_states import StateRows, StateRowsUnreadable, read_state_rows
 from riskmon.store.alert_states import decode_state_rows, overlay, state_rows
 from riskmon.store.state import StateStore, StoreError
 from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
@@ -155,7 +155,7 @@ class StatePersistence:
         path = self._config.outbox_path
         try:
             rows = await self._run(partial(read_state_rows, path, after, wait=_OUTBOX_WAIT_S))
-        except OutboxError as exc:
+        except StateRowsUnreadable as exc:
             # The delivery process will not open it either; the state file's alert states stand.
             log.error("alert states in the outbox not read; restoring the state file's: %s", exc)
             return AlertStateChanges(), 0

@@ -51,7 +51,7 @@ import msgspec
 from riskmon.alerts.grouping import GroupId, StoredGroup
 from riskmon.alerts.lifecycle import StoredAlert
 from riskmon.engine.state_journal import AlertStateChanges, AlertStateSnapshot
-from riskmon.notify.outbox import StateRows, StoredStateRows
+from riskmon.notify.outbox_states import StateRows, StoredStateRows
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

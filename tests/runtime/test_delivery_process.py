@@ -21,7 +21,8 @@ from riskmon.asgi_server import AsgiServer
 from riskmon.clock import SystemClock
 from riskmon.config import MonitorConfig, parse_config
 from riskmon.notify.notifier import Outgoing
-from riskmon.notify.outbox import Outbox, outbox_lock_path
+from riskmon.notify.outbox import Outbox
+from riskmon.notify.outbox_states import outbox_lock_path
 from riskmon.runtime.delivery_process import DeliveryProcess
 from tests.runtime.test_alert_delivery import RecordingReceiver
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from riskmon.asgi_server import AsgiServer
-from riskmon.notify.outbox import outbox_lock_path
+from riskmon.notify.outbox_states import outbox_lock_path
 from tests.runtime.process_support import free_port, start_riskmon, wait_for_line
 from tests.runtime.test_alert_delivery import RecordingReceiver
 

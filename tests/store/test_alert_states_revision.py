@@ -14,7 +14,8 @@ from riskmon.alerts.grouping import StoredGroup
 from riskmon.alerts.lifecycle import StoredAlert
 from riskmon.alerts.routing import Route
 from riskmon.engine.state_journal import AlertStateChanges, AlertStateSnapshot, StateChanges
-from riskmon.notify.outbox import Outbox, read_state_rows
+from riskmon.notify.outbox import Outbox
+from riskmon.notify.outbox_states import read_state_rows
 from riskmon.store.alert_states import decode_state_rows, overlay, state_rows
 from riskmon.store.state import StateStore
 
