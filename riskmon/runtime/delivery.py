@@ -21,7 +21,7 @@ import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,13 +29,12 @@ from typing import Any, TypeVar
 import httpx
 
 from riskmon.clock import Clock
-from riskmon.config.alerting import AlertmanagerReceiver, DeliveryConfig, ReceiverConfig, SlackReceiver, WebhookReceiver
-from riskmon.config.types import Secret
-from riskmon.notify.alertmanager import alerts_url
-from riskmon.notify.http1 import DirectSender, Origin, ReceiverPools, goes_direct
-from riskmon.notify.notifier import Outgoing, alertmanager_queue
-from riskmon.notify.outbox import Enqueued, Outbox, OutboxError, OutboxItem, RetryPolicy
-from riskmon.notify.webhook import Sender, SendResult, WebhookSender, send_claimed
+from riskmon.config.alerting import DeliveryConfig, ReceiverConfig
+from riskmon.notify.http1 import ReceiverPools
+from riskmon.notify.notifier import Outgoing
+from riskmon.notify.outbox import Enqueued, Outbox, OutboxError, OutboxItem
+from riskmon.notify.webhook import send_claimed
+from riskmon.runtime.receiver_queues import QueueSpec, TimedSender, queue_specs, retry_policy
 from riskmon.tls import default_ssl_context
 from riskmon.watchdogs.latency import LatencyHistogram
 
@@ -48,86 +47,6 @@ _ENQUEUE_TIMES_KEPT = 100_000
 _ROUND_LIMIT = 100
 # The outbox's WAL is copied back into the database this often, off the commit path.
 _CHECKPOINT_EVERY_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSpec:
-    """Where one outbox queue goes: a receiver, or one replica of an Alertmanager receiver."""
-
-    receiver: str
-    sender: Sender
-    concurrency: int
-
-
-def queue_specs(
-    receivers: Mapping[str, ReceiverConfig],
-    client: httpx.AsyncClient,
-    clock: Clock,
-    pools: ReceiverPools | None = None,
-) -> dict[str, QueueSpec]:
-    """Each queue's sender. With `pools`, plain-http receivers that no proxy applies to get a
-    `DirectSender` on the queue's pool (kept while its origin and bound stay); the rest use `client`."""
-    specs: dict[str, QueueSpec] = {}
-
-    def spec(queue: str, receiver: str, url: str, secret: Secret | None, timeout: float, limit: int) -> None:
-        sender: Sender
-        if pools is not None and goes_direct(url, client):
-            pool = pools.pool(queue, Origin.of(url), limit)
-            sender = DirectSender(url, hmac_secret=secret, timeout=timeout, pool=pool, clock=clock.now)
-        else:
-            sender = WebhookSender(url, hmac_secret=secret, timeout=timeout, client=client, clock=clock.now)
-        specs[queue] = QueueSpec(receiver, sender, limit)
-
-    for name, receiver in receivers.items():
-        if isinstance(receiver, WebhookReceiver):
-            spec(name, name, receiver.url.reveal(), receiver.hmac_secret, receiver.timeout, receiver.max_concurrency)
-        elif isinstance(receiver, SlackReceiver):
-            spec(name, name, receiver.webhook_url.reveal(), None, receiver.timeout, receiver.max_concurrency)
-        elif isinstance(receiver, AlertmanagerReceiver):
-            for replica, url in enumerate(receiver.urls):
-                queue = alertmanager_queue(name, replica)
-                spec(queue, name, alerts_url(url), None, receiver.timeout, receiver.max_concurrency)
-    if pools is not None:
-        pools.keep_only(specs)
-    return specs
-
-
-class _TimedSender:
-    """Observes outbox enqueue -> receiver accepted (2xx) for what this process enqueued.
-
-    A message left pending by an earlier run has no enqueue time here and is not observed.
-    """
-
-    def __init__(
-        self,
-        sender: Sender,
-        queue: str,
-        enqueued_at: dict[tuple[str, str], float],
-        latency: LatencyHistogram,
-        clock: Clock,
-    ) -> None:
-        self._sender = sender
-        self._queue = queue
-        self._enqueued_at = enqueued_at
-        self._latency = latency
-        self._clock = clock
-
-    async def send(self, payload: bytes, idempotency_key: str) -> SendResult:
-        result = await self._sender.send(payload, idempotency_key)
-        if result.ok:
-            enqueued_at = self._enqueued_at.pop((self._queue, idempotency_key), None)
-            if enqueued_at is not None:
-                self._latency.observe(self._clock.now() - enqueued_at)
-        return result
-
-
-def retry_policy(config: DeliveryConfig) -> RetryPolicy:
-    return RetryPolicy(
-        initial=config.retry_initial,
-        maximum=config.retry_max,
-        retry_after_cap=config.retry_after_cap,
-        dead_letter_after=config.dead_letter_after,
-    )
 
 
 def _commit_and_claim(outbox: Outbox, items: Sequence[Outgoing], now: float, queues: frozenset[str]) -> Enqueued:
@@ -232,7 +151,7 @@ class Delivery:
         return {
             queue: replace(
                 spec,
-                sender=_TimedSender(
+                sender=TimedSender(
                     spec.sender,
                     queue,
                     self._enqueued_at,

@@ -42,7 +42,8 @@ from riskmon.notify.http1 import (
 )
 from riskmon.notify.notifier import Outgoing
 from riskmon.notify.webhook import WebhookSender, post_headers, sign, status_result, verify_signature
-from riskmon.runtime.delivery import Delivery, queue_specs
+from riskmon.runtime.delivery import Delivery
+from riskmon.runtime.receiver_queues import queue_specs
 
 T0 = 1_700_000_000.0
 SECRET = Secret("s3cr3t-hmac-key")
