@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from riskmon.alerts.lifecycle import RESOLUTION, AlertTracker, AlertTransition, fingerprint
+from riskmon.alerts.lifecycle import RESOLUTION, AlertTracker, AlertTransition, Wording, fingerprint
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.engine import Engine
 from riskmon.events import QuoteStatus
@@ -26,17 +26,19 @@ def observe(
     now: float,
     *,
     breached: bool,
-    annotations: dict[str, str],
+    annotations: dict[str, str] | Wording,
     resolution: str | None = None,
     pending_for: float = 0.0,
+    value: float | None = None,
 ) -> AlertTransition | None:
+    """The Breach alert on LABELS judged at `now`, at 1.0 if breached and 0.0 if not unless `value` says."""
     return tracker.observe(
         "Breach",
         "critical",
         LABELS,
         breached=breached,
         cleared=not breached,
-        value=1.0 if breached else 0.0,
+        value=(1.0 if breached else 0.0) if value is None else value,
         annotations=annotations,
         pending_for=pending_for,
         now=now,
@@ -192,18 +194,8 @@ def test_a_worded_later_alert_is_worded_only_when_it_starts_or_is_read() -> None
         return word
 
     def judge(now: float, at: int, *, breached: bool = True) -> AlertTransition | None:
-        return tracker.observe(
-            "Breach",
-            "critical",
-            LABELS,
-            breached=breached,
-            cleared=not breached,
-            value=float(at),
-            annotations=wording(at),
-            pending_for=0.0,
-            now=now,
-            resolution=None if breached else f"back to {at}",
-        )
+        resolution = None if breached else f"back to {at}"
+        return observe(tracker, now, breached=breached, annotations=wording(at), resolution=resolution, value=float(at))
 
     fired = judge(T0, 101)
     assert fired is not None

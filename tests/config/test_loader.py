@@ -22,10 +22,10 @@ from riskmon.config.schema import (
     TotalisRfqVenue,
 )
 from riskmon.config.types import Duration, Secret
+from tests.config.minimal_config import ACCOUNT_A, MINIMAL
 
 REPO = Path(__file__).resolve().parents[2]
 FILE = "monitor.yaml"
-ACCOUNT_A = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
 ACCOUNT_B = "FSDQFx8F1a29b2CNMXGf3HxyLxxrPg1VY2o477kBvSuu"
 ACCOUNT_C = "8w5hAPpu1XvsC2K84zgUELWfiqnTa8LQwDVvmBAQVMNg"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -116,20 +116,6 @@ VALID = textwrap.dedent(
     receivers:
       console:
         kind: console
-    """
-)
-
-# One Mango venue and one desk: the smallest config that passes, for tests that vary one thing.
-MINIMAL = textwrap.dedent(
-    f"""\
-    venues:
-      mango:
-        kind: mango_v3_fills
-        urls: [ws://127.0.0.1:8790]
-    desks:
-      desk-a:
-        accounts:
-          mango: [{ACCOUNT_A}]
     """
 )
 

@@ -9,25 +9,17 @@ import textwrap
 import pytest
 
 from riskmon.config import ConfigError, parse_config
+from tests.config.minimal_config import MINIMAL
 
-ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-CONFIG = textwrap.dedent(
-    f"""\
-    venues:
-      mango:
-        kind: mango_v3_fills
-        urls: [ws://127.0.0.1:8790]
-    desks:
-      desk-a:
-        accounts:
-          mango: [{ACCOUNT}]
+RULES = textwrap.dedent(
+    """\
         rules:
           - kind: event
             name: DeskFillRevoked
             event: fill_revoked
             annotations:
-              summary: "revoked on {{{{market}}}}"
-              {{desk_key}}: "a desk rule's text"
+              summary: "revoked on {{market}}"
+              {desk_key}: "a desk rule's text"
     rules:
       - kind: threshold
         name: GrossHigh
@@ -38,8 +30,8 @@ CONFIG = textwrap.dedent(
         window: 10s
         above: 100
         annotations:
-          summary: "{{{{count}}}} fills"
-          {{firm_key}}: "the rule's own text"
+          summary: "{{count}} fills"
+          {firm_key}: "the rule's own text"
     """
 )
 RESERVED = (
@@ -49,7 +41,7 @@ RESERVED = (
 
 
 def config(desk_key: str = "runbook", firm_key: str = "runbook") -> str:
-    return CONFIG.format(desk_key=desk_key, firm_key=firm_key)
+    return MINIMAL + RULES.format(desk_key=desk_key, firm_key=firm_key)
 
 
 def line_of(text: str, needle: str) -> int:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import pytest
@@ -25,31 +25,17 @@ import pytest_asyncio
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.config import parse_config
 from riskmon.runtime.monitor import Monitor
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
 from tests.integration.conftest import Program, free_port, wait_for_http
+from tests.runtime.mango_desk import SOL, SOL_LIMIT, desk_config, running, trade
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 EXTERNAL_URL = "http://riskmon.example:9860"
 RESEND = 0.25  # riskmon re-pushes firing alerts this often, with endsAt 4 x this ahead
 REPLICAS = ("am-a", "am-b")
 
-RISKMON_CONFIG = f"""
-state:
-  path: ${{STATE}}
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: ["${{URL}}"]
-    reconnect: {{initial: 10ms, max: 50ms}}
-desks:
-  sol-desk:
-    accounts: {{mango: [{DESK}]}}
-    limits:
-      max_net_notional_usd: [{{market: SOL-PERP, max_usd: 2500}}]
+RISKMON_ALERTING = f"""\
 receivers:
   am: {{kind: alertmanager, urls: ["${{AM_A}}", "${{AM_B}}/"], resend_interval: {int(RESEND * 1000)}ms}}
 delivery:
@@ -143,38 +129,22 @@ async def setup(
         sim = MangoV3FillsSimulator([SOL])
         await sim.start()
         stack.push_async_callback(sim.stop)
-        env = {
-            "URL": sim.url,
-            "STATE": str(tmp_path / "state.db"),
-            "AM_A": alertmanagers["am-a"],
-            "AM_B": alertmanagers["am-b"],
-        }
-        monitor = Monitor(parse_config(RISKMON_CONFIG, "monitor.yaml", env), http_port=0)
-        stop = asyncio.Event()
-        runner = asyncio.create_task(monitor.run(stop))
-
-        async def stop_monitor() -> None:
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-
-        stack.push_async_callback(stop_monitor)
+        text = desk_config(tmp_path / "state.db", sim.url, limits=[SOL_LIMIT], more=RISKMON_ALERTING)
+        env = {"AM_A": alertmanagers["am-a"], "AM_B": alertmanagers["am-b"]}
+        monitor = await stack.enter_async_context(
+            running(Monitor(parse_config(text, "monitor.yaml", env), http_port=0))
+        )
         await sim.wait_for_connections(1)
         yield Setup(sim, sink, monitor, alertmanagers)
 
 
-def fill(qty_lots: int, side: Literal["bid", "ask"]) -> SimFill:
-    """The desk takes `qty_lots` (100 a SOL) at $150; side "bid" buys, "ask" sells."""
-    return SimFill(maker=STREET, taker=DESK, taker_side=side, price_lots=15_000, quantity_lots=qty_lots, timestamp=1)
-
-
 async def warn(setup: Setup) -> None:
     # 15 SOL at $150 = $2250: over the warning level ($2000), under the limit ($2500).
-    await setup.sim.push_fill(SOL.name, fill(1500, "bid"))
+    await setup.sim.push_fill(SOL.name, trade(1500))
 
 
 async def unwind(setup: Setup) -> None:
-    await setup.sim.push_fill(SOL.name, fill(1500, "ask"))
+    await setup.sim.push_fill(SOL.name, trade(-1500))
 
 
 def parse_time(text: str) -> float:

@@ -38,14 +38,12 @@ from riskmon.metrics import DeliveryCollector
 from riskmon.notify.notifier import Outgoing
 from riskmon.runtime.delivery import Delivery
 from riskmon.runtime.monitor import Monitor
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
+from tests.runtime.mango_desk import DESK, SOL, trade, until
 
 pytestmark = pytest.mark.asyncio
 
 T0 = 1_700_000_000.0
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 PROMTOOL = "/usr/bin/promtool"
 
 CONFIG = f"""
@@ -74,14 +72,6 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None
     return registry.get_sample_value(name, labels)
 
 
-async def until(monitor: Monitor, condition: object) -> None:
-    assert callable(condition)
-    async with asyncio.timeout(5):
-        while not condition():
-            monitor.applied.clear()
-            await monitor.applied.wait()
-
-
 @pytest.mark.integration
 async def test_a_running_monitor_times_engine_steps_and_counts_the_close_by_cause(tmp_path: Path) -> None:
     sim = MangoV3FillsSimulator([SOL])
@@ -93,8 +83,7 @@ async def test_a_running_monitor_times_engine_steps_and_counts_the_close_by_caus
     registry = monitor.registry
     try:
         await sim.wait_for_connections(1)
-        buy = SimFill(maker=STREET, taker=DESK, taker_side="bid", price_lots=15_000, quantity_lots=500, timestamp=1)
-        await sim.push_fill(SOL.name, buy)
+        await sim.push_fill(SOL.name, trade(500))
         await until(monitor, lambda: stats.fills == 1)
         steps = value(registry, "riskmon_engine_event_processing_seconds_count", venue="mango")
         assert steps is not None

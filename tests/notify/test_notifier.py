@@ -14,24 +14,13 @@ from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config
 from riskmon.config.schema import MonitorConfig
 from riskmon.notify.notifier import Due, Notifier, Outgoing
+from tests.config.minimal_config import MINIMAL
 from tests.notify import notifier_support as support
 from tests.notify.notifier_support import body, drive, resolve
 
 T0 = 1_700_000_000.0
-ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
 SLACK_URL = "https://hooks.slack.example/services/T0/B0/slack-hook-token-4f1e"
 HOOK_URL = "http://127.0.0.1:9/risk/hook-token-9d2c"
-
-BASE = f"""\
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: [ws://127.0.0.1:8790]
-desks:
-  desk-a:
-    accounts:
-      mango: [{ACCOUNT}]
-"""
 
 RECEIVERS = f"""\
 receivers:
@@ -62,7 +51,7 @@ routes:
 
 
 def config(*sections: str) -> MonitorConfig:
-    return parse_config(BASE + "".join(textwrap.dedent(s) for s in sections), "monitor.yaml", {})
+    return parse_config(MINIMAL + "".join(textwrap.dedent(s) for s in sections), "monitor.yaml", {})
 
 
 def fire(alertname: str, severity: str, ts: float, **labels: str) -> AlertTransition:

@@ -12,25 +12,17 @@ from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config
 from riskmon.config.schema import MonitorConfig
 from riskmon.notify.notifier import Due, Notifier
+from tests.config.minimal_config import MINIMAL
 from tests.notify.notifier_support import body, drive, fire, resolve
 
 T0 = 1_700_000_000.0
-ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-
-BASE = f"""\
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: [ws://127.0.0.1:8790]
-desks:
-  desk-a:
-    accounts:
-      mango: [{ACCOUNT}]
+WEBHOOK = """\
 receivers:
   risk-webhook:
     kind: webhook
     url: http://127.0.0.1:9/hook
 """
+BASE = MINIMAL + WEBHOOK
 
 # group_wait 30s, so "at once" below is visibly earlier than a new group's wait.
 ROUTE = """\

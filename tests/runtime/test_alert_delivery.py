@@ -26,34 +26,18 @@ from riskmon.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify_
 from riskmon.runtime.deadline_timer import DeadlineTimer
 from riskmon.runtime.delivery import Delivery
 from riskmon.runtime.monitor import Monitor
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
+from tests.runtime.mango_desk import DESK, SOL, SOL_LIMIT, desk_config, running, trade
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 HMAC = "hook-signing-secret"
 TOKEN = "api-token-for-tests"
 
-CONFIG = f"""
-state:
-  path: ${{STATE}}
-server:
-  token: ${{TOKEN}}
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: ["${{URL}}"]
-    reconnect: {{initial: 10ms, max: 50ms}}
-desks:
-  sol-desk:
-    accounts: {{mango: [{DESK}]}}
-    limits:
-      max_net_notional_usd: [{{market: SOL-PERP, max_usd: 2500}}]
+ALERTING = """\
 receivers:
-  hook: {{kind: webhook, url: "${{HOOK}}/alerts?key=s3cr3t", hmac_secret: "${{HMAC}}"}}
-  slack: {{kind: slack, webhook_url: "${{SLACK}}/services/T0/B0/xyz", channel: "#risk"}}
+  hook: {kind: webhook, url: "${HOOK}/alerts?key=s3cr3t", hmac_secret: "${HMAC}"}
+  slack: {kind: slack, webhook_url: "${SLACK}/services/T0/B0/xyz", channel: "#risk"}
 routes:
   receiver: hook
   group_by: [alertname, desk]
@@ -113,10 +97,6 @@ class RecordingReceiver:
                 await self.changed.wait()
 
 
-def buy(qty_lots: int) -> SimFill:
-    return SimFill(maker=STREET, taker=DESK, taker_side="bid", price_lots=15_000, quantity_lots=qty_lots, timestamp=1)
-
-
 @dataclass
 class Setup:
     sim: MangoV3FillsSimulator
@@ -142,20 +122,17 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
         "HMAC": HMAC,
         "TOKEN": TOKEN,
     }
-    config = parse_config(CONFIG, "t.yaml", env)
+    text = desk_config("${STATE}", "${URL}", server=["token: ${TOKEN}"], limits=[SOL_LIMIT], more=ALERTING)
+    config = parse_config(text, "t.yaml", env)
     monitor = Monitor(config, http_port=0)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(monitor.run(stop))
     try:
-        # The venues connect while the state file loads: HTTP serves only once the monitor has started.
-        await asyncio.wait_for(monitor.started.wait(), timeout=5)
-        await sim.wait_for_connections(1)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{monitor.http_port}") as api:
-            yield Setup(sim, monitor, hook, slack, api)
+        async with running(monitor):
+            # The venues connect while the state file loads: HTTP serves only once the monitor has started.
+            await asyncio.wait_for(monitor.started.wait(), timeout=5)
+            await sim.wait_for_connections(1)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{monitor.http_port}") as api:
+                yield Setup(sim, monitor, hook, slack, api)
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
         await sim.stop()
         await hook_server.stop()
         await slack_server.stop()
@@ -163,7 +140,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 async def breach(setup: Setup) -> None:
     for _ in range(4):  # 5 SOL at $150 each time: warning at $2250, critical at $3000
-        await setup.sim.push_fill(SOL.name, buy(500))
+        await setup.sim.push_fill(SOL.name, trade(500))
 
 
 async def test_failing_receiver_recovers_and_gets_every_notification_once_in_order(

@@ -18,11 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
-import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -36,17 +33,15 @@ import pytest
 
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.notify.webhook import IDEMPOTENCY_HEADER
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
 from riskmon.venues.prophetx.simulator import ProphetXSimulator
 from riskmon.venues.totalis.simulator import TotalisRfqSimulator
+from tests.runtime.mango_desk import DESK, SOL, trade
+from tests.runtime.process_support import WAIT, free_port, hook_alerting, poll, ready, sol_at, start_riskmon, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 SEED = 7
-WAIT = 10.0  # the bound on one milestone; a passing run needs a fraction of it
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 TOKEN = "crash-T0ken-0123456789"
 PX_ACCESS, PX_SECRET, PX_ACCOUNT = "AKcrashAccess01", "SKcrashSecret10", "acct-crash"
 TOT_KEY, TOT_MM = "totalis-crash-key", "did:privy:mm-crash"
@@ -97,24 +92,7 @@ desks:
     accounts: {{px: [{px_account}]}}
   rfq-desk:
     accounts: {{tot: ["{tot_mm}"]}}
-receivers:
-  hook: {{kind: webhook, url: "http://127.0.0.1:{hook}/alerts"}}
-routes:
-  receiver: hook
-  group_by: ["..."]
-  group_wait: 0s
-  group_interval: 100ms
-  repeat_interval: 1h
-delivery:
-  retry_initial: 50ms
-  retry_max: 200ms
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the receiver ---------------------------------------------------------------------------------
@@ -182,41 +160,16 @@ class Riskmon:
         self.kills = 0
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "riskmon",
-            "run",
-            "-c",
-            str(self._config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        await self.poll(self._ready)
-
-    async def _ready(self) -> bool:
-        with contextlib.suppress(httpx.TransportError):
-            return (await self.client.get("/readyz")).status_code == 200
-        return False
+        self.process = await start_riskmon(self._config, stderr=asyncio.subprocess.DEVNULL)
+        await self.poll(lambda: ready(self.client))
 
     async def poll(self, condition: Callable[[], Awaitable[bool]]) -> None:
-        """Wait for an observable of riskmon's (HTTP has no push); fails fast if riskmon died."""
-        async with asyncio.timeout(WAIT):
-            while not await condition():
-                assert self.process is not None
-                assert self.process.returncode is None, "riskmon exited"
-                await asyncio.sleep(0.02)
+        assert self.process is not None
+        await poll(self.process, condition)
 
     async def exposure(self) -> dict[str, Any]:
         answer: dict[str, Any] = (await self.client.get("/api/v1/exposure")).json()
         return answer
-
-    async def sol(self) -> str | None:
-        for row in (await self.exposure()).get("positions", []):
-            if row.get("market") == "SOL-PERP":
-                return str(row["position"])
-        return None
 
     async def kill_and_restart(self) -> None:
         assert self.process is not None
@@ -227,9 +180,8 @@ class Riskmon:
         await self.start()
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await self.process.wait()
+        if self.process is not None:
+            await stop(self.process)
         await self.client.aclose()
 
 
@@ -242,11 +194,6 @@ class Run:
     notifications: Counter[tuple[str, str, tuple[tuple[str, str], ...]]]
     receiver: Receiver
     kills: int
-
-
-def fill(lots: int) -> SimFill:
-    side = "bid" if lots > 0 else "ask"
-    return SimFill(maker=STREET, taker=DESK, taker_side=side, price_lots=15_000, quantity_lots=abs(lots), timestamp=1)  # type: ignore[arg-type]
 
 
 def stable(value: Any) -> Any:
@@ -285,8 +232,8 @@ async def play(tmp: Path, kill_points: set[str]) -> Run:
                 desk=DESK,
                 px_account=PX_ACCOUNT,
                 tot_mm=TOT_MM,
-                hook=hook.port,
             )
+            + hook_alerting(hook)
         )
         riskmon = Riskmon(config, port)
         stack.push_async_callback(riskmon.stop)
@@ -297,14 +244,14 @@ async def play(tmp: Path, kill_points: set[str]) -> Run:
                 await riskmon.kill_and_restart()
 
         async def position(expected: str) -> None:
-            await riskmon.poll(lambda: _equals(riskmon.sol(), expected))
+            await riskmon.poll(lambda: sol_at(riskmon.client, Decimal(expected)))
 
         # 1. Fills up to 10 SOL ($1,500 of a $2,500 limit), then 10 more: breached.
-        await mango.push_fill(SOL.name, fill(1_000))
+        await mango.push_fill(SOL.name, trade(1_000))
         await point("first-fill:pushed")
         await position("10")
         await point("first-fill:applied")
-        await mango.push_fill(SOL.name, fill(1_000))
+        await mango.push_fill(SOL.name, trade(1_000))
         await point("breach:pushed")
         await position("20")
         await receiver.wait_for("ExposureLimitBreach", "firing")
@@ -326,7 +273,7 @@ async def play(tmp: Path, kill_points: set[str]) -> Run:
         # 3. Back under the limit; the receiver holds the resolution open (a kill during delivery).
         if "breach-resolved:delivering" in kill_points:
             receiver.hold = lambda r: (r.alertname, r.status) == ("ExposureLimitBreach", "resolved")
-        await mango.push_fill(SOL.name, fill(-800))
+        await mango.push_fill(SOL.name, trade(-800))
         if "breach-resolved:delivering" in kill_points:
             async with asyncio.timeout(WAIT):
                 await receiver.holding.wait()
@@ -358,7 +305,7 @@ async def play(tmp: Path, kill_points: set[str]) -> Run:
         await receiver.wait_for("RfqConfirmationMissed", "resolved")
 
         # 5. A fork: a fill of 1 SOL comes and is revoked.
-        await mango.push_fill(SOL.name, fill(100))
+        await mango.push_fill(SOL.name, trade(100))
         await position("13")
         await point("fork:filled")
         await mango.rollback(SOL.name, 1)
@@ -371,11 +318,6 @@ async def play(tmp: Path, kill_points: set[str]) -> Run:
             await receiver.wait_for(name, "resolved")
         exposure = stable(await riskmon.exposure())
         return Run(exposure, receiver.deduped(), receiver, riskmon.kills)
-
-
-async def _equals(value: Awaitable[str | None], expected: str) -> bool:
-    got = await value
-    return got is not None and Decimal(got) == Decimal(expected)
 
 
 POINTS = [

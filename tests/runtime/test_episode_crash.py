@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sqlite3
-import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,46 +24,13 @@ import pytest
 
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.notify.webhook import IDEMPOTENCY_HEADER
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
-from tests.runtime.process_support import free_port
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
+from tests.runtime.mango_desk import SOL, SOL_LIMIT, desk_config, trade
+from tests.runtime.process_support import WAIT, free_port, hook_alerting, poll, ready, sol_at, start_riskmon, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-WAIT = 10.0
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 BREACH = "ExposureLimitBreach"
-
-CONFIG = """
-state:
-  path: {state}
-server:
-  port: {port}
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: ["{mango}"]
-    reconnect: {{initial: 10ms, max: 50ms}}
-desks:
-  sol-desk:
-    accounts: {{mango: [{desk}]}}
-    limits:
-      max_net_notional_usd: [{{market: SOL-PERP, max_usd: 2500}}]
-      warn_at: 1
-      clear_at: 0.9
-receivers:
-  hook: {{kind: webhook, url: "http://127.0.0.1:{hook}/alerts"}}
-routes:
-  receiver: hook
-  group_by: ["..."]
-  group_wait: 0s
-  group_interval: 100ms
-  repeat_interval: 1h
-delivery:
-  retry_initial: 50ms
-  retry_max: 200ms
-"""
 
 # riskmon's CLI with one fault: die at the state write that would save the firing breach. The
 # runtime writes alert states only after the outbox committed their notifications.
@@ -129,45 +94,10 @@ class Receiver:
                 await self.changed.wait()
 
 
-def fill(lots: int) -> SimFill:
-    side = "bid" if lots > 0 else "ask"
-    return SimFill(maker=STREET, taker=DESK, taker_side=side, price_lots=15_000, quantity_lots=abs(lots), timestamp=1)  # type: ignore[arg-type]
-
-
 async def start(config: Path, log: Path, *, fault: bool) -> asyncio.subprocess.Process:
     launcher = ["-c", KILLED_AT_ALERT_STATE_WRITE] if fault else ["-m", "riskmon"]
     with log.open("ab") as stderr:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            *launcher,
-            "run",
-            "-c",
-            str(config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-async def until(process: asyncio.subprocess.Process, condition: Any) -> None:
-    async with asyncio.timeout(WAIT):
-        while not await condition():
-            assert process.returncode is None, "riskmon exited"
-            await asyncio.sleep(0.02)
-
-
-async def sol_position(client: httpx.AsyncClient) -> Decimal | None:
-    with contextlib.suppress(httpx.TransportError):
-        for row in (await client.get("/api/v1/exposure")).json().get("positions", []):
-            if row.get("market") == "SOL-PERP":
-                return Decimal(str(row["position"]))
-    return None
-
-
-async def ready(client: httpx.AsyncClient) -> bool:
-    with contextlib.suppress(httpx.TransportError):
-        return (await client.get("/readyz")).status_code == 200
-    return False
+        return await start_riskmon(config, stderr=stderr, launcher=launcher)
 
 
 def rows(db_path: Path, sql: str) -> list[Any]:
@@ -187,13 +117,16 @@ async def test_sigkill_between_outbox_commit_and_state_write_keeps_one_episode(t
         for server in (mango, hook):
             await server.start()
             stack.push_async_callback(server.stop)
-        config.write_text(CONFIG.format(state=state, port=port, mango=mango.url, desk=DESK, hook=hook.port))
+        breaching = [SOL_LIMIT, "warn_at: 1", "clear_at: 0.9"]
+        config.write_text(
+            desk_config(state, mango.url, server=[f"port: {port}"], limits=breaching, more=hook_alerting(hook))
+        )
         client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2.0)
         stack.push_async_callback(client.aclose)
 
         first = await start(config, log, fault=True)
-        await until(first, lambda: ready(client))
-        await mango.push_fill(SOL.name, fill(2_000))  # 20 SOL at $150: $3,000 of a $2,500 limit
+        await poll(first, lambda: ready(client))
+        await mango.push_fill(SOL.name, trade(2_000))  # 20 SOL at $150: $3,000 of a $2,500 limit
         async with asyncio.timeout(WAIT):
             await first.wait()
         assert first.returncode == -signal.SIGKILL, log.read_text()
@@ -210,10 +143,10 @@ async def test_sigkill_between_outbox_commit_and_state_write_keeps_one_episode(t
 
         second = await start(config, log, fault=False)
         stack.push_async_callback(stop, second)
-        await until(second, lambda: ready(client))
+        await poll(second, lambda: ready(client))
         await receiver.wait_for("firing")  # the committed notification, sent by either run
-        await mango.push_fill(SOL.name, fill(-800))  # back to 12 SOL, $1,800: cleared
-        await until(second, lambda: _at(client, Decimal(12)))
+        await mango.push_fill(SOL.name, trade(-800))  # back to 12 SOL, $1,800: cleared
+        await poll(second, lambda: sol_at(client, Decimal(12)))
         await receiver.wait_for("resolved")
         await stop(second)
         assert second.returncode == 0, log.read_text()
@@ -230,13 +163,3 @@ async def test_sigkill_between_outbox_commit_and_state_write_keeps_one_episode(t
         ("firing", firing[0].starts_at),
         ("resolved", firing[0].starts_at),
     ]
-
-
-async def _at(client: httpx.AsyncClient, expected: Decimal) -> bool:
-    return await sol_position(client) == expected
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,28 +11,10 @@ from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.config import parse_config
 from riskmon.replay import replay
 from riskmon.runtime.monitor import Monitor
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
+from tests.runtime.mango_desk import SOL, SOL_LIMIT, desk_config, running, trade, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
-
-CONFIG = f"""
-state:
-  path: ${{STATE}}
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: ["${{URL}}"]
-    reconnect: {{initial: 10ms, max: 50ms}}
-desks:
-  sol-desk:
-    accounts: {{mango: [{DESK}]}}
-    limits:
-      max_net_notional_usd: [{{market: SOL-PERP, max_usd: 2500}}]
-"""
 
 
 class Collect:
@@ -46,47 +25,30 @@ class Collect:
         self.transitions.append(transition)
 
 
-async def until(monitor: Monitor, condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not condition():
-            monitor.applied.clear()
-            await monitor.applied.wait()
-
-
-def buy(qty_lots: int, price_lots: int = 15_000, taker: str = DESK) -> SimFill:
-    return SimFill(
-        maker=STREET, taker=taker, taker_side="bid", price_lots=price_lots, quantity_lots=qty_lots, timestamp=1
-    )
-
-
 async def test_live_run_records_a_capture_that_replays_to_the_same_state(tmp_path: Path) -> None:
     sim = MangoV3FillsSimulator([SOL])
     await sim.start()
-    await sim.push_fill(SOL.name, buy(500))  # in the first checkpoint
-    config = parse_config(CONFIG, "t.yaml", {"URL": sim.url, "STATE": str(tmp_path / "state.db")})
+    await sim.push_fill(SOL.name, trade(500))  # in the first checkpoint
+    config = parse_config(desk_config(tmp_path / "state.db", sim.url, limits=[SOL_LIMIT]), "t.yaml", {})
     capture = tmp_path / "live.jsonl"
     received = Collect()
     monitor = Monitor(config, record=capture, listeners=[received], http=False)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(monitor.run(stop))
     stats = monitor.engine.stats["mango"]
     try:
-        await sim.wait_for_connections(1)
-        await until(monitor, lambda: stats.fills == 1)
-        for _ in range(3):
-            await sim.push_fill(SOL.name, buy(500))  # 5 SOL at $150 each
-        await until(monitor, lambda: stats.fills == 4)  # 20 SOL = $3000 > $2500
-        await sim.rollback(SOL.name, 1)
-        await until(monitor, lambda: stats.revoked == 1)
-        await sim.send_malformed("short_event")
-        await until(monitor, lambda: stats.malformed == 1)
-        await sim.disconnect_all()
-        await sim.push_fill(SOL.name, buy(100))  # while the monitor is away
-        await until(monitor, lambda: stats.reconnects == 1 and stats.fills == 5)
+        async with running(monitor):
+            await sim.wait_for_connections(1)
+            await until(monitor, lambda: stats.fills == 1)
+            for _ in range(3):
+                await sim.push_fill(SOL.name, trade(500))  # 5 SOL at $150 each
+            await until(monitor, lambda: stats.fills == 4)  # 20 SOL = $3000 > $2500
+            await sim.rollback(SOL.name, 1)
+            await until(monitor, lambda: stats.revoked == 1)
+            await sim.send_malformed("short_event")
+            await until(monitor, lambda: stats.malformed == 1)
+            await sim.disconnect_all()
+            await sim.push_fill(SOL.name, trade(100))  # while the monitor is away
+            await until(monitor, lambda: stats.reconnects == 1 and stats.fills == 5)
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
         await sim.stop()
 
     live = [(r.key, r.position) for r in monitor.engine.book.rows()]

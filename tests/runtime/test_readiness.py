@@ -9,18 +9,18 @@ from riskmon.engine.engine import Engine
 from riskmon.events import FeedDown, FeedUp, ReconciliationFinished, SequenceGap, StreamResynced
 from riskmon.runtime.delivery_process import DeliveryState
 from riskmon.runtime.readiness import ReadinessCollector, readiness, readiness_json, venue_readiness
+from tests.runtime.mango_desk import DESK
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
 CONFIG = f"""
 venues:
   mango: {{kind: mango_v3_fills, urls: ["ws://127.0.0.1:1"], feed_down_grace: 15s}}
   mobula: {{kind: mobula_perp_events, api_key: k, chain_ids: ["evm:42161"]}}
   px: {{kind: prophetx, rest_url: "http://127.0.0.1:1/partner", access_key: k, secret_key: s}}
   tot: {{kind: totalis_rfq, api_key: k}}
-  phx: {{kind: phoenix, authority: {ACCOUNT}, symbols: [SOL]}}
+  phx: {{kind: phoenix, authority: {DESK}, symbols: [SOL]}}
 desks:
-  books: {{accounts: {{mango: ["{ACCOUNT}"], px: ["u1"], tot: ["mm1"]}}}}
+  books: {{accounts: {{mango: ["{DESK}"], px: ["u1"], tot: ["mm1"]}}}}
 """
 VENUES = ["mango", "mobula", "phx", "px", "tot"]
 

@@ -9,87 +9,42 @@ import contextlib
 import logging
 import re
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from riskmon.config import parse_config
 from riskmon.config.schema import MonitorConfig
-from riskmon.engine.exposure import PositionKey
 from riskmon.runtime.monitor import Monitor
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
+from tests.runtime.mango_desk import POSITION, SOL, desk_config, running, trade, until
 from tests.runtime.process_support import start_riskmon
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
-POSITION = PositionKey("sol-desk", "mango", DESK, "SOL-PERP")
 
-CONFIG = f"""
-state:
-  path: "{{state}}"
-server:
-  port: 0
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: ["{{url}}"]
-    reconnect: {{{{initial: 10ms, max: 50ms}}}}
-desks:
-  sol-desk:
-    accounts: {{{{mango: [{DESK}]}}}}
-"""
-
-
-def trade(lots: int, side: str = "bid") -> SimFill:
-    return SimFill(maker=STREET, taker=DESK, taker_side=side, price_lots=15_000, quantity_lots=lots, timestamp=1)  # type: ignore[arg-type]
-
-
-@pytest_asyncio.fixture
-async def sim() -> AsyncIterator[MangoV3FillsSimulator]:
-    server = MangoV3FillsSimulator([SOL])
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def config_for(sim: MangoV3FillsSimulator, state: Path) -> tuple[str, MonitorConfig]:
-    text = CONFIG.format(state=state, url=sim.url)
+def config_for(sim: MangoV3FillsSimulator, state: Path, *limits: str) -> tuple[str, MonitorConfig]:
+    # An ephemeral HTTP port: the SIGKILL test runs the text as a real `riskmon run`.
+    text = desk_config(state, sim.url, server=("port: 0",), limits=limits)
     return text, parse_config(text, "monitor.yaml", {})
 
 
 @contextlib.asynccontextmanager
-async def running(config: MonitorConfig) -> AsyncIterator[Monitor]:
-    monitor = Monitor(config, http=False)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(monitor.run(stop))
-    try:
+async def started(config: MonitorConfig) -> AsyncIterator[Monitor]:
+    async with running(Monitor(config, http=False)) as monitor:
         await asyncio.wait_for(monitor.started.wait(), timeout=5)
         yield monitor
-    finally:
-        stop.set()
-        await asyncio.wait_for(runner, timeout=5)
-
-
-async def until(monitor: Monitor, condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            monitor.applied.clear()
-            await monitor.applied.wait()
 
 
 async def test_stop_and_restart_counts_nothing_twice(sim: MangoV3FillsSimulator, tmp_path: Path) -> None:
     _, config = config_for(sim, tmp_path / "state.db")
-    async with running(config) as first:
+    async with started(config) as first:
         stats = first.engine.stats["mango"]
         await sim.wait_for_connections(1)
-        for lots in (500, 300, 200):  # 5 + 3 - 2 SOL
-            await sim.push_fill(SOL.name, trade(lots, "bid" if lots != 200 else "ask"))
+        for lots in (500, 300, -200):  # 5 + 3 - 2 SOL
+            await sim.push_fill(SOL.name, trade(lots))
         await until(first, lambda: stats.fills == 3)
         await first.persistence.drain()
         assert first.persistence.fill_steps_written == 3
@@ -98,7 +53,7 @@ async def test_stop_and_restart_counts_nothing_twice(sim: MangoV3FillsSimulator,
 
     await sim.rollback(SOL.name, 1)  # a fork while riskmon is down drops the sell of 2 SOL
     await sim.push_fill(SOL.name, trade(100))  # and a fill arrives meanwhile: +1 SOL
-    async with running(config) as second:
+    async with started(config) as second:
         stats = second.engine.stats["mango"]
         assert second.persistence.restored
         # The venue connects while the state file loads, but its checkpoint is applied only after
@@ -109,7 +64,7 @@ async def test_stop_and_restart_counts_nothing_twice(sim: MangoV3FillsSimulator,
         assert (stats.duplicates, stats.voided, stats.fills) == (2, 1, 1)
         assert second.engine.book.position(POSITION) == Decimal(9)  # 5 + 3 + 1, as an uninterrupted run ends
 
-    async with running(config) as third:  # and what the second run learned was written too
+    async with started(config) as third:  # and what the second run learned was written too
         assert third.engine.book.position(POSITION) == Decimal(9)
         assert len(third.engine.ledger) == 3  # the voided fill is gone for good
 
@@ -130,7 +85,7 @@ async def test_a_failed_write_is_retried_with_the_next_batch(
         real_write(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(StateStore, "write", flaky_write)
-    async with running(config) as monitor:
+    async with started(config) as monitor:
         stats = monitor.engine.stats["mango"]
         await sim.wait_for_connections(1)
         with caplog.at_level(logging.ERROR, logger="riskmon.runtime.persistence"):
@@ -144,7 +99,7 @@ async def test_a_failed_write_is_retried_with_the_next_batch(
         await until(monitor, lambda: stats.fills == 2)
         await monitor.persistence.drain()
         assert monitor.persistence.fill_steps_written == 2
-    async with running(config) as again:
+    async with started(config) as again:
         assert again.engine.book.position(POSITION) == Decimal(6)
 
 
@@ -170,7 +125,7 @@ async def test_sigkill_after_the_write_restores_every_written_fill(sim: MangoV3F
         await process.wait()
     assert process.returncode == -signal.SIGKILL
 
-    async with running(config) as monitor:
+    async with started(config) as monitor:
         stats = monitor.engine.stats["mango"]
         assert monitor.engine.book.position(POSITION) == Decimal(10)  # restored before the venue connects
         await until(monitor, lambda: stats.duplicates == 4)  # the checkpoint replays all four
@@ -181,8 +136,8 @@ async def test_sigkill_after_the_write_restores_every_written_fill(sim: MangoV3F
 async def test_a_restart_judges_the_restored_books_against_the_limits_at_once(
     sim: MangoV3FillsSimulator, tmp_path: Path
 ) -> None:
-    text, config = config_for(sim, tmp_path / "state.db")
-    async with running(config) as first:
+    _, config = config_for(sim, tmp_path / "state.db")
+    async with started(config) as first:
         stats = first.engine.stats["mango"]
         await sim.wait_for_connections(1)
         await sim.push_fill(SOL.name, trade(600))  # 6 SOL at $150
@@ -191,9 +146,9 @@ async def test_a_restart_judges_the_restored_books_against_the_limits_at_once(
 
     # Restarted with a gross limit the restored $900 already breaches: no fill or price has to
     # move first for the breach to be seen.
+    _, limited = config_for(sim, tmp_path / "state.db", "max_gross_notional_usd: 500")
     await sim.stop()
-    limited = parse_config(text + "    limits: {max_gross_notional_usd: 500}\n", "monitor.yaml", {})
-    async with running(limited) as second:
+    async with started(limited) as second:
         firing = {(a.alertname, a.severity, a.labels.get("limit")) for a in second.engine.alerts.active()}
         assert firing == {
             ("ExposureLimitBreach", "warning", "gross_notional"),

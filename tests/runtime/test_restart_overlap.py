@@ -5,83 +5,32 @@ a duplicate), and riskmon is not ready until alert delivery is up, saying why in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import gc
 import io
-from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from multiprocessing.context import ForkServerProcess
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from riskmon.config import parse_config
 from riskmon.config.schema import MonitorConfig
-from riskmon.engine.exposure import PositionKey
 from riskmon.events import FillSnapshot
 from riskmon.runtime.delivery_process import DeliveryProcess, DeliveryState
 from riskmon.runtime.monitor import Monitor
 from riskmon.runtime.persistence import StatePersistence
 from riskmon.venues.base import Inbound, InboundQueue
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
 from riskmon.watchdogs.journal import PersistedDeadline
+from tests.runtime.mango_desk import POSITION, SOL, desk_config, running, trade, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
-DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
-POSITION = PositionKey("sol-desk", "mango", DESK, "SOL-PERP")
-
-CONFIG = f"""
-state:
-  path: "{{state}}"
-venues:
-  mango:
-    kind: mango_v3_fills
-    urls: ["{{url}}"]
-    reconnect: {{{{initial: 10ms, max: 50ms}}}}
-desks:
-  sol-desk:
-    accounts: {{{{mango: [{DESK}]}}}}
-"""
-
-
-def trade(lots: int) -> SimFill:
-    return SimFill(maker=STREET, taker=DESK, taker_side="bid", price_lots=15_000, quantity_lots=lots, timestamp=1)
-
-
-@pytest_asyncio.fixture
-async def sim() -> AsyncIterator[MangoV3FillsSimulator]:
-    server = MangoV3FillsSimulator([SOL])
-    await server.start()
-    yield server
-    await server.stop()
-
 
 def config_for(sim: MangoV3FillsSimulator, state: Path) -> MonitorConfig:
-    return parse_config(CONFIG.format(state=state, url=sim.url), "monitor.yaml", {})
-
-
-@contextlib.asynccontextmanager
-async def running(monitor: Monitor) -> AsyncIterator[Monitor]:
-    stop = asyncio.Event()
-    runner = asyncio.create_task(monitor.run(stop))
-    try:
-        yield monitor
-    finally:
-        stop.set()
-        await asyncio.wait_for(runner, timeout=10)
-
-
-async def until(monitor: Monitor, condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            monitor.applied.clear()
-            await monitor.applied.wait()
+    return parse_config(desk_config(state, sim.url), "monitor.yaml", {})
 
 
 def gate_restore(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:

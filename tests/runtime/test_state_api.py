@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,12 @@ from riskmon.events import FillReceived, FillRevoked, Liquidity, MarkKind, MarkP
 from riskmon.notify.notifier import Notifier
 from riskmon.runtime.monitor import Monitor
 from riskmon.runtime.state_views import UnknownName, alerts_view, exposure_view
-from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator, SimFill, SimMarket
+from riskmon.venues.mango_v3.simulator import MangoV3FillsSimulator
 from riskmon.watchdogs.feeds import FeedState
-from tests.runtime.test_outbox_crash import free_port
+from tests.runtime.mango_desk import DESK, SOL, STREET, trade, until
+from tests.runtime.process_support import free_port
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-ACCOUNT = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"
-STREET = "GJw8MDxaeVh4sSNsi6cEWSHW5bp93UAtCBuMo18hW2nX"
 TOKEN = "read-api-T0ken-that-must-never-leak"
 CONFIG = f"""
 venues:
@@ -37,7 +35,7 @@ venues:
   tot: {{kind: totalis_rfq, api_key: totalis-K3y-that-must-never-leak}}
 desks:
   sol-desk:
-    accounts: {{mango: ["{ACCOUNT}"], tot: ["mm1"]}}
+    accounts: {{mango: ["{DESK}"], tot: ["mm1"]}}
     limits:
       max_net_notional_usd: [{{market: SOL-PERP, max_usd: 2500}}]
       max_gross_notional_usd: 10000
@@ -53,7 +51,7 @@ receivers:
 
 def fill(key: str, qty: str, side: Side = Side.BUY) -> FillReceived:
     return FillReceived(
-        "mango", "sol-desk", ACCOUNT, "SOL-PERP", side, Decimal(qty), Decimal("150"), key, "q", 1, Liquidity.TAKER,
+        "mango", "sol-desk", DESK, "SOL-PERP", side, Decimal(qty), Decimal("150"), key, "q", 1, Liquidity.TAKER,
         Decimal(0), T0,
     )  # fmt: skip
 
@@ -86,7 +84,7 @@ def test_exposure_view_has_exact_positions_limits_and_totals() -> None:
         {
             "desk": "sol-desk",
             "venue": "mango",
-            "account": ACCOUNT,
+            "account": DESK,
             "market": "SOL-PERP",
             "underlying": "SOL-PERP",
             "position": "9.5",
@@ -259,7 +257,6 @@ def test_alerts_view_orders_firing_then_oldest_then_name_then_severity_rank_then
 
 # --- through a real Monitor on loopback -----------------------------------------------------------
 
-SOL = SimMarket("SOL-PERP", "31cKs646dt1YkA3zPyxZ7rUAkxTBz279w4XEobFXcAKP")
 LIVE = f"""
 state: {{path: "${{STATE}}"}}
 server: {{token: "{TOKEN}"}}
@@ -268,18 +265,11 @@ venues:
   mango-b: {{kind: mango_v3_fills, urls: ["${{URL_B}}"], reconnect: {{initial: 10ms, max: 50ms}}}}
 desks:
   sol-desk:
-    accounts: {{mango-a: ["{ACCOUNT}"], mango-b: ["{ACCOUNT}"]}}
+    accounts: {{mango-a: ["{DESK}"], mango-b: ["{DESK}"]}}
     limits: {{max_net_notional_usd: [{{market: SOL-PERP, max_usd: 500}}]}}
 receivers:
   hook: {{kind: webhook, url: "http://127.0.0.1:9/hook/receiver-secret-path"}}
 """
-
-
-async def until(monitor: Monitor, condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            monitor.applied.clear()
-            await monitor.applied.wait()
 
 
 @pytest.mark.integration
@@ -287,7 +277,7 @@ async def until(monitor: Monitor, condition: Callable[[], bool]) -> None:
 async def test_readyz_flips_as_venues_come_up_and_the_read_api_serves_state(tmp_path: Path) -> None:
     sim_a = MangoV3FillsSimulator([SOL])
     await sim_a.start()
-    await sim_a.push_fill(SOL.name, SimFill(STREET, ACCOUNT, "bid", 15_000, 500, 1))  # 5 SOL at $150
+    await sim_a.push_fill(SOL.name, trade(500))  # 5 SOL at $150
     port_b = free_port()
     sim_b = MangoV3FillsSimulator([SOL], port=port_b)
     env = {"STATE": str(tmp_path / "state.db"), "URL_A": sim_a.url, "URL_B": f"ws://127.0.0.1:{port_b}"}
@@ -339,7 +329,7 @@ async def test_readyz_flips_as_venues_come_up_and_the_read_api_serves_state(tmp_
             bodies.append(exposure.text)
             assert exposure.status_code == 200
             [position] = exposure.json()["positions"]
-            assert (position["venue"], position["account"], position["position"]) == ("mango-a", ACCOUNT, "5")
+            assert (position["venue"], position["account"], position["position"]) == ("mango-a", DESK, "5")
             assert (position["mark"], position["notional_usd"]) == ("150", "750")
             assert exposure.json()["desks"]["sol-desk"]["net_by_underlying"][0]["utilisation"] == "1.5"
 

@@ -28,18 +28,16 @@ from riskmon.events import (
     TradeExecuted,
 )
 from riskmon.venues.phoenix.codec import PhoenixCodec
-
-AUTHORITY = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
-OTHER = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
-V = "phoenix"
-
-SUBSCRIBE_TRADER = (
-    b'{"type":"subscribe","subscription":{"channel":"traderState","authority":"' + AUTHORITY.encode() + b'",'
-    b'"traderPdaIndex":0}}'
+from tests.venues.phoenix.helpers import (
+    AUTHORITY,
+    OTHER,
+    SUBSCRIBE_EXCHANGE,
+    SUBSCRIBE_TRADER,
+    UNSUBSCRIBE_EXCHANGE,
+    UNSUBSCRIBE_TRADER,
 )
-UNSUBSCRIBE_TRADER = SUBSCRIBE_TRADER.replace(b'"type":"subscribe"', b'"type":"unsubscribe"')
-SUBSCRIBE_EXCHANGE = b'{"type":"subscribe","subscription":{"channel":"exchange","encoding":"json"}}'
-UNSUBSCRIBE_EXCHANGE = b'{"type":"unsubscribe","subscription":{"channel":"exchange","encoding":"json"}}'
+
+V = "phoenix"
 
 # ETH baseLotsDecimals 3 and BTC 4 are the §5.5 docs examples; DOGE has negative decimals (1 lot = 10).
 EXCHANGE_SNAPSHOT = """{"channel":"exchange","messageType":"snapshot","sequenceNumber":"100","slot":5000,"slotIndex":0,

@@ -11,14 +11,14 @@ import asyncio
 import json
 import random
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from riskmon.bench.venue_frames import PHOENIX_AUTHORITY, PhoenixSource
 from riskmon.config.schema import PhoenixVenue
-from riskmon.events import FrameMalformed, MarkKind, MarkPrice, PositionsReported, TradeExecuted
+from riskmon.events import MarkKind, MarkPrice, PositionsReported, TradeExecuted
 from riskmon.venues.phoenix.codec import PhoenixCodec
+from tests.venues.codec_support import only_malformed
 
 AUTHORITY = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
 V = "phoenix"
@@ -61,12 +61,6 @@ def codec() -> PhoenixCodec:
     codec.data_to_send()
     codec.receive_text(EXCHANGE_SNAPSHOT)
     return codec
-
-
-def only_malformed(events: list[Any]) -> str:
-    (event,) = events
-    assert isinstance(event, FrameMalformed)
-    return event.reason
 
 
 # --- plausibility, inlined: the same bounds as frames.plausible -------------------------------------

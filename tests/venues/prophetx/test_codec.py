@@ -25,9 +25,9 @@ from riskmon.events import (
 )
 from riskmon.venues.base import PingingCodec
 from riskmon.venues.prophetx.codec import ProphetXCodec
+from tests.venues.prophetx.conftest import CODEC_ACCOUNT as ACCOUNT
+from tests.venues.prophetx.helpers import VENUE
 
-VENUE = "prophetx"
-ACCOUNT = "7782"
 BROADCAST = "private-broadcast-service=3-device_type=5"
 PRIVATE = "private-service=3-device_type=5-user=<account_id>"
 EVENT_CHANNEL = "private-broadcast-service=3-device_type=5-event=10078829"
@@ -77,13 +77,6 @@ def wager(**changes: object) -> str:
 def only(events: Sequence[object]) -> object:
     assert len(events) == 1
     return events[0]
-
-
-@pytest.fixture
-def codec() -> ProphetXCodec:
-    codec = ProphetXCodec(VENUE, {ACCOUNT: "alpha"}, None)
-    codec.connection_opened()
-    return codec
 
 
 @pytest.fixture

@@ -22,16 +22,15 @@ from riskmon.events import (
     BookLevel,
     BookSide,
     BookSnapshot,
-    FrameMalformed,
     Heartbeat,
     OrderStatus,
     OrderUpdate,
     TradeExecuted,
 )
 from riskmon.venues.prophetx.codec import ProphetXCodec
+from tests.venues.codec_support import only_malformed
+from tests.venues.prophetx.helpers import VENUE
 
-VENUE = "prophetx"
-ACCOUNT = "7782"
 CHANNEL = "private-service=3-device_type=5-user=7782"
 TS = 1717689526365275600
 
@@ -55,19 +54,6 @@ def order(**fields: object) -> str:
     info: dict[str, object] = {"id": 5, "user_id": 7782, "status": "open", "sequence_number": 3, "odds": -110}
     info.update(fields)
     return json.dumps({"info": info})
-
-
-@pytest.fixture
-def codec() -> ProphetXCodec:
-    codec = ProphetXCodec(VENUE, {ACCOUNT: "alpha"}, None)
-    codec.connection_opened()
-    return codec
-
-
-def only_malformed(events: list[Any]) -> str:
-    (event,) = events
-    assert isinstance(event, FrameMalformed)
-    return event.reason
 
 
 # --- finiteness, checked where the payload is used ----------------------------------------------------

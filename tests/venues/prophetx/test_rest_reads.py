@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from riskmon.events import BookLevel, BookSide, BookSnapshot, Event, FrameMalformed, OrderStatus, OrderUpdate
 from riskmon.venues.prophetx.codec import ProphetXCodec
+from tests.venues.prophetx.conftest import CODEC_ACCOUNT as ACCOUNT
+from tests.venues.prophetx.helpers import VENUE
 
-VENUE = "prophetx"
-ACCOUNT = "7782"
 EVENT_CHANNEL = "private-broadcast-service=3-device_type=5-event=10078829"
 EXAMPLE_TS = 1717689526365275600
 
@@ -66,13 +66,6 @@ def market_selections(event_id: int, market_id: int, info: str) -> str:
         {"timestamp": EXAMPLE_TS, "change_type": "market_selections", "op": "u", "payload": b64(payload)}
     )
     return json.dumps({"event": "market_selections", "channel": EVENT_CHANNEL, "data": envelope})
-
-
-@pytest.fixture
-def codec() -> ProphetXCodec:
-    codec = ProphetXCodec(VENUE, {ACCOUNT: "alpha"}, None)
-    codec.connection_opened()
-    return codec
 
 
 def streamed(codec: ProphetXCodec) -> list[Event]:
