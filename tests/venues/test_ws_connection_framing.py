@@ -257,6 +257,7 @@ async def test_a_fragmented_message_over_max_size_fails_with_1009() -> None:
         text("open", fin=False) + text("a new message inside it"),
         frame(Opcode.PING, b"p" * 126),  # control frames are at most 125 bytes
     ],
+    ids=["masked", "rsv1", "reserved-opcode", "stray-continuation", "new-message-in-fragments", "long-ping"],
 )
 @pytest.mark.asyncio
 async def test_unsound_frames_fail_with_1002_and_nothing_after_them_is_delivered(unsound: bytes) -> None:
