@@ -16,15 +16,12 @@ A benchmark, not a test: it prints numbers and asserts nothing about time. The m
    leaves behind are traced with tracemalloc over the last `memory_sample` armings
    (`full_trace`: over all of them, about 3x slower; both agree within a few bytes). The
    journal record an arming holds until the runtime takes it is reported apart.
-4. An asyncio loop then runs what the Monitor runs: one engine task applying Inbound items
-   from a bounded queue (the Monitor's 10,000), the runtime's DeadlineTimer re-armed after
-   every engine step, actions and journal taken after every step, and a producer standing in
-   for a venue session: Mango fill frames at `event_rate`, handed over at most `burst` per
-   wake-up (about one socket read) when it is behind. Each frame is one engine step: a
-   MarkPrice, plus, one frame in ten, a FillReceived of the desk (alternately sell and buy).
-   The events are decoded once by the real Mango codec and given fresh fill keys; with
-   `frames=True` the producer builds text frames and decodes each through the codec, which is
-   the session's work on the same event loop. ProphetX heartbeats arrive every 5 s.
+4. An asyncio loop then runs what the Monitor runs (riskmon.bench.watchdog_loop): the engine task
+   on the Monitor's bounded inbound queue and the runtime's DeadlineTimer, fed by a producer
+   standing in for a Mango session at `event_rate`. The events are decoded once by the real
+   Mango codec and given fresh fill keys; with `frames=True` the producer builds text frames and
+   decodes each through the codec, the session's work on the same loop. ProphetX heartbeats
+   arrive every 5 s.
 5. A deadline's lateness is the wall time at which the engine step that fired it hands back
    the watchdog's LookupOrder action (when the runtime starts the REST lookup) minus its due
    time. The step is either the timer's `advance` or an `ingest` (which advances first).
@@ -37,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import gc
 import json
@@ -46,27 +42,20 @@ import random
 import sys
 import time
 import tracemalloc
-from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.bench import add_watchdog_bench_arguments
 from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MARKET, MangoFeed
 from riskmon.bench.measure import GcWatch, Percentiles, resident_bytes, timer_floor
-from riskmon.clock import Clock, SystemClock
+from riskmon.bench.watchdog_loop import PROPHETX, Measurement, measure_window
+from riskmon.clock import SystemClock
 from riskmon.config import MonitorConfig, parse_config
-from riskmon.engine.actions import LookupOrder
 from riskmon.engine.engine import Engine
-from riskmon.events import Event, FeedUp, Heartbeat, OrderIntake
-from riskmon.runtime.deadline_timer import DeadlineTimer
-from riskmon.venues.base import Inbound
+from riskmon.events import FeedUp, Heartbeat, OrderIntake
 
-PROPHETX = "prophetx"
 DESK = "bench-desk"
-HEARTBEAT_EVERY = 5.0  # ProphetX health_check
-INBOUND_CAPACITY = 10_000  # the Monitor's bounded inbound queue
 FAR_AHEAD = 86_400.0  # far deadlines fall due between one and two days ahead
 _ORDER_ID_BASE = 1_800_000_000_000_000_000  # 19-character numeric order ids
 
@@ -123,79 +112,6 @@ desks:
       max_net_notional_usd: [{{market: {MARKET}, max_usd: 1000000000}}]
 """
     return parse_config(text, "bench-watchdogs.yaml", {})
-
-
-class Measurement:
-    """The Monitor's engine task and deadline timer, recording when each deadline takes effect."""
-
-    def __init__(self, engine: Engine, clock: Clock, due: dict[str, float]) -> None:
-        self.engine = engine
-        self.clock = clock
-        self.inbound: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=INBOUND_CAPACITY)
-        self.timer = DeadlineTimer(clock, engine.next_deadline, self.on_timer)
-        self._due = due
-        self.all_fired = asyncio.Event()
-        self.lateness: list[float] = []
-        self.fired_by_timer = 0
-        self.unexpected = 0
-        self.applied = 0
-        self.transitions = 0
-        self.delays = array("d")
-
-    async def engine_loop(self) -> None:
-        while True:
-            item = await self.inbound.get()
-            self.delays.append(self.clock.now() - item.received_at)
-            is_frame = item.frame is not None and item.rest is None
-            self.after_step(
-                self.engine.ingest(item.venue, item.events, item.received_at, is_frame=is_frame, source=item.rest),
-                by_timer=False,
-            )
-            self.applied += item.venue == MANGO  # the heartbeats are not counted
-
-    def on_timer(self) -> None:
-        self.after_step(self.engine.advance(self.clock.now()), by_timer=True)
-
-    def after_step(self, transitions: list[AlertTransition], *, by_timer: bool) -> None:
-        self.transitions += len(transitions)
-        self.timer.rearm()
-        actions = self.engine.take_actions()
-        if actions:
-            now = self.clock.now()
-            for action in actions:
-                if not isinstance(action, LookupOrder):
-                    continue
-                due = self._due.pop(action.order_id, None)
-                if due is None:
-                    self.unexpected += 1
-                    continue
-                self.lateness.append(now - due)
-                self.fired_by_timer += by_timer
-        if not self._due:
-            self.all_fired.set()
-        self.engine.take_journal()  # persisted and dropped by the runtime; here only dropped
-
-    async def produce(self, feed: MangoFeed, rate: float, burst: int, end: float) -> int:
-        """Feed frames at `rate` until the monotonic time `end`; returns how many were handed over."""
-        start = time.monotonic()
-        sent = 0
-        next_heartbeat = start
-        while (now := time.monotonic()) < end:
-            if now >= next_heartbeat:
-                heartbeat: list[Event] = [Heartbeat(PROPHETX, "bench")]
-                await self.inbound.put(Inbound(PROPHETX, self.clock.now(), "health_check", heartbeat))
-                next_heartbeat += HEARTBEAT_EVERY
-            owed = int((now - start) * rate) - sent if rate > 0 else 0
-            if owed <= 0:
-                wake = min(end, next_heartbeat, start + (sent + 1) / rate if rate > 0 else end)
-                await asyncio.sleep(max(0.0, wake - now))
-                continue
-            batch = min(owed, burst)
-            for _ in range(batch):
-                await self.inbound.put(feed.next_item(self.clock.now()))
-            sent += batch
-            await asyncio.sleep(0)  # the session's next read: the engine task runs meanwhile
-        return sent
 
 
 def _container_sizes(engine: Engine) -> tuple[int, ...]:
@@ -306,7 +222,7 @@ def run_watchdog_bench(
     gc.callbacks.append(watch)
     try:
         applied, elapsed = asyncio.run(
-            _measure(measurement, feed, event_rate, burst, window_end, profiler),
+            measure_window(measurement, feed, event_rate, burst, window_end, profiler),
         )
     finally:
         gc.callbacks.remove(watch)
@@ -343,40 +259,6 @@ def run_watchdog_bench(
         gc_max_pause_ms=round(watch.max_pause * 1e3, 3),
         gc_full_collection_ms=round(full_collection_ms, 1),
     )
-
-
-async def _measure(
-    measurement: Measurement,
-    feed: MangoFeed,
-    rate: float,
-    burst: int,
-    window_end: float,
-    profiler: cProfile.Profile | None,
-) -> tuple[int, float]:
-    """Run the engine task, the timer and the producer through the window; (frames applied, seconds)."""
-    clock = measurement.clock
-    engine_task = asyncio.create_task(measurement.engine_loop(), name="engine")
-    started = time.monotonic()
-    end = started + (window_end - clock.now())
-    if profiler is not None:
-        profiler.enable()
-    try:
-        measurement.on_timer()  # as Monitor.run does before its tasks start: fire what is due, arm
-        before = measurement.applied
-        await measurement.produce(feed, rate, burst, end)
-        elapsed = time.monotonic() - started
-        applied = measurement.applied - before
-        # The last deadlines fall due half a spacing before the window ends; allow for lag.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(measurement.all_fired.wait(), timeout=5.0)
-    finally:
-        if profiler is not None:
-            profiler.disable()
-        measurement.timer.cancel()
-        engine_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await engine_task
-    return applied, elapsed
 
 
 def format_table(result: WatchdogBenchResult) -> str:

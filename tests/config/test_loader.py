@@ -1,4 +1,5 @@
-"""Tests for monitor.yaml loading: riskmon/config/loader.py, schema.py, types.py and `riskmon check`."""
+"""Tests for monitor.yaml loading: riskmon/config/loader.py, venue_checks.py, schema.py, types.py
+and `riskmon check`."""
 
 from __future__ import annotations
 
