@@ -9,7 +9,8 @@ notional behind.
 Every roll-up (net per desk and instrument, gross per desk and firm-wide) is a running total
 moved by (new - old) on each change, so a fill or mark costs O(positions it touches), not
 O(everything the desk ever held). The totals use a context that never rounds, so a running total
-equals the same sum taken afresh, exactly.
+equals the same sum taken afresh, exactly. The records a position and its totals are kept in are
+riskmon.engine.holdings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
+from riskmon.engine.holdings import DeskHoldings, Holding, InstrumentNet, MarkRoute
 from riskmon.engine.risk_book import ZERO, PositionKey, RiskBook, RiskRow, event_of
 from riskmon.engine.risk_book import exact_add as _add
 from riskmon.engine.risk_book import exact_mul as _mul
@@ -63,63 +65,7 @@ class Repriced(NamedTuple):
     desks: list[str]  # the desks whose net USD notional in it moved
 
 
-class _Net:
-    """A desk's net in one instrument, across its venues and accounts."""
-
-    __slots__ = ("notional", "position", "unpriced")
-
-    def __init__(self) -> None:
-        self.position = ZERO
-        self.notional = ZERO  # of the priced positions
-        self.unpriced = 0  # non-flat positions without a mark: the net is unknown while any
-
-
-class _Desk:
-    __slots__ = ("gross", "name", "nets", "open_positions")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.nets: dict[str, _Net] = {}  # by instrument
-        self.gross = ZERO  # sum of |net notional| over the instruments
-        self.open_positions = 0
-
-
-class _Holding:
-    """One position, its notional at its market's current price, and the roll-ups it counts in."""
-
-    __slots__ = ("desk", "key", "net", "notional", "price", "quantity")
-
-    def __init__(self, key: PositionKey, desk: _Desk, net: _Net) -> None:
-        self.key = key
-        self.desk = desk
-        self.net = net
-        self.quantity = ZERO
-        self.price: Decimal | None = None
-        self.notional: Decimal | None = None
-
-
 _NO_DESKS: Sequence[str] = ()
-
-
-class _MarkRoute:
-    """What a price of one (venue, market) touches, worked out on its first price: the instrument it
-    values and the lists of positions it may re-price. The lists are the book's own, which only
-    ever grow in place, so a new position is priced by the next mark with no index to rebuild."""
-
-    __slots__ = ("holdings", "instrument", "key", "siblings", "underlying")
-
-    def __init__(
-        self,
-        key: tuple[str, str],
-        underlying: str | None,
-        holdings: list[_Holding],
-        siblings: tuple[list[_Holding], ...],
-    ) -> None:
-        self.key = key
-        self.underlying = underlying
-        self.instrument = key[1] if underlying is None else underlying
-        self.holdings = holdings  # the market's own positions
-        self.siblings = siblings  # the positions of every market of the underlying (a reference prices them all)
 
 
 class ExposureBook(RiskBook):
@@ -134,7 +80,7 @@ class ExposureBook(RiskBook):
 
     def __init__(self, underlyings: Mapping[str, Mapping[str, str]] | None = None) -> None:
         super().__init__()
-        self._holdings: dict[PositionKey, _Holding] = {}
+        self._holdings: dict[PositionKey, Holding] = {}
         self._marks: dict[tuple[str, str], Decimal] = {}
         self._reference_marks: dict[str, Decimal] = {}
         self._underlying_of: dict[tuple[str, str], str] = {}
@@ -143,24 +89,24 @@ class ExposureBook(RiskBook):
             for venue, market in markets.items():
                 self._underlying_of[(venue, market)] = name
                 self._markets_of.setdefault(name, []).append((venue, market))
-        self._desks: dict[str, _Desk] = {}
-        self._nets: dict[tuple[str, str], _Net] = {}  # (desk, instrument), in the order first held
-        self._by_market: dict[tuple[str, str], list[_Holding]] = {}
-        self._routes: dict[tuple[str, str], _MarkRoute] = {}
-        self._by_account: dict[tuple[str, str, str], dict[str, _Holding]] = {}  # by market
+        self._desks: dict[str, DeskHoldings] = {}
+        self._nets: dict[tuple[str, str], InstrumentNet] = {}  # (desk, instrument), in the order first held
+        self._by_market: dict[tuple[str, str], list[Holding]] = {}
+        self._routes: dict[tuple[str, str], MarkRoute] = {}
+        self._by_account: dict[tuple[str, str, str], dict[str, Holding]] = {}  # by market
         self._desks_by_instrument: dict[str, set[str]] = {}
         self._firm_gross = ZERO
 
     def instrument(self, venue: str, market: str) -> str:
         return self._underlying_of.get((venue, market), market)
 
-    def _desk(self, name: str) -> _Desk:
+    def _desk(self, name: str) -> DeskHoldings:
         desk = self._desks.get(name)
         if desk is None:
-            desk = self._desks[name] = _Desk(name)
+            desk = self._desks[name] = DeskHoldings(name)
         return desk
 
-    def _holding(self, key: PositionKey) -> _Holding:
+    def _holding(self, key: PositionKey) -> Holding:
         holding = self._holdings.get(key)
         if holding is not None:
             return holding
@@ -168,15 +114,15 @@ class ExposureBook(RiskBook):
         instrument = self.instrument(key.venue, key.market)
         net = desk.nets.get(instrument)
         if net is None:
-            net = desk.nets[instrument] = self._nets[(key.desk, instrument)] = _Net()
+            net = desk.nets[instrument] = self._nets[(key.desk, instrument)] = InstrumentNet()
             self._desks_by_instrument.setdefault(instrument, set()).add(key.desk)
-        holding = self._holdings[key] = _Holding(key, desk, net)
+        holding = self._holdings[key] = Holding(key, desk, net)
         self._by_market.setdefault((key.venue, key.market), []).append(holding)
         self._by_account.setdefault((key.desk, key.venue, key.account), {})[key.market] = holding
         self._revalue(holding, ZERO, self.mark(key.venue, key.market))
         return holding
 
-    def _revalue(self, holding: _Holding, quantity: Decimal, price: Decimal | None) -> bool:
+    def _revalue(self, holding: Holding, quantity: Decimal, price: Decimal | None) -> bool:
         """Give a position its new quantity and price, and move every roll-up it counts in.
 
         True when the net USD notional of its desk and instrument may have moved."""
@@ -203,7 +149,7 @@ class ExposureBook(RiskBook):
             self._firm_gross = _add(self._firm_gross, step)
         return True
 
-    def _reprice(self, holdings: list[_Holding], price: Decimal, moved: Sequence[str]) -> Sequence[str]:
+    def _reprice(self, holdings: list[Holding], price: Decimal, moved: Sequence[str]) -> Sequence[str]:
         """Re-price positions at `price`; returns `moved` with the desks whose net moved added
         (a new list only once one has: most prices move no net)."""
         for holding in holdings:
@@ -239,7 +185,7 @@ class ExposureBook(RiskBook):
     def apply_fill(self, fill: FillReceived, reverse: bool = False) -> PositionKey:
         cell = (fill.desk, fill.venue, fill.account, fill.market)
         # A PositionKey equals and hashes as this plain tuple: no key object built for a held position.
-        holding: _Holding | None = self._holdings.get(cell)  # type: ignore[call-overload]
+        holding: Holding | None = self._holdings.get(cell)  # type: ignore[call-overload]
         if holding is None:
             holding = self._holding(PositionKey(*cell))
         quantity = fill.quantity
@@ -315,14 +261,14 @@ class ExposureBook(RiskBook):
             return underlying, self._reprice(route.holdings, price, _NO_DESKS)
         return underlying, _NO_DESKS
 
-    def _route(self, venue: str, market: str) -> _MarkRoute:
+    def _route(self, venue: str, market: str) -> MarkRoute:
         key = (venue, market)
         underlying = self._underlying_of.get(key)
         by_market = self._by_market
         siblings = (
             () if underlying is None else tuple(by_market.setdefault(k, []) for k in self._markets_of[underlying])
         )
-        route = self._routes[key] = _MarkRoute(key, underlying, by_market.setdefault(key, []), siblings)
+        route = self._routes[key] = MarkRoute(key, underlying, by_market.setdefault(key, []), siblings)
         return route
 
     def mark(self, venue: str, market: str) -> Decimal | None:

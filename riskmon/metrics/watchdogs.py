@@ -8,7 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from riskmon.engine.engine import Engine
 from riskmon.metrics.families import histogram, per_venue
-from riskmon.watchdogs.activation import FailureReason
+from riskmon.watchdogs.failure_reasons import FailureReason
 from riskmon.watchdogs.feeds import FeedState
 
 

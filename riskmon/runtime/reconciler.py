@@ -23,7 +23,7 @@ from riskmon.events import OrderStatus, ReconciliationFinished
 from riskmon.venues.base import Inbound, InboundSink
 from riskmon.venues.prophetx.session import ProphetXSession
 from riskmon.venues.registry import VenueSession
-from riskmon.venues.stream_session import VenueUnavailable
+from riskmon.venues.session_failures import VenueUnavailable
 from riskmon.venues.totalis.session import TotalisRfqSession
 
 log = logging.getLogger(__name__)

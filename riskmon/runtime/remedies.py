@@ -18,7 +18,7 @@ from riskmon.engine.actions import Action, LookupOrder, ReconcileVenue, Reconnec
 from riskmon.events import DisconnectCause, Event, OrderLookupFailed
 from riskmon.venues.base import Inbound, InboundSink
 from riskmon.venues.registry import VenueSession
-from riskmon.venues.stream_session import VenueUnavailable
+from riskmon.venues.session_failures import VenueUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,8 @@ Same state file as the other stores (WAL, synchronous=NORMAL: a batch is durable
 reaches the disk at the next checkpoint or sync; what a power cut loses, the venues replay). One
 write transaction per batch of StateChanges, deadlines included. Schema versioned in `state_meta`.
 
-Fills are the bulk: a stream's recent ledger steps are rows of `fill_tail`; every
-min(4096, retention) steps they are sealed into one FillChunk row, so a restart reads a few hundred
-blobs instead of a million rows and keeps the fills encoded (riskmon.engine.fills). The retention
-bound holds on disk: the oldest chunks of a stream go while the newer ones still hold `retention`
-live fills. Each chunk's parts are zlib-compressed and inflated when the ledger needs them.
+Fills are the bulk: each stream's recent fills are sealed in chunks and bounded by retention on
+disk (riskmon.store.fill_tables).
 
 Open orders and pending deadlines come by the hundred thousand: they are kept a chunk of entries
 per row (riskmon.store.keyed_chunks), orders as compact msgpack arrays, deadlines as JSON arrays
@@ -23,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +28,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from riskmon.engine.exposure import PositionKey
-from riskmon.engine.fills import FillChunk, HistoryStep, StoredStep, StreamKey, stored_step
+from riskmon.engine.fills import FillChunk, StoredStep, StreamKey, stored_step
 from riskmon.engine.restore import decode_quote
 from riskmon.engine.state_journal import StateChanges, StateSnapshot
 from riskmon.events import FillReceived, MarketStatusChanged
@@ -44,6 +39,7 @@ from riskmon.store.alert_states import (
     write_alert_state_changes,
 )
 from riskmon.store.deadlines import StoreError
+from riskmon.store.fill_tables import FillTables
 from riskmon.store.state_format import (
     SCHEMA_VERSION,
     STATE_META,
@@ -61,17 +57,8 @@ from riskmon.watchdogs.journal import JournalKey, PersistedDeadline
 
 log = logging.getLogger(__name__)
 
-_CHUNK_STEPS = 4096
-
+# The books' tables; the state_meta, fill, order and deadline tables are their own modules'.
 _SCHEMA = (
-    STATE_META,
-    "CREATE TABLE IF NOT EXISTS fill_streams (stream_id INTEGER PRIMARY KEY, venue TEXT NOT NULL,"
-    " stream TEXT NOT NULL, UNIQUE (venue, stream))",
-    "CREATE TABLE IF NOT EXISTS fill_chunks (chunk_id INTEGER PRIMARY KEY, stream_id INTEGER NOT NULL,"
-    " net INTEGER NOT NULL, body BLOB NOT NULL)",
-    # body NULL: the step dropped the fill (revoked, or voided by a checkpoint).
-    "CREATE TABLE IF NOT EXISTS fill_tail (stream_id INTEGER NOT NULL, ord INTEGER NOT NULL, fill_key TEXT NOT NULL,"
-    " sequence INTEGER NOT NULL, as_of INTEGER, body BLOB, PRIMARY KEY (stream_id, ord)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS positions (desk TEXT NOT NULL, venue TEXT NOT NULL, account TEXT NOT NULL,"
     " market TEXT NOT NULL, quantity TEXT NOT NULL, PRIMARY KEY (desk, venue, account, market)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS marks (venue TEXT NOT NULL, market TEXT NOT NULL, price TEXT NOT NULL,"
@@ -95,26 +82,10 @@ _S = TypeVar("_S")
 _T = TypeVar("_T")
 
 
-@dataclass(slots=True)
-class _Stream:
-    """What the store must know of a stream's stored fills to append and bound them."""
-
-    stream_id: int
-    chunks: deque[tuple[int, int]] = field(default_factory=deque)  # (chunk_id, live fills it adds), oldest first
-    chunked_net: int = 0
-    tail: list[StoredStep] = field(default_factory=list)
-    # Live fills the tail adds: kept as it grows, since summing it afresh on every write made each
-    # write cost O(tail) (up to 4096 steps) however few fills it brought.
-    tail_net: int = 0
-    next_ord: int = 0
-
-
 class StateStore:
     def __init__(self, path: str | Path, fill_retention: int = 200_000) -> None:
         self.path = Path(path)
-        self._retention = fill_retention
-        self._chunk_steps = max(1, min(_CHUNK_STEPS, fill_retention))
-        self._streams: dict[StreamKey, _Stream] | None = None
+        self._fills = FillTables(fill_retention)
         self._seen_ord: int | None = None  # the next seen_keys.ord, once read
         self._orders = order_chunks()
         self._deadlines = deadline_chunks()
@@ -129,7 +100,13 @@ class StateStore:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 older = check_version(self._db, self.path)
-                for statement in (*_SCHEMA, *self._orders.schema(), *self._deadlines.schema()):
+                for statement in (
+                    STATE_META,
+                    *self._fills.schema(),
+                    *_SCHEMA,
+                    *self._orders.schema(),
+                    *self._deadlines.schema(),
+                ):
                     self._db.execute(statement)
                 create_alert_state_tables(self._db)
                 migrate(self._db, older, self._orders, self._deadlines, self.path)
@@ -155,17 +132,12 @@ class StateStore:
             raise self._error(exc.reason, exc.table) from None
 
     def _load(self) -> StateSnapshot:
-        streams = self._streams = self._read_streams()
         snapshot = StateSnapshot()
-        by_id = {stream.stream_id: key for key, stream in streams.items()}
-        fills: dict[StreamKey, list[HistoryStep]] = {key: [] for key in streams}
-        for stream_id, body in self._db.execute("SELECT stream_id, body FROM fill_chunks ORDER BY chunk_id"):
-            fills[by_id[stream_id]].append(_decoded("fill_chunks", FillChunk.decode, body))
-        for key, stream in streams.items():
-            if stream.tail:
-                # Held as one chunk, as the sealed ones: a restart does not decode thousands of fills.
-                fills[key].append(_decoded("fill_tail", FillChunk.of_steps, stream.tail))
-        snapshot.fills = fills
+        snapshot.fills = self._fills.load(
+            self._db,
+            lambda body: _decoded("fill_chunks", FillChunk.decode, body),
+            lambda tail: _decoded("fill_tail", FillChunk.of_steps, tail),
+        )
         query = self._db.execute
         snapshot.positions = {
             PositionKey(desk, venue, account, market): _decimal("positions", quantity)
@@ -212,25 +184,6 @@ class StateStore:
     def _load_deadlines(self) -> list[PersistedDeadline]:
         return self._deadlines.load(self._db, lambda body: decode_deadlines(body, self.path))
 
-    def _read_streams(self) -> dict[StreamKey, _Stream]:
-        streams: dict[StreamKey, _Stream] = {}
-        by_id: dict[int, _Stream] = {}
-        for stream_id, venue, name in self._db.execute("SELECT stream_id, venue, stream FROM fill_streams"):
-            by_id[stream_id] = streams[(venue, name)] = _Stream(stream_id)
-        for chunk_id, stream_id, net in self._db.execute(
-            "SELECT chunk_id, stream_id, net FROM fill_chunks ORDER BY chunk_id"
-        ):
-            stream = by_id[stream_id]
-            stream.chunks.append((chunk_id, net))
-            stream.chunked_net += net
-        tail = "SELECT stream_id, ord, fill_key, sequence, as_of, body FROM fill_tail ORDER BY stream_id, ord"
-        for stream_id, ordinal, fill_key, sequence, as_of, body in self._db.execute(tail):
-            stream = by_id[stream_id]
-            stream.tail.append((fill_key, sequence, as_of, body))
-            stream.tail_net += 1 if body is not None else -1
-            stream.next_ord = ordinal + 1
-        return streams
-
     # --- write -----------------------------------------------------------------------------------
 
     def write(
@@ -251,7 +204,7 @@ class StateStore:
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._write_fills(steps)
+                self._fills.write(self._db, steps)
                 self._write_books(changes)
                 if deadlines:
                     self._deadlines.write(
@@ -259,66 +212,13 @@ class StateStore:
                     )
                 write_alert_state_changes(self._db, changes.alerts, alerts_revision)
         except BaseException as exc:
-            self._streams = self._seen_ord = None  # maybe ahead of the rolled-back file: re-read
+            self._seen_ord = None  # maybe ahead of the rolled-back file: re-read
+            self._fills.forget_counts()
             self._orders.forget_counts()
             self._deadlines.forget_counts()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise self._error(exc) from None
             raise
-
-    def _write_fills(self, steps: Mapping[StreamKey, list[StoredStep]]) -> None:
-        if not steps:
-            return
-        if self._streams is None:
-            self._streams = self._read_streams()
-        db = self._db
-        for key, new in steps.items():
-            stream = self._streams.get(key)
-            if stream is None:
-                cursor = db.execute("INSERT INTO fill_streams (venue, stream) VALUES (?, ?)", key)
-                stream = self._streams[key] = _Stream(_row_id(cursor))
-            # The stream's tail is extended in place: a failed write re-reads every stream (write()).
-            tail = stream.tail
-            tail_net = stream.tail_net + _net(new)
-            if len(tail) + len(new) >= self._chunk_steps:
-                had_tail = bool(tail)
-                tail += new
-                cursor = db.execute(
-                    "INSERT INTO fill_chunks (stream_id, net, body) VALUES (?, ?, ?)",
-                    (stream.stream_id, tail_net, FillChunk.encode(tail)),
-                )
-                if had_tail:
-                    db.execute("DELETE FROM fill_tail WHERE stream_id = ?", (stream.stream_id,))
-                stream.chunks.append((_row_id(cursor), tail_net))
-                stream.chunked_net += tail_net
-                stream.tail = []
-                stream.tail_net = 0
-            else:
-                first = stream.next_ord
-                db.executemany(
-                    "INSERT INTO fill_tail (stream_id, ord, fill_key, sequence, as_of, body) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(stream.stream_id, first + i, *step) for i, step in enumerate(new)],
-                )
-                stream.next_ord = first + len(new)
-                tail += new
-                stream.tail_net = tail_net
-            self._bound(stream)
-
-    def _bound(self, stream: _Stream) -> None:
-        """Drop the oldest chunks while the newer steps alone still hold `retention` live fills.
-
-        A newer step can drop at most one fill, so adds minus drops after a point is a floor on
-        the live fills after it; trimming to exactly `retention` is then the restore's job.
-        """
-        live = stream.chunked_net + stream.tail_net
-        gone: list[tuple[int]] = []
-        while stream.chunks and live - stream.chunks[0][1] >= self._retention:
-            chunk_id, net = stream.chunks.popleft()
-            stream.chunked_net -= net
-            live -= net
-            gone.append((chunk_id,))
-        if gone:
-            self._db.executemany("DELETE FROM fill_chunks WHERE chunk_id = ?", gone)
 
     def _write_books(self, changes: StateChanges) -> None:
         db = self._db
@@ -400,16 +300,6 @@ def _upsert(
         db.executemany(delete, deletes)
     if inserts:
         db.executemany(insert, inserts)
-
-
-def _net(steps: Iterable[StoredStep]) -> int:
-    return sum(1 if step[3] is not None else -1 for step in steps)
-
-
-def _row_id(cursor: sqlite3.Cursor) -> int:
-    if cursor.lastrowid is None:
-        raise sqlite3.DatabaseError("no row id after an insert")
-    return cursor.lastrowid
 
 
 class _Unreadable(Exception):

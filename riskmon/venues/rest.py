@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from riskmon.tls import default_ssl_context
-from riskmon.venues.stream_session import VenueUnavailable
+from riskmon.venues.session_failures import VenueUnavailable
 
 _MAX_BODY = 16 * 1024 * 1024
 

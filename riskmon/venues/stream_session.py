@@ -4,7 +4,7 @@ One connection at a time: prepare (REST login, endpoint choice), connect, let th
 hand-shake, read frames into the codec, send what it queues, ping when the venue wants
 application pings, and on any failure report the feed down, back off (capped, jittered) and
 start over. Venue sessions subclass it and override the hooks; every decision about bytes is the
-codec's.
+codec's, and how a failure is classified for the metrics is session_failures'.
 
 Ingest runs in the connection's read callback: every frame of one socket read is decoded in one
 pass and handed to the engine's InboundQueue as one batch, without a task switch. A session that
@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidH
 
 from riskmon.clock import Clock
 from riskmon.config.schema import Backoff
-from riskmon.events import DisconnectCause, Event, FeedDown, FeedUp, FrameMalformed, SubscriptionFailed
+from riskmon.events import DisconnectCause, Event, FeedDown, FeedUp, FrameMalformed
 from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.base import (
     INVALID_URL,
@@ -40,6 +40,7 @@ from riskmon.venues.base import (
     VenueCodec,
     redact_endpoint,
 )
+from riskmon.venues.session_failures import VenueUnavailable, close_cause, refusal_cause, unavailable_cause
 from riskmon.venues.ws_connection import Message, WsConnection, WsOptions
 
 log = logging.getLogger(__name__)
@@ -50,36 +51,8 @@ _wire_log.setLevel(logging.INFO)
 _MESSAGE_TOO_BIG = 1009
 _CLOSE_TIMEOUT = 2.0
 _ABNORMAL_CLOSURE = 1006
-_INTERNAL_ERROR = 1011  # what websockets sends when its transport ping goes unanswered
-# Close codes venues use, to a cause: Phoenix 4401/4403/1008 and Pusher 4009 (credentials), Mobula
-# 4001 (no subscription in time) and Pusher 4202 (inactivity), Pusher 4201 (pong not received).
-# A venue that refused our credentials just before closing (Totalis closes 4001 after auth:error)
-# said so in an event, which decides first.
-_CLOSE_CAUSES = {
-    1008: DisconnectCause.AUTH,
-    4009: DisconnectCause.AUTH,
-    4401: DisconnectCause.AUTH,
-    4403: DisconnectCause.AUTH,
-    4001: DisconnectCause.IDLE,
-    4202: DisconnectCause.IDLE,
-    4201: DisconnectCause.PING_TIMEOUT,
-}
-# Words of a close reason that mean credentials (Phoenix `access_token_expired`...).
-_AUTH_WORDS = ("auth", "token", "jwt", "session_missing", "forbidden")
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class VenueUnavailable(Exception):
-    """The session cannot reach a usable endpoint (REST login failed, no config...).
-
-    The message is safe to log: it never carries a credential or a query string. `status` is
-    the HTTP status when the venue answered with one.
-    """
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -398,34 +371,3 @@ class StreamSession:
             await self.report(*events)
         cause = close_cause(code, reason, [*self._last_events, *events], by_venue=exc.rcvd is not None)
         return f"connection closed (code {code})", cause
-
-
-def refusal_cause(status: int) -> DisconnectCause:
-    return DisconnectCause.AUTH if status in (401, 403) else DisconnectCause.REFUSED
-
-
-def unavailable_cause(exc: VenueUnavailable) -> DisconnectCause:
-    """A failed login or endpoint choice; our own message names the exception when there is no status."""
-    if exc.status is not None:
-        return refusal_cause(exc.status)
-    what = str(exc).rsplit(": ", 1)[-1]
-    if what == "timed out" or what.endswith(("Error", "Timeout")):
-        return DisconnectCause.NETWORK_ERROR
-    return DisconnectCause.OTHER
-
-
-def close_cause(code: int, reason: str, events: list[Event], *, by_venue: bool) -> DisconnectCause:
-    """Classify a close: never the reason text itself, which a venue could fill with anything."""
-    if any(isinstance(event, SubscriptionFailed) and event.subscription == "auth" for event in events):
-        return DisconnectCause.AUTH
-    cause = _CLOSE_CAUSES.get(code)
-    if cause is not None:
-        return cause
-    if by_venue and any(word in reason.lower() for word in _AUTH_WORDS):
-        return DisconnectCause.AUTH
-    if code == _ABNORMAL_CLOSURE:
-        return DisconnectCause.NETWORK_ERROR
-    if not by_venue:
-        # We closed it: websockets' own keepalive failing, or a frame over max_frame_bytes.
-        return DisconnectCause.PING_TIMEOUT if code == _INTERNAL_ERROR else DisconnectCause.OTHER
-    return DisconnectCause.CLOSED_BY_VENUE

@@ -3,8 +3,8 @@
 The websockets asyncio client wakes a reader task per message; here every complete message of one
 socket read goes to the session in a single synchronous call, so a burst costs one callback, not
 one task switch per frame. The protocol object decides everything about the handshake, control
-frames, fragments, the close handshake and every error; this module moves bytes, keeps the
-transport pings and close timer, and pauses reading when the consumer is behind.
+frames, fragments, the close handshake and every error; this module moves bytes, keeps the close
+timer, and pauses reading when the consumer is behind. The transport pings are ws_keepalive's.
 
 Once the connection is open, ws_framing's scanner takes the common frames straight out of the read
 buffer and says which ones are the protocol's (see its module doc); a frame split across reads
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +39,7 @@ from riskmon.venues.ws_framing import (
     find_headers_end,
     scan_frames,
 )
+from riskmon.venues.ws_keepalive import TransportKeepalive
 
 __all__ = ["Message", "MessagesHandler", "WsConnection", "WsOptions"]
 
@@ -87,9 +87,9 @@ class WsConnection(asyncio.Protocol):
         self._paused = False
         self._reading = True
         self._close_timer: asyncio.TimerHandle | None = None
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._pong_timer: asyncio.TimerHandle | None = None
-        self._ping_payload: bytes | None = None
+        self._keepalive = TransportKeepalive(
+            self._loop, options.ping_interval, options.ping_timeout, self._send_ping, self._keepalive_failed
+        )
         # An exception the messages handler raised: the connection is dropped and the owner re-raises it.
         self.handler_error: BaseException | None = None
 
@@ -128,7 +128,7 @@ class WsConnection(asyncio.Protocol):
         except BaseException:
             connection.abort()
             raise
-        connection._schedule_ping()
+        connection._keepalive.start()
         return connection
 
     # What the session uses ---------------------------------------------------------------------
@@ -231,9 +231,9 @@ class WsConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._protocol.receive_eof()  # idempotent; makes the state CLOSED
-        for timer in (self._close_timer, self._ping_timer, self._pong_timer):
-            if timer is not None:
-                timer.cancel()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._keepalive.stop()
         if not self._handshake.done():
             error = self._protocol.handshake_exc
             self._handshake.set_exception(error or ConnectionError("connection lost during the opening handshake"))
@@ -320,8 +320,8 @@ class WsConnection(asyncio.Protocol):
             self._arm_close_timer()
         for event in events:
             if isinstance(event, Frame):
-                if event.opcode is Opcode.PONG and event.data == self._ping_payload:
-                    self._pong_received()
+                if event.opcode is Opcode.PONG:
+                    self._keepalive.pong(event.data)
                 try:
                     message = self._fragments.message(event)
                 except UnicodeDecodeError:
@@ -391,30 +391,13 @@ class WsConnection(asyncio.Protocol):
         if self._close_timer is None and not self._lost.done():
             self._close_timer = self._loop.call_later(self._options.close_timeout, self.abort)
 
-    def _schedule_ping(self) -> None:
-        interval = self._options.ping_interval
-        if interval is not None and not self._lost.done():
-            self._ping_timer = self._loop.call_later(interval, self._send_ping)
-
-    def _send_ping(self) -> None:
+    def _send_ping(self, payload: bytes) -> bool:
         if self._protocol.state is not State.OPEN:
-            return
-        self._ping_payload = os.urandom(4)
-        self._protocol.send_ping(self._ping_payload)
+            return False
+        self._protocol.send_ping(payload)
         self._send_pending()
-        if self._options.ping_timeout is None:
-            self._schedule_ping()
-        else:
-            self._pong_timer = self._loop.call_later(self._options.ping_timeout, self._ping_timed_out)
+        return True
 
-    def _pong_received(self) -> None:
-        self._ping_payload = None
-        if self._pong_timer is not None:
-            self._pong_timer.cancel()
-            self._pong_timer = None
-            self._schedule_ping()
-
-    def _ping_timed_out(self) -> None:
-        self._pong_timer = None
+    def _keepalive_failed(self) -> None:
         if self._protocol.state is State.OPEN:
             self._fail(_INTERNAL_ERROR, "keepalive ping timeout")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +25,7 @@ from riskmon.engine.actions import LookupOrder, ReconnectCause
 from riskmon.engine.deadlines import Deadline
 from riskmon.events import OrderIntake, OrderLookupFailed, OrderStatus, OrderUpdate
 from riskmon.watchdogs.context import WatchdogContext, at
+from riskmon.watchdogs.failure_reasons import FailureReason, rejection_reason
 from riskmon.watchdogs.journal import PersistedDeadline
 from riskmon.watchdogs.latency import LatencyHistogram
 
@@ -51,37 +51,6 @@ _SEVERITY = {
     Outcome.UNKNOWN: "critical",
     Outcome.LOOKUP_FAILED: "critical",
 }
-
-
-class FailureReason(StrEnum):
-    """Why an order did not activate, from a fixed set: the venue's words are free text."""
-
-    INSUFFICIENT_BALANCE = "insufficient_balance"
-    MARKET_CLOSED = "market_closed"
-    ODDS_CHANGED = "odds_changed"
-    STAKE_LIMIT = "stake_limit"
-    DUPLICATE = "duplicate"
-    UNKNOWN_ORDER = "unknown_order"  # the lookup: 404, or the venue still calls it pending
-    LOOKUP_FAILED = "lookup_failed"  # the lookup erred or never answered
-    OTHER = "other"
-
-
-# First match wins; a word of the venue's reason (or status), lower case, starting with one of these.
-_REJECTION_WORDS = (
-    (("insufficient", "balance", "funds"), FailureReason.INSUFFICIENT_BALANCE),
-    (("closed", "suspend", "wiped", "halted", "live"), FailureReason.MARKET_CLOSED),
-    (("odds", "price", "line"), FailureReason.ODDS_CHANGED),
-    (("stake", "limit", "exceed", "max", "min"), FailureReason.STAKE_LIMIT),
-    (("duplicate", "already"), FailureReason.DUPLICATE),
-)
-
-
-def rejection_reason(venue_reason: str | None) -> FailureReason:
-    words = re.findall(r"[a-z]+", (venue_reason or "").lower())
-    for prefixes, reason in _REJECTION_WORDS:
-        if any(word.startswith(prefixes) for word in words):
-            return reason
-    return FailureReason.OTHER
 
 
 @dataclass(frozen=True, slots=True)

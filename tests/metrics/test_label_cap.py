@@ -15,8 +15,8 @@ from riskmon.engine.engine import Engine
 from riskmon.events import DisconnectCause, FillReceived, Liquidity, MarkPrice, Side, SubscriptionFailed
 from riskmon.metrics import engine_registry
 from riskmon.metrics.labels import OTHER, Labels, fold, top_markets
-from riskmon.venues.stream_session import VenueUnavailable, close_cause, refusal_cause, unavailable_cause
-from riskmon.watchdogs.activation import FailureReason, rejection_reason
+from riskmon.venues.session_failures import VenueUnavailable, close_cause, refusal_cause, unavailable_cause
+from riskmon.watchdogs.failure_reasons import FailureReason, rejection_reason
 
 T0 = 1_700_000_000.0
 DESK = "DMjLV5AdbdnAxEE9CCJYdzGhEDVAaKPJDRTZQ7kgMZwm"

@@ -239,16 +239,17 @@ async def test_answered_transport_pings_keep_the_connection_open() -> None:
         batches = Batches()
         conn.start(batches)
         pongs = 0
-        original = conn._pong_received
+        original = conn._keepalive.pong
 
-        def counting() -> None:
+        def counting(payload: bytes | bytearray | memoryview) -> bool:
             nonlocal pongs
-            pongs += 1
-            original()
+            answered = original(payload)
+            pongs += answered
             if pongs == 5:
                 pings_answered.set()
+            return answered
 
-        conn._pong_received = counting  # type: ignore[method-assign]
+        conn._keepalive.pong = counting  # type: ignore[method-assign]
         await batches.until(1)
         assert not conn.closed
         assert pongs >= 5

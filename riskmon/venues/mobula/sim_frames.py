@@ -1,4 +1,5 @@
-"""Frame builders and subscription-filter logic for the Mobula Perp Events simulator (protocols.md §2.2-§2.3).
+"""Frame builders for the Mobula Perp Events simulator (protocols.md §2.2-§2.3): the trades, liquidations,
+TP/SL moves and cancels it pushes. Which subscriber gets a frame is ``sim_filters``' concern.
 
 Every builder returns the ``data`` object of one push envelope, with the field names and
 value types of §2.2/§2.3: amounts are 18-decimal raw integer strings, prices are JSON numbers,
@@ -35,8 +36,6 @@ __all__ = [
     "LIGHTER_CHAIN_ID",
     "LIGHTER_POSITIONS_CHAIN_ID",
     "JsonDict",
-    "filter_matches",
-    "filter_problem",
     "gains_trade",
     "iso_ms",
     "leverage_update",
@@ -69,7 +68,6 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _RAW_AMOUNT = re.compile(r"[0-9]+")
 _WEI: Final = Decimal(10) ** 18
 _GAINS_PRICE_SCALE: Final = Decimal(10) ** 10
-_MAX_FILTER_DEPTH: Final = 32
 
 
 # ---- value helpers -------------------------------------------------------------------
@@ -371,54 +369,3 @@ def market_cancel(
         "date": _date(date),
         "extra": {"cancelReason": cancel_reason},
     }
-
-
-# ---- subscription filters ------------------------------------------------------------
-# The payload's ``filters`` tree: {"or": [...]}, {"and": [...]}, {"eq": [field, value]}.
-# [I] A dotted field ("extra.cancelReason") walks into nested objects; equality is exact
-# (no case folding), and a field absent from the event never matches.
-
-
-def filter_problem(node: object, depth: int = 0) -> str | None:
-    """Why ``node`` is not a valid filter tree, or None when it is."""
-    if depth > _MAX_FILTER_DEPTH:
-        return f"filters nest deeper than {_MAX_FILTER_DEPTH}"
-    if not isinstance(node, dict) or len(node) != 1:
-        return "each filter must be an object with exactly one of 'or', 'and', 'eq'"
-    ((op, args),) = node.items()
-    if op in ("or", "and"):
-        if not isinstance(args, list) or not args:
-            return f"'{op}' needs a non-empty list"
-        for child in args:
-            if (problem := filter_problem(child, depth + 1)) is not None:
-                return problem
-        return None
-    if op == "eq":
-        if not (isinstance(args, list) and len(args) == 2 and isinstance(args[0], str)):
-            return "'eq' needs [field, value]"
-        if args[1] is not None and not isinstance(args[1], str | int | float | bool):
-            return "'eq' value must be a string, number, boolean or null"
-        return None
-    return f"unknown filter operator {op!r}"
-
-
-def filter_matches(node: JsonDict, data: JsonDict) -> bool:
-    """Evaluate a tree that ``filter_problem`` accepted against one event's ``data``."""
-    ((op, args),) = node.items()
-    if op == "or":
-        return any(filter_matches(child, data) for child in args)
-    if op == "and":
-        return all(filter_matches(child, data) for child in args)
-    field, expected = args
-    found, actual = _lookup(data, field)
-    # bool is an int in Python; on the wire true and 1 are different values.
-    return found and actual == expected and isinstance(actual, bool) == isinstance(expected, bool)
-
-
-def _lookup(data: JsonDict, path: str) -> tuple[bool, object]:
-    current: object = data
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return False, None
-        current = current[part]
-    return True, current

@@ -58,13 +58,12 @@ from typing import Literal
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from riskmon.venues.mobula.sim_filters import filter_matches, filter_problem
 from riskmon.venues.mobula.sim_frames import (
     GAINS_CHAIN_ID,
     LIGHTER_CHAIN_ID,
     LIGHTER_POSITIONS_CHAIN_ID,
     JsonDict,
-    filter_matches,
-    filter_problem,
     gains_trade,
     leverage_update,
     lighter_liquidation,

@@ -23,7 +23,8 @@ from riskmon.config.schema import ProphetXVenue
 from riskmon.events import Event, SubscriptionFailed
 from riskmon.venues.prophetx.codec import ProphetXCodec
 from riskmon.venues.rest import VenueRest
-from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueUnavailable
+from riskmon.venues.session_failures import VenueUnavailable
+from riskmon.venues.stream_session import StreamSettings, StreamTarget
 from riskmon.venues.venue_session import VenueStreamSession
 
 log = logging.getLogger(__name__)

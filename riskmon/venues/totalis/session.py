@@ -25,7 +25,8 @@ from riskmon.config.schema import TotalisRfqVenue
 from riskmon.events import Event, QuoteStatus, QuoteUpdate, SubscriptionFailed
 from riskmon.venues.backoff import ReconnectBackoff
 from riskmon.venues.rest import VenueRest
-from riskmon.venues.stream_session import StreamSettings, StreamTarget, VenueUnavailable
+from riskmon.venues.session_failures import VenueUnavailable
+from riskmon.venues.stream_session import StreamSettings, StreamTarget
 from riskmon.venues.totalis.codec import TotalisRfqCodec
 from riskmon.venues.venue_session import VenueStreamSession
 

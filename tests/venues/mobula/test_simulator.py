@@ -13,7 +13,8 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from riskmon.venues.mobula.sim_frames import GAINS_USDC, filter_matches, filter_problem, iso_ms
+from riskmon.venues.mobula.sim_filters import filter_matches, filter_problem
+from riskmon.venues.mobula.sim_frames import GAINS_USDC, iso_ms
 from riskmon.venues.mobula.simulator import (
     MAX_FRAME,
     MalformedKind,

@@ -35,7 +35,7 @@ from riskmon.events import (
 from riskmon.venues.base import Inbound
 from riskmon.venues.prophetx.session import MARKETS_PER_CALL, ProphetXSession
 from riskmon.venues.prophetx.simulator import ProphetXSimulator, selection_level
-from riskmon.venues.stream_session import VenueUnavailable
+from riskmon.venues.session_failures import VenueUnavailable
 from tests.venues.prophetx.helpers import (
     ACCESS_KEY,
     ACCOUNT,
