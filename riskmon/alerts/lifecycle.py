@@ -261,6 +261,26 @@ class AlertTracker:
         alert.annotations = current
         return None
 
+    def end(self, fp: str, now: float, resolution: str) -> AlertTransition | None:
+        """End an active alert whatever its condition says (its rule or limit is gone): a firing
+        one resolves saying `resolution`, a pending one simply ends."""
+        alert = self._alerts.get(fp)
+        if alert is None:
+            return None
+        return self.observe(
+            alert.alertname,
+            alert.severity,
+            alert.labels,
+            breached=False,
+            cleared=True,
+            value=alert.value,
+            annotations=alert.annotations,
+            pending_for=0.0,
+            now=now,
+            resolution=resolution,
+            fp=fp,
+        )
+
     def fire_event(
         self,
         alertname: str,

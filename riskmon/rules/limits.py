@@ -206,20 +206,7 @@ class LimitEvaluator:
         for alert in tracker.active():
             if alert.alertname != ALERTNAME or alert.fingerprint in seen:
                 continue
-            labels = {k: v for k, v in alert.labels.items() if k not in ("alertname", "severity")}
-            transition = tracker.observe(
-                ALERTNAME,
-                alert.severity,
-                labels,
-                breached=False,
-                cleared=True,
-                value=alert.value,
-                annotations=alert.annotations,
-                pending_for=0.0,
-                now=now,
-                resolution="its limit is no longer configured",
-                fp=alert.fingerprint,
-            )
+            transition = tracker.end(alert.fingerprint, now, "its limit is no longer configured")
             if transition is not None:
                 out.append(transition)
         return out

@@ -141,19 +141,8 @@ class RuleAlerts:
             labels = alert.labels
             if alert.alertname != self.name or any(labels.get(k) != v for k, v in own.items()):
                 continue
-            plain = {k: v for k, v in labels.items() if k not in ("alertname", "severity")}
-            transition = self.tracker.observe(
-                alert.alertname,
-                alert.severity,
-                plain,
-                breached=False,
-                cleared=True,
-                value=alert.value,
-                annotations=alert.annotations,
-                pending_for=0.0,
-                now=now,
-                resolution="its rule was changed or removed from the configuration",
-                fp=alert.fingerprint,
+            transition = self.tracker.end(
+                alert.fingerprint, now, "its rule was changed or removed from the configuration"
             )
             if transition is not None:
                 out.append(transition)
