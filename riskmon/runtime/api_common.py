@@ -8,6 +8,7 @@ import hmac
 import logging
 from collections.abc import Iterable
 from enum import Enum
+from typing import TypeVar
 
 import msgspec
 
@@ -104,3 +105,22 @@ def shown(value: str) -> str:
 
 def bounded(message: str) -> str:
     return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+_T = TypeVar("_T")
+
+
+class BodyRejected(ValueError):
+    """A request body that is not what the endpoint takes; the message is safe to answer with."""
+
+
+def decode_body(decoder: msgspec.json.Decoder[_T], body: bytes, what: str) -> _T:
+    """A write endpoint's JSON body, typed; BodyRejected naming what is wrong (`what`: "order"...)."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise BodyRejected(bounded(f"invalid {what}: {exc}")) from None
+    except UnicodeDecodeError:
+        raise BodyRejected("body is not valid UTF-8") from None
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise BodyRejected(bounded(f"body is not valid JSON: {exc}")) from None

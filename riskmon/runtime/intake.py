@@ -26,9 +26,10 @@ from riskmon.config.types import Secret
 from riskmon.events import OrderIntake
 from riskmon.runtime.api_common import (
     Answer,
+    BodyRejected,
     BodyTooLarge,
     ClientGone,
-    bounded,
+    decode_body,
     read_request_body,
     refuse_unauthorized,
     shown,
@@ -98,13 +99,9 @@ _DECODER = msgspec.json.Decoder(_Request)
 def parse_order(body: bytes, policy: OrderIntakePolicy) -> OrderIntake:
     """The order a request body declares; IntakeRejected (and nothing else) when it is not acceptable."""
     try:
-        request = _DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise IntakeRejected(bounded(f"invalid order: {exc}")) from None
-    except UnicodeDecodeError:
-        raise IntakeRejected("body is not valid UTF-8") from None
-    except (msgspec.DecodeError, ValueError) as exc:
-        raise IntakeRejected(bounded(f"body is not valid JSON: {exc}")) from None
+        request = decode_body(_DECODER, body, "order")
+    except BodyRejected as exc:
+        raise IntakeRejected(str(exc)) from None
     _check_venue(request.venue, policy)
     _check_order_id(request.order_id)
     if request.placed_at is not None:

@@ -32,9 +32,11 @@ from riskmon.config.types import Duration, Secret
 from riskmon.notify.webhook import rfc3339
 from riskmon.runtime.api_common import (
     Answer,
+    BodyRejected,
     BodyTooLarge,
     ClientGone,
     bounded,
+    decode_body,
     read_request_body,
     refuse_unauthorized,
     shown,
@@ -113,13 +115,9 @@ class NewSilence:
 def parse_new_silence(body: bytes, now: float) -> NewSilence:
     """The silence a POST body asks for; SilenceError when it is malformed."""
     try:
-        request = _DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise SilenceError(bounded(f"invalid silence: {exc}")) from None
-    except UnicodeDecodeError:
-        raise SilenceError("body is not valid UTF-8") from None
-    except (msgspec.DecodeError, ValueError) as exc:
-        raise SilenceError(bounded(f"body is not valid JSON: {exc}")) from None
+        request = decode_body(_DECODER, body, "silence")
+    except BodyRejected as exc:
+        raise SilenceError(str(exc)) from None
     starts_at = None if request.starts_at is None else parse_time("starts_at", request.starts_at)
     if (request.ends_at is None) == (request.duration is None):
         raise SilenceError("give exactly one of ends_at and duration")
