@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -75,21 +75,27 @@ def write_deadline_changes(db: sqlite3.Connection, changes: Mapping[JournalKey, 
         )
 
 
+def open_state_file(path: Path, create: Callable[[sqlite3.Connection], object]) -> sqlite3.Connection:
+    """The state file in WAL mode with `create` run on it (its tables); StoreError naming the file
+    when it cannot be opened. Written from one worker thread at a time: the runtime serialises calls."""
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"state file {path}: {exc}") from None
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        create(db)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreError(f"state file {path}: {exc}") from None
+    return db
+
+
 class DeadlineStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            # Written from one worker thread at a time (the runtime serialises flushes).
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"state file {self.path}: {exc}") from None
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            create_deadline_table(self._db)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise StoreError(f"state file {self.path}: {exc}") from None
+        self._db = open_state_file(self.path, create_deadline_table)
 
     def load(self) -> list[PersistedDeadline]:
         """Every stored deadline; a row that cannot be read is skipped with its reason."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from riskmon.alerts.silences import Silence
-from riskmon.store.deadlines import StoreError
+from riskmon.store.deadlines import StoreError, open_state_file
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,7 @@ __all__ = ["SilenceStore", "StoreError"]
 class SilenceStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            # Written from one worker thread at a time (the runtime serialises writes).
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"state file {self.path}: {exc}") from None
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise StoreError(f"state file {self.path}: {exc}") from None
+        self._db = open_state_file(self.path, lambda db: db.execute(_SCHEMA))
 
     def load(self) -> list[Silence]:
         """Every stored silence; a row that cannot be read is skipped with its id and the reason."""
