@@ -8,7 +8,7 @@ webhook receiver with group_wait 0, so each breach is a new group notified at on
 notification goes out on the next group_interval tick and closes the group before the next breach.
 
 The receiver runs in the frame server process: a breach's latency is the arrival of its firing
-notification (request headers read) minus the moment its frame was written, both on this machine's
+notification (its request's first bytes read) minus the moment its frame was written, both on this machine's
 monotonic clock. Breach k buys CROSS_LOTS + k lots, so the notional in its alert's `value`
 annotation names it, and a late notification is never paired with a later breach.
 

@@ -10,8 +10,9 @@ A websocket server written for speed, not generality: it completes the opening h
 - `paced`: the first connection gets marks at `--rate` frames/s (one write per millisecond tick)
   and, every `--cross-every` seconds, a fill of the desk that takes it over its limit, alone in its
   write and timed, then `--clear-after` seconds later one that brings it back. Breach k buys
-  `--cross-lots` + k lots, so the notional its alert reports names it. A webhook receiver
-  (AsgiServer) in this process times each notification's arrival on the same clock.
+  `--cross-lots` + k lots, so the notional its alert reports names it. The marks are framed
+  before `ready`, so a tick only slices a buffer. A webhook receiver in this process
+  (notification_receiver.py) times each notification's first bytes on the same clock.
 
 Lines of JSON on stdout talk to the parent: `ready` (ports, sizes), `served` per connection in bulk
 mode, `paced` once the paced stream is done; the process ends when stdin closes.
@@ -24,14 +25,15 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MangoFeed
+from riskmon.bench.notification_receiver import NotificationReceiver
 from riskmon.config import MonitorConfig, parse_config
 from riskmon.events import Side
 
@@ -40,6 +42,7 @@ _CLOSE_OPCODE = 0x8
 _CLOSE_NORMAL = b"\x88\x02\x03\xe8"  # a server close frame, code 1000
 _WRITE_BUFFER_HIGH = 4 * 1024 * 1024
 _SETTLE_S = 10.0
+_PACE_SLACK_S = 1.0  # marks framed beyond the run, for a sender that starts late
 
 
 def feed_config() -> MonitorConfig:
@@ -148,39 +151,22 @@ class BulkSender:
         await _until_client_closes(reader, writer)
 
 
-class NotificationClock:
-    """The webhook receiver (an ASGI app): when each notification arrived, and its status."""
-
-    def __init__(self) -> None:
-        # (received at, status, each alert's `value` annotation): the value names the breach.
-        self.notifications: list[tuple[float, str, list[str]]] = []
-        self.arrived = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        received_at = time.monotonic()
-        body = await read_body(receive) or b"{}"
-        payload = json.loads(body)
-        values = [str(alert.get("annotations", {}).get("value", "")) for alert in payload.get("alerts", [])]
-        self.notifications.append((received_at, str(payload.get("status", "?")), values))
-        self.arrived.set()
-        await respond(send, 200, b"ok", "text/plain")
-
-    def firing(self) -> int:
-        return sum(status == "firing" for _, status, _ in self.notifications)
-
-
 class PacedSender:
     def __init__(self, rate: float, duration: float, cross_every: float, clear_after: float, cross_lots: int) -> None:
         self._feed = MangoFeed(feed_config(), frames=True, timestamp=int(time.time()), own_fill_every=0)
+        # The background marks are framed before `ready`, one buffer sliced per tick, so that the
+        # sender (a stand-in for a venue on another machine) takes little of the CPU riskmon runs on.
+        marks = int(rate * (duration + _PACE_SLACK_S))
+        framed = [ws_frame(self._feed.next_frame()) for _ in range(marks)]
+        self._marks = memoryview(b"".join(framed))
+        self._ends = list(itertools.accumulate(map(len, framed), initial=0))
         self._rate = rate
         self._duration = duration
         self._cross_every = cross_every
         self._clear_after = clear_after
         self._cross_lots = cross_lots
         self.crossings: list[float] = []
-        self.hook = NotificationClock()
+        self.hook = NotificationReceiver()
         self._busy = False
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -197,22 +183,23 @@ class PacedSender:
         # Let the last breaches' notifications land before reporting (riskmon may be running behind).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_SETTLE_S):
-                while self.hook.firing() < len(self.crossings):
-                    self.hook.arrived.clear()
-                    await self.hook.arrived.wait()
+                while self.hook.log.firing() < len(self.crossings):
+                    self.hook.log.arrived.clear()
+                    await self.hook.log.arrived.wait()
         _emit(
             {
                 "event": "paced",
                 "frames": sent,
                 "seconds": elapsed,
                 "crossings": self.crossings,
-                "notifications": self.hook.notifications,
+                "notifications": self.hook.log.notifications,
+                "rejected": self.hook.log.rejected,
             }
         )
         await _until_client_closes(reader, writer)
 
     async def _stream(self, writer: asyncio.StreamWriter) -> tuple[int, float]:
-        feed, rate = self._feed, self._rate
+        feed, rate, marks, ends = self._feed, self._rate, self._marks, self._ends
         started = time.monotonic()
         end = started + self._duration
         next_cross = started + self._cross_every
@@ -229,9 +216,9 @@ class PacedSender:
                 writer.write(crossing)
                 clear_at = now + self._clear_after
                 next_cross += self._cross_every
-            owed = int((now - started) * rate) - sent
+            owed = min(int((now - started) * rate), len(ends) - 1) - sent
             if owed > 0:
-                writer.write(b"".join(ws_frame(feed.next_frame()) for _ in range(owed)))
+                writer.write(marks[ends[sent] : ends[sent + owed]])
                 sent += owed
             await writer.drain()
             await asyncio.sleep(0.001)
@@ -239,7 +226,7 @@ class PacedSender:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    hook_server: AsgiServer | None = None
+    hook: NotificationReceiver | None = None
     sender: BulkSender | PacedSender
     ready: dict[str, Any] = {"event": "ready"}
     if args.mode == "bulk":
@@ -247,9 +234,8 @@ async def _main(args: argparse.Namespace) -> None:
         ready.update(frames=sender.frames, bytes=sender.bytes, batches=len(sender.batches))
     else:
         sender = PacedSender(args.rate, args.duration, args.cross_every, args.clear_after, args.cross_lots)
-        hook_server = AsgiServer(sender.hook, "127.0.0.1", 0)
-        await hook_server.start()
-        ready["hook_port"] = hook_server.port
+        hook = sender.hook
+        ready["hook_port"] = await hook.start()
     server = await asyncio.start_server(sender.serve, "127.0.0.1", 0)
     ready["port"] = server.sockets[0].getsockname()[1]
     _emit(ready)
@@ -258,8 +244,8 @@ async def _main(args: argparse.Namespace) -> None:
         await asyncio.to_thread(sys.stdin.buffer.read)
     finally:
         server.close()
-        if hook_server is not None:
-            await hook_server.stop()
+        if hook is not None:
+            await hook.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
