@@ -33,6 +33,7 @@ class DisconnectCause(StrEnum):
     PING_TIMEOUT = "ping_timeout"  # a ping (application or transport) went unanswered
     NETWORK_ERROR = "network_error"  # cannot connect, timed out, dropped without a close frame
     REFUSED = "refused"  # the venue refused the handshake or a login call (an HTTP status)
+    TLS = "tls"  # the TLS handshake failed: a certificate not verified (unknown CA, another host), no common protocol
     AUTH = "auth"  # refused or closed for credentials (401/403, an auth close code)
     IDLE = "idle"  # closed for inactivity (Mobula 4001: no subscription in time)
     REQUESTED = "requested"  # riskmon closed it on purpose: a watchdog remedy, a session decision

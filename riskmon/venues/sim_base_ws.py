@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -49,6 +50,7 @@ class WsSimServer(Generic[ClientT]):
         self._port = port
         self._path = path
         self._server: Server | None = None
+        self._tls = False
         self._clients: set[ClientT] = set()
         self._changed = asyncio.Condition()
 
@@ -63,7 +65,8 @@ class WsSimServer(Generic[ClientT]):
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, tls: ssl.SSLContext | None = None) -> None:
+        """Listen; with `tls` (a server context holding the certificate) clients connect over wss://."""
         if self._server is not None:
             raise RuntimeError("simulator already started")
         self._server = await serve(
@@ -72,8 +75,10 @@ class WsSimServer(Generic[ClientT]):
             self._port,
             compression=None,  # venues negotiate none, and it costs per message
             close_timeout=_CLOSE_TIMEOUT,
+            ssl=tls,
             **self._serve_options(),
         )
+        self._tls = tls is not None
         logger.info("%s simulator listening on %s", self._name, self.url)
 
     async def stop(self) -> None:
@@ -90,7 +95,8 @@ class WsSimServer(Generic[ClientT]):
             raise RuntimeError("simulator not started")
         port = self._server.sockets[0].getsockname()[1]
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{port}{self._path}"
+        scheme = "wss" if self._tls else "ws"
+        return f"{scheme}://{host}:{port}{self._path}"
 
     # ---- clients ---------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -224,6 +225,12 @@ class StreamSession:
             return f"handshake refused (HTTP {status})", refusal_cause(status)
         except InvalidHandshake as exc:
             return f"handshake failed ({type(exc).__name__})", DisconnectCause.REFUSED
+        except ssl.SSLCertVerificationError as exc:
+            # Not a network fault, and no retry mends it: say what OpenSSL found (the host name, an
+            # unknown issuer), which names no secret.
+            return f"TLS certificate not verified ({exc.verify_message or exc.reason})", DisconnectCause.TLS
+        except ssl.SSLError as exc:
+            return f"TLS handshake failed ({exc.reason or type(exc).__name__})", DisconnectCause.TLS
         except ConnectionRefusedError as exc:
             return f"cannot connect ({type(exc).__name__})", DisconnectCause.REFUSED
         except (OSError, TimeoutError) as exc:
