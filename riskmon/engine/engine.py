@@ -17,7 +17,7 @@ from riskmon.engine import event_alerts
 from riskmon.engine.actions import Action
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.exposure import ExposureBook
-from riskmon.engine.feed_events import FeedEvents
+from riskmon.engine.feed_handlers import FeedHandlers
 from riskmon.engine.fills import FillLedger, SeenKeys
 from riskmon.engine.markets import VenueMarkets
 from riskmon.engine.order_events import RECONCILE_SOURCES, OrderEvents
@@ -82,7 +82,7 @@ class Engine:
         )
         self._rules_started = False
         self._any_due = self.deadlines.any_due
-        feed_events = FeedEvents(self.venue_stats, self.alerts, self.watchdogs, self.rule_hooks, self._event_alert)
+        feed_handlers = FeedHandlers(self.venue_stats, self.alerts, self.watchdogs, self.rule_hooks, self._event_alert)
         self._order_events = OrderEvents(
             self.venue_stats,
             self.orders,
@@ -105,7 +105,7 @@ class Engine:
             PositionAmended: self._on_amended,
             MarketStatusChanged: self._on_market_status,
             **self._order_events.handlers(),
-            **feed_events.handlers(),
+            **feed_handlers.handlers(),
         }
 
     def venue_stats(self, venue: str) -> VenueStats:

@@ -101,8 +101,10 @@ async def test_venues_connect_and_delivery_starts_while_the_state_file_loads_and
         await asyncio.wait_for(forked.wait(), timeout=10)
         delivery = second.alerting.delivery
         assert delivery.pid is not None
-        # It takes the outbox only once the restore has read it (under the same lock).
-        assert delivery.state is DeliveryState.STARTING
+        # It takes the outbox only once the restore has read it (under the same lock). Read into a name:
+        # asserting on `delivery.state` itself would pin its type to STARTING for the rest of the test.
+        state_while_restoring = delivery.state
+        assert state_while_restoring is DeliveryState.STARTING
         await sim.wait_for_connections(1)
         async with asyncio.timeout(5):
             while not any(isinstance(e, FillSnapshot) and len(e.fills) == 3 for item in queued for e in item.events):

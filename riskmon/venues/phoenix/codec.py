@@ -11,38 +11,29 @@ symbol. It then turns
   SequenceGap plus an exchange resubscribe;
 - the first snapshot after a gap (from the resubscribe or a reconnect) into StreamResynced for
   each stream that gapped, after the snapshot's own events, so riskmon can time the recovery;
-- market / allMids into MarkPrice (mark / mid), trades into TradeExecuted, orderbook into BookSnapshot;
+- market / allMids into MarkPrice (mark / mid), trades into TradeExecuted, orderbook into BookSnapshot,
+  read by market_channels.py;
 - subscribe confirmations and errors into Subscribed / SubscriptionFailed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 
 import msgspec
 
 from riskmon.config.schema import PhoenixVenue
 from riskmon.events import (
-    BookLevel,
-    BookSide,
-    BookSnapshot,
     Event,
     FrameMalformed,
-    MarkKind,
-    MarkPrice,
     PositionsReported,
     SequenceGap,
     StreamResynced,
     Subscribed,
     SubscriptionFailed,
-    TradeExecuted,
 )
-from riskmon.venues.codec_support import BoundedMemo
 from riskmon.venues.phoenix.exchange_state import EXCHANGE_STREAM, ExchangeBook
 from riskmon.venues.phoenix.frames import (
-    MAX_MAGNITUDE,
-    AllMids,
     AllMidsPush,
     BadField,
     ChannelError,
@@ -51,9 +42,6 @@ from riskmon.venues.phoenix.frames import (
     ExchangeDelta,
     ExchangeSnapshot,
     MarketPush,
-    MarketStats,
-    Orderbook,
-    PublicTrade,
     Push,
     SubaccountState,
     SubscriptionRef,
@@ -61,18 +49,12 @@ from riskmon.venues.phoenix.frames import (
     TraderDelta,
     TraderSnapshot,
     TraderStatePush,
-    Trades,
     TradesPush,
-    lots_to_base,
-    parse_u64,
-    plausible,
     validation_reason,
 )
+from riskmon.venues.phoenix.market_channels import MarketChannels
 from riskmon.venues.phoenix.trader_state import Report, TraderBook, parse_subaccounts
 
-_QUOTE_LOTS_PER_USD = Decimal(1_000_000)  # quote lots have 6 decimals (§5.5)
-_MARK = MarkKind.MARK
-_MID = MarkKind.MID
 _MAX_REASON = 200
 _TOO_DEEP = "JSON nested too deeply"
 
@@ -83,10 +65,6 @@ _status = msgspec.json.Decoder(SubscriptionStatus)
 _channel_error = msgspec.json.Decoder(ChannelError)
 _trader = msgspec.json.Decoder(TraderSnapshot | TraderDelta)
 _exchange = msgspec.json.Decoder(ExchangeSnapshot | ExchangeDelta)
-_market = msgspec.json.Decoder(MarketStats)
-_all_mids = msgspec.json.Decoder(AllMids)
-_trades = msgspec.json.Decoder(Trades)
-_orderbook = msgspec.json.Decoder(Orderbook)
 
 
 class PhoenixCodec:
@@ -101,7 +79,7 @@ class PhoenixCodec:
         # traderPdaIndex), in gap order. Kept across reconnects: the next snapshot ends them.
         self._trader_gaps: dict[tuple[str, int], dict[str, None]] = {}
         self._exchange = ExchangeBook(venue)  # market units and statuses, kept across connections
-        self._last_trade: dict[str, int] = {}  # symbol -> newest tradeSequenceNumber seen
+        self._market_channels = MarketChannels(venue, self._units)  # its trade replay guard spans connections
         self._handlers: dict[str, Callable[[str | bytes], list[Event]]] = {
             "subscriptionConfirmed": self._subscription_confirmed,
             "subscriptionError": self._subscription_error,
@@ -109,10 +87,10 @@ class PhoenixCodec:
             "error": self._channel_error,
             "traderState": self._trader_state,
             "exchange": self._exchange_frame,
-            "market": self._market_frame,
-            "allMids": self._all_mids_frame,
-            "trades": self._trades_frame,
-            "orderbook": self._orderbook_frame,
+            "market": self._market_channels.market_frame,
+            "allMids": self._market_channels.all_mids_frame,
+            "trades": self._market_channels.trades_frame,
+            "orderbook": self._market_channels.orderbook_frame,
             "fundingRate": _nothing,
             "candle": _nothing,
             "candles": _nothing,
@@ -157,18 +135,18 @@ class PhoenixCodec:
             return self._receive_by_envelope(frame)  # a control reply's tag decides: the Envelope path's rule
         try:
             if isinstance(push, AllMidsPush):
-                return self._all_mids(push)
+                return self._market_channels.all_mids(push)
             if isinstance(push, TradesPush):
-                return self._trades(push)
+                return self._market_channels.trades(push)
             if isinstance(push, MarketPush):
-                return self._market(push)
+                return self._market_channels.market(push)
             if isinstance(push, TraderStatePush):
                 if push.message_type == "snapshot" and push.subaccounts is not None:
                     return self._trader_snapshot(push.authority, push.trader_pda_index, push.subaccounts)
                 if push.message_type == "delta" and push.deltas is not None:
                     return self._trader_delta(push.authority, push.trader_pda_index, push.deltas)
                 return self._receive_by_envelope(frame)  # its error is TraderSnapshot | TraderDelta's to name
-            return self._orderbook(push)
+            return self._market_channels.orderbook(push)
         except BadField as exc:
             return [self._malformed(f"{push.__struct_config__.tag}: {exc}")]
         except ArithmeticError:
@@ -301,94 +279,8 @@ class PhoenixCodec:
             events.append(StreamResynced(self.venue, EXCHANGE_STREAM))
         return events
 
-    # --- market data ---------------------------------------------------------------------------
-
-    def _market_frame(self, frame: str | bytes) -> list[Event]:
-        return self._market(_market.decode(frame))
-
-    def _market(self, stats: MarketStats) -> list[Event]:
-        price = stats.mark_px
-        if price is None:
-            return []
-        if not price.is_finite() or (price and not -MAX_MAGNITUDE <= price.adjusted() <= MAX_MAGNITUDE):
-            plausible(price, "markPx")  # raises, naming the field
-        # The market channel carries no timestamp (§5.4): 0.0 says "the venue did not stamp it".
-        return [MarkPrice(self.venue, stats.symbol, price, 0.0, _MARK)]
-
-    def _all_mids_frame(self, frame: str | bytes) -> list[Event]:
-        return self._all_mids(_all_mids.decode(frame))
-
-    def _all_mids(self, message: AllMids) -> list[Event]:
-        # plausible() inlined: allMids is the busiest channel, and a call per mid costs more than the test.
-        venue = self.venue
-        events: list[Event] = []
-        append = events.append
-        for symbol, mid in message.mids.items():
-            if not mid.is_finite() or (mid and not -MAX_MAGNITUDE <= mid.adjusted() <= MAX_MAGNITUDE):
-                plausible(mid, "mid")  # raises, naming the field; the frame's marks go with it
-            append(MarkPrice(venue, symbol, mid, 0.0, _MID))
-        return events
-
-    def _trades_frame(self, frame: str | bytes) -> list[Event]:
-        return self._trades(_trades.decode(frame))
-
-    def _trades(self, message: Trades) -> list[Event]:
-        symbol = message.symbol
-        executed = [self._trade(symbol, trade) for trade in message.trades]  # all parsed first
-        events: list[Event] = []
-        last = self._last_trade.get(symbol, -1)
-        for sequence, trade in executed:
-            if sequence > last:  # tradeSequenceNumber only grows (§5.4): lower ones are replays
-                last = sequence
-                events.append(trade)
-        self._last_trade[symbol] = last
-        return events
-
-    def _trade(self, symbol: str, trade: PublicTrade) -> tuple[int, TradeExecuted]:
-        sequence = parse_u64(trade.trade_sequence_number, "tradeSequenceNumber")
-        timestamp = _trade_times[trade.timestamp]
-        quantity = trade.base_amount
-        if quantity is None:
-            if trade.base_lots_filled is None:
-                raise BadField("trade has no positive base amount")
-            decimals = self._units(symbol)
-            if decimals is None:
-                raise BadField("trade has no baseAmount and the market's units are unknown")
-            quantity = lots_to_base(parse_u64(trade.base_lots_filled, "baseLotsFilled"), decimals)
-        if not quantity.is_finite() or (quantity and not -MAX_MAGNITUDE <= quantity.adjusted() <= MAX_MAGNITUDE):
-            plausible(quantity, "baseAmount")  # raises, naming the field
-        if quantity <= 0:
-            raise BadField("trade has no positive base amount")
-        notional = trade.quote_amount
-        if notional is not None:
-            if not notional.is_finite() or (notional and not -MAX_MAGNITUDE <= notional.adjusted() <= MAX_MAGNITUDE):
-                plausible(notional, "quoteAmount")
-        elif trade.quote_lots_filled is not None:
-            notional = parse_u64(trade.quote_lots_filled, "quoteLotsFilled") / _QUOTE_LOTS_PER_USD
-        else:
-            raise BadField("trade has no quote amount")
-        return sequence, TradeExecuted(self.venue, symbol, notional / quantity, quantity, sequence, timestamp)
-
-    def _orderbook_frame(self, frame: str | bytes) -> list[Event]:
-        return self._orderbook(_orderbook.decode(frame))
-
-    def _orderbook(self, message: Orderbook) -> list[Event]:
-        sides = tuple(
-            BookSide(name, tuple(BookLevel(plausible(p, "price"), plausible(s, "size")) for p, s in levels))
-            for name, levels in (("bid", message.orderbook.bids), ("ask", message.orderbook.asks))
-        )
-        return [BookSnapshot(self.venue, message.symbol, sides)]
-
 
 _EXCHANGE_SUBSCRIPTION: dict[str, object] = {"channel": "exchange", "encoding": "json"}
-
-
-def _trade_time(timestamp: str | int) -> float:
-    return float(parse_u64(timestamp, "timestamp"))
-
-
-# Trades are stamped in whole seconds: a busy market repeats each stamp many times. A bad one raises, uncached.
-_trade_times: BoundedMemo[str | int, float] = BoundedMemo(_trade_time, limit=4096)
 
 
 def _nothing(frame: str | bytes) -> list[Event]:

@@ -35,8 +35,8 @@ from riskmon.venues.prophetx.frames import (
     TradePayload,
     decode_envelope,
     decode_payload,
-    decode_rest_order,
 )
+from riskmon.venues.prophetx.rest_answers import decode_rest_order
 
 # §3.3 status -> our lifecycle.
 ORDER_STATUSES: Mapping[str, OrderStatus] = MappingProxyType(

@@ -17,17 +17,15 @@ import msgspec
 from riskmon.events import Event, FrameMalformed, Subscribed, SubscriptionFailed
 from riskmon.venues.prophetx.channel_events import IDENTIFIER, ChannelEvents, safe_word
 from riskmon.venues.prophetx.frames import (
-    AuthorizedChannel,
     ConnectionEstablished,
     LayerError,
     PusherError,
     PusherFrame,
-    RegistrationResponse,
     decode_data,
     decode_frame,
     decode_json,
-    decode_rest_markets,
 )
+from riskmon.venues.prophetx.rest_answers import AuthorizedChannel, RegistrationResponse, decode_rest_markets
 
 # REST sources: an order read (the activation watchdog's is `reconcile_order`), and the books of
 # get_multiple_markets / get_markets (`markets:<event id>` for a get_markets answer naming no event).

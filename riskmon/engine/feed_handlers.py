@@ -33,7 +33,7 @@ log = logging.getLogger("riskmon.engine.engine")  # one logger for everything th
 Handler = Callable[[Any, float], Iterable[AlertTransition]]
 
 
-class FeedEvents:
+class FeedHandlers:
     def __init__(
         self,
         venue_stats: Callable[[str], VenueStats],
