@@ -43,7 +43,7 @@ class BenchSizes:
     pipeline_frames: int = 200_000
     e2e_frames: int = 200_000
     alert_rate: float = 50_000.0
-    alert_duration_s: float = 10.0
+    alert_duration_s: float = 20.0  # ~380 breaches: the p99 is the 4th worst, not the 2nd
     watchdog_pending: int = 1_000_000
     watchdog_firing: int = 20_000
     watchdog_rate: float = 50_000.0
