@@ -74,17 +74,23 @@ class _Connection(asyncio.Protocol):
             event = self._h11.next_event()
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
-            if isinstance(event, h11.Request) and self._first_byte_at is None:
-                self._first_byte_at = now  # pipelined behind the previous request, in the same read
-            elif isinstance(event, h11.Data):
+            if isinstance(event, h11.Data):
                 self._body += event.data
                 if len(self._body) > _BODY_LIMIT:
                     raise h11.RemoteProtocolError("request body too large")
             elif isinstance(event, h11.EndOfMessage):
                 arrived_at, body = self._first_byte_at or now, bytes(self._body)
                 self._first_byte_at, self._body = None, bytearray()
-                self._answer(200 if self._log.add(arrived_at, body) else 400, b"ok")
+                if self._log.add(arrived_at, body):
+                    self._answer(200, b"ok")
+                else:
+                    self._answer(400, b"not an Alertmanager webhook payload")
+                if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
+                    self._close()  # the client asked to close (or HTTP/1.0): no next request here
+                    return
                 self._h11.start_next_cycle()
+                if self._h11.trailing_data[0]:
+                    self._first_byte_at = now  # the next request began in this same read
             elif isinstance(event, h11.ConnectionClosed):
                 self._close()
                 return

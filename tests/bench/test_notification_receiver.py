@@ -18,8 +18,8 @@ def _payload(status: str, *values: str) -> bytes:
     return json.dumps({"version": "4", "status": status, "alerts": alerts}).encode()
 
 
-def _request(body: bytes) -> bytes:
-    head = f"POST /alerts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len(body)}\r\n\r\n"
+def _request(body: bytes, extra: str = "") -> bytes:
+    head = f"POST /alerts HTTP/1.1\r\nhost: 127.0.0.1\r\n{extra}content-length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
 
@@ -96,3 +96,20 @@ async def test_a_request_that_is_not_http_gets_400_and_the_connection_closes() -
         await receiver.stop()
     assert answer.startswith(b"HTTP/1.1 400")
     assert receiver.log.notifications == []
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_asks_to_close_gets_its_answer_then_the_connection_ends() -> None:
+    receiver = NotificationReceiver()
+    port = await receiver.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_request(_payload("firing", "3"), extra="connection: close\r\n"))
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)  # to EOF: the receiver hung up
+        writer.close()
+    finally:
+        await receiver.stop()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(b"\r\n\r\nok")
+    assert [values for _, _, values in receiver.log.notifications] == [["3"]]
