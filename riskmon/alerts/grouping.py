@@ -29,7 +29,8 @@ from typing import Literal
 
 import msgspec
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.alerts.routing import RouteMatch
 
 _EPS = 1e-9

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from riskmon.alerts.lifecycle import fingerprint
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.alerts.matchers import LABEL_NAME, Matcher, format_matchers, matches, parse_matchers
 
 _EqualKey = tuple[str, ...]
@@ -62,7 +62,7 @@ class InhibitRule:
 class Inhibitor:
     """The firing sources of every rule, indexed by their `equal` values.
 
-    Label sets are identified by `riskmon.alerts.lifecycle.fingerprint`, so pass the same full label
+    Label sets are identified by `riskmon.alerts.fingerprints.fingerprint`, so pass the same full label
     set (alertname and severity included) that the alert tracker fingerprints.
     """
 

@@ -12,8 +12,7 @@ resolver knows why it resolved, it adds one annotation, `resolution` (a quote "e
 exposure is released", a limit "back to $950.00 against the $1,000.00 limit"); a firing alert never
 carries it.
 
-The fingerprint is Alertmanager's (prometheus/common `LabelSet.Fingerprint`), so a receiver can
-correlate riskmon's webhook alerts with the same alerts routed through Alertmanager.
+An alert is keyed by its Alertmanager fingerprint (riskmon.alerts.fingerprints).
 
 For the state file the tracker notes which alerts changed since the last `take_changes()` (a set
 insert, and only when an alert starts, moves, ends or changes its value or annotations), and
@@ -24,11 +23,11 @@ still-firing alert keeps its fingerprint and startsAt across a restart.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from typing import Literal
 
 import msgspec
 
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.engine.deadlines import DeadlineHeap
 
 
@@ -140,33 +139,6 @@ def _firing_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
     out = dict(annotations)
     out.pop(RESOLUTION, None)
     return out
-
-
-_FNV64_OFFSET = 0xCBF29CE484222325
-_FNV64_PRIME = 0x100000001B3
-_U64 = 0xFFFFFFFFFFFFFFFF
-_SEPARATOR = b"\xff"
-"""prometheus/common's SeparatorByte: no UTF-8 text contains it."""
-
-
-def fingerprint(labels: Mapping[str, str]) -> str:
-    """Alertmanager's fingerprint of a label set, as 16 lower-case hex digits.
-
-    FNV-1a 64 over each label, sorted by name, as name 0xff value 0xff. Labels with an empty value
-    are left out: Alertmanager drops them from a posted alert before fingerprinting it (and
-    Prometheus treats an empty label as an absent one).
-    """
-    parts = [part.encode() for name, value in sorted(labels.items()) if value for part in (name, value)]
-    return _fnv1a64_hex(_SEPARATOR.join(parts) + _SEPARATOR if parts else b"")
-
-
-@lru_cache(maxsize=16_384)
-def _fnv1a64_hex(data: bytes) -> str:
-    # Cached: label sets are few and recur, and the byte loop costs ~0.1 us a byte in Python.
-    h = _FNV64_OFFSET
-    for byte in data:
-        h = ((h ^ byte) * _FNV64_PRIME) & _U64
-    return f"{h:016x}"
 
 
 _PROMOTE = "alert-for"

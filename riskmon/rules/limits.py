@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import partial
 
-from riskmon.alerts.lifecycle import AlertTracker, AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.schema import Desk
 from riskmon.engine.exposure import ExposureBook
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal
 from typing import Literal
 
-from riskmon.alerts.lifecycle import AlertTracker, AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.config.alerting import RuleConfig
 
 RuleKind = Literal["threshold", "event", "rate", "absent"]

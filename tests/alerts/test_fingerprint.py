@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.notify.alertmanager import alertmanager_body
 
 OFFSET64 = 14695981039346656037

@@ -13,7 +13,8 @@ import httpx
 import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.notify.alertmanager import alertmanager_body
 from tests.integration.conftest import Program, require_program, wait_for_http
 from tests.runtime.process_support import free_port

@@ -15,8 +15,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.alerts.grouping import NotificationGroups, StoredGroup
-from riskmon.alerts.lifecycle import AlertTracker, AlertTransition, StoredAlert, fingerprint
+from riskmon.alerts.lifecycle import AlertTracker, AlertTransition, StoredAlert
 from riskmon.alerts.routing import Route
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.state_journal import AlertStateChanges, StateChanges

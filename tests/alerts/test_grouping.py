@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.alerts.grouping import Notification, NotificationGroups
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.alerts.routing import Route, RouteMatch
 
 ROOT = Route.from_dict(

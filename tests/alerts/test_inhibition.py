@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.alerts.inhibition import Inhibitor, InhibitRule
-from riskmon.alerts.lifecycle import fingerprint
 from riskmon.alerts.matchers import Matcher
 
 VENUE_DOWN = InhibitRule.parse(["alertname=VenueDown"], ['alertname=~"FeedStale|PositionStale"'], ["venue"])

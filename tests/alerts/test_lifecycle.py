@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from riskmon.alerts.lifecycle import AlertTracker, AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTracker, AlertTransition
 from riskmon.engine.deadlines import DeadlineHeap
 
 LABELS = {"desk": "alpha", "market": "SOL-PERP"}

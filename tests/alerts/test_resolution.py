@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from riskmon.alerts.lifecycle import RESOLUTION, AlertTracker, AlertTransition, Wording, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import RESOLUTION, AlertTracker, AlertTransition, Wording
 from riskmon.engine.deadlines import DeadlineHeap
 from riskmon.engine.engine import Engine
 from riskmon.events import QuoteStatus

@@ -7,7 +7,8 @@ from typing import Any
 
 import msgspec
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.config.schema import MonitorConfig
 from riskmon.config.types import decode_hook
 from riskmon.engine.engine import Engine

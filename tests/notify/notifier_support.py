@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.notify.notifier import Due, Notifier, Outgoing
 
 

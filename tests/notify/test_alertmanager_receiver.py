@@ -14,7 +14,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.notify.alertmanager import (
     AlertmanagerFeed,

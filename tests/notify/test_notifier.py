@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import textwrap
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config
 from riskmon.config.schema import MonitorConfig

@@ -13,8 +13,9 @@ import msgspec
 import pytest
 import pytest_asyncio
 
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.alerts.grouping import Notification
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.notify.slack import slack_body, slack_message
 from riskmon.notify.webhook import WebhookSender

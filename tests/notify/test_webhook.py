@@ -18,7 +18,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.asgi_server import AsgiServer, Receive, Scope, Send, read_body, respond
 from riskmon.config.types import Secret
 from riskmon.notify.outbox import Outbox, RetryPolicy

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from riskmon.alerts.lifecycle import fingerprint
+from riskmon.alerts.fingerprints import fingerprint
 from riskmon.alerts.matchers import parse_matchers
 from riskmon.alerts.silences import Silences
 from riskmon.config.loader import parse_config

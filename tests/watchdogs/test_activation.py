@@ -10,7 +10,8 @@ from typing import Literal
 import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.engine.actions import LookupOrder, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import OrderLookupFailed, OrderStatus, OrderUpdate

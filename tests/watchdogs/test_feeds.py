@@ -9,7 +9,8 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, StoredAlert, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition, StoredAlert
 from riskmon.engine.engine import Engine
 from riskmon.events import (
     Event,

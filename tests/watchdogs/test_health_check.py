@@ -7,7 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.engine.actions import LookupOrder, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.engine.state_journal import AlertStateChanges, StateChanges

@@ -12,7 +12,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, StoredAlert, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition, StoredAlert
 from riskmon.engine.actions import LookupOrder, ReconcileVenue, ReconnectCause, ReconnectVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import Event, OrderIntake, OrderLookupFailed, OrderStatus, QuoteStatus

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from riskmon.alerts.lifecycle import AlertTransition, fingerprint
+from riskmon.alerts.fingerprints import fingerprint
+from riskmon.alerts.lifecycle import AlertTransition
 from riskmon.engine.actions import ReconcileVenue
 from riskmon.engine.engine import Engine
 from riskmon.events import FeedUp, QuoteStatus, QuoteUpdate, RfqPositionStatus, RfqPositionUpdate
