@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
 import itertools
 import json
 import sys
@@ -32,12 +30,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from websockets.utils import accept_key
+
 from riskmon.bench.mango_feed import DESK_ACCOUNT, MANGO, MangoFeed
 from riskmon.bench.notification_receiver import NotificationReceiver
 from riskmon.config import MonitorConfig, parse_config
 from riskmon.events import Side
 
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CLOSE_OPCODE = 0x8
 _CLOSE_NORMAL = b"\x88\x02\x03\xe8"  # a server close frame, code 1000
 _WRITE_BUFFER_HIGH = 4 * 1024 * 1024
@@ -72,24 +71,28 @@ def _emit(record: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    request = await reader.readuntil(b"\r\n\r\n")
-    key = next(
-        (
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        ),
-        None,
+def request_key(request: bytes) -> str | None:
+    """The Sec-WebSocket-Key of an opening handshake's request head, if it has one."""
+    for line in request.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            return line.split(b":", 1)[1].strip().decode("ascii", "replace")
+    return None
+
+
+def upgrade_response(key: str) -> bytes:
+    """The server's 101 answer to an opening handshake that sent `key` (RFC 6455 §4.2.2)."""
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
     )
+
+
+async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    key = request_key(await reader.readuntil(b"\r\n\r\n"))
     if key is None:
         writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
         return False
-    accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())  # noqa: S324 - RFC 6455 mandates SHA-1
-    writer.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
+    writer.write(upgrade_response(key))
     writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
     return True
 

@@ -10,8 +10,6 @@ TLS (wss) is not exercised here: `trustme` is not installed in this environment.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +23,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from riskmon.bench.frame_server import request_key, upgrade_response
 from riskmon.clock import VirtualClock
 from riskmon.config.schema import Backoff
 from riskmon.config.types import Duration
@@ -37,7 +36,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 TIMEOUT = 5.0
 LOG = logging.getLogger("tests.ws_connection")
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def text_frame(text: str, *, fin: bool = True, opcode: Opcode = Opcode.TEXT) -> bytes:
@@ -59,17 +57,9 @@ class RawServer:
         return f"ws://127.0.0.1:{port}/"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + self._after_handshake
-        )
+        key = request_key(await reader.readuntil(b"\r\n\r\n"))
+        assert key is not None
+        writer.write(upgrade_response(key) + self._after_handshake)
         self._opened.append(writer)
         await self.writers.put(writer)
         # Never reads again: pings and close frames go unanswered, as from a dead peer.

@@ -10,8 +10,6 @@ back (pongs, close frames) is read with websockets' own ServerProtocol.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 from collections.abc import Iterator
 
@@ -24,11 +22,11 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
+from riskmon.bench.frame_server import request_key, upgrade_response
 from riskmon.venues.ws_connection import Message, WsConnection, WsOptions
 
 TIMEOUT = 5.0
 LOG = logging.getLogger("tests.ws_connection_framing")
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class RecordingTransport(asyncio.Transport):
@@ -74,13 +72,8 @@ class Client:
         self.transport = RecordingTransport()
         self.conn.connection_made(self.transport)
         request = protocol.connect()
-        key = request.headers["Sec-WebSocket-Key"].encode()
         protocol.send_request(request)
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        self.response = (
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        self.response = upgrade_response(request.headers["Sec-WebSocket-Key"])
         self.messages: list[Message] = []
         self.conn.start(self.messages.extend)
 
@@ -303,9 +296,7 @@ async def test_frames_in_the_handshake_read_before_start_are_held_then_delivered
     conn.connection_made(RecordingTransport())
     request = protocol.connect()
     protocol.send_request(request)
-    accept = base64.b64encode(hashlib.sha1(request.headers["Sec-WebSocket-Key"].encode() + _GUID).digest())
-    response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    conn.data_received(response + b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + text("first") + text("sec"))
+    conn.data_received(upgrade_response(request.headers["Sec-WebSocket-Key"]) + text("first") + text("sec"))
     got: list[Message] = []
     conn.data_received(text("ond")[:3])
     conn.start(got.extend)
@@ -413,17 +404,9 @@ async def test_frames_arriving_after_we_failed_the_connection_are_discarded() ->
     close_seen = asyncio.Event()
 
     async def silent_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + text("before") + text("half")[:3]
-        )
+        key = request_key(await reader.readuntil(b"\r\n\r\n"))
+        assert key is not None
+        writer.write(upgrade_response(key) + text("before") + text("half")[:3])
         server = ServerProtocol(state=State.OPEN)
         while not close_seen.is_set():  # read the client's ping, then its close, never answering
             data = await reader.read(4096)
